@@ -1,0 +1,114 @@
+"""Every attribute, metric, event and log-record name that modelotel emits.
+
+Example:
+    >>> from modelotel import attributes as A
+    >>> A.ML_MODEL_NAME
+    'ml.model.name'
+
+These names are the telemetry contract: collector routing, dashboards, alert rules and
+recording rules are keyed on them. Renaming one is a breaking change and needs a changelog
+entry. No OpenTelemetry semantic convention covers classic ML inference yet, so modelotel
+uses the ``ml.`` namespace, OTel naming rules (lowercase, dots between namespaces,
+snake_case inside) and the standard names where they exist (``error.type``,
+``service.*``). Code never spells these strings inline; it imports them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- instrumentation scope -------------------------------------------------------------
+SCOPE_NAME: Final = "modelotel"
+
+# --- span -------------------------------------------------------------------------------
+#: Span name template: ``predict {model}``.
+SPAN_NAME_TEMPLATE: Final = "predict {model}"
+
+ML_MODEL_NAME: Final = "ml.model.name"
+ML_MODEL_VERSION: Final = "ml.model.version"
+ML_MODEL_TASK: Final = "ml.model.task"
+ML_MODEL_OWNER: Final = "ml.model.owner"
+ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
+ML_BASELINE_HASH: Final = "ml.baseline.hash"
+ML_PREDICTION_ID: Final = "ml.prediction.id"
+ML_INPUT_ROWS: Final = "ml.input.rows"
+ML_INPUT_FEATURES: Final = "ml.input.features"
+ML_OUTPUT_ROWS: Final = "ml.output.rows"
+ML_PAYLOAD_SAMPLED: Final = "ml.payload.sampled"
+#: Span attribute: the names of the silent-failure checks that fired in this call.
+ML_CHECKS_FIRED: Final = "ml.checks.fired"
+#: Span attribute for generator / async-generator predict functions: items yielded.
+ML_STREAM_ITEMS: Final = "ml.stream.items"
+#: Span attribute: the stream was closed by the consumer before it was exhausted.
+ML_STREAM_CLOSED_EARLY: Final = "ml.stream.closed_early"
+
+#: Standard OTel attribute (semantic conventions): the class of error that ended the call.
+ERROR_TYPE: Final = "error.type"
+
+#: Span event added when a silent-failure check fires (attributes: ML_CHECK, ML_FEATURE).
+EVENT_CHECK_VIOLATION: Final = "ml.check.violation"
+
+# --- metric attributes (low cardinality only: never ids or values) -----------------------
+ML_FEATURE: Final = "ml.feature"
+ML_OUTPUT: Final = "ml.output"
+ML_BIN: Final = "ml.bin"
+ML_DRIFT_METHOD: Final = "ml.drift.method"
+ML_CHECK: Final = "ml.check"
+ML_TELEMETRY_REASON: Final = "ml.telemetry.reason"
+ML_TELEMETRY_COMPONENT: Final = "ml.telemetry.component"
+ML_OUTCOME_CLASS: Final = "ml.outcome.class"
+ML_OUTCOME_RESULT: Final = "ml.outcome.result"
+
+# --- metrics: serving ------------------------------------------------------------------
+METRIC_PREDICTION_DURATION: Final = "ml.prediction.duration"
+METRIC_PREDICTION_ROWS: Final = "ml.prediction.rows"
+METRIC_PREDICTION_CALLS: Final = "ml.prediction.calls"
+METRIC_PREDICTION_ERRORS: Final = "ml.prediction.errors"
+METRIC_MODEL_INFO: Final = "ml.model.info"
+
+# --- metrics: input features -----------------------------------------------------------
+METRIC_FEATURE_COUNT: Final = "ml.feature.count"
+METRIC_FEATURE_MISSING: Final = "ml.feature.missing"
+METRIC_FEATURE_BIN: Final = "ml.feature.bin"
+METRIC_FEATURE_DRIFT: Final = "ml.feature.drift"
+METRIC_FEATURE_MEAN: Final = "ml.feature.mean"
+METRIC_FEATURE_STDDEV: Final = "ml.feature.stddev"
+METRIC_FEATURE_MIN: Final = "ml.feature.min"
+METRIC_FEATURE_MAX: Final = "ml.feature.max"
+
+# --- metrics: outputs ------------------------------------------------------------------
+METRIC_OUTPUT_COUNT: Final = "ml.output.count"
+METRIC_OUTPUT_MISSING: Final = "ml.output.missing"
+METRIC_OUTPUT_BIN: Final = "ml.output.bin"
+METRIC_OUTPUT_DRIFT: Final = "ml.output.drift"
+METRIC_OUTPUT_MEAN: Final = "ml.output.mean"
+METRIC_OUTPUT_STDDEV: Final = "ml.output.stddev"
+METRIC_OUTPUT_MIN: Final = "ml.output.min"
+METRIC_OUTPUT_MAX: Final = "ml.output.max"
+
+# --- metrics: checks and outcomes ------------------------------------------------------
+METRIC_CHECK_VIOLATIONS: Final = "ml.check.violations"
+METRIC_OUTCOME_COUNT: Final = "ml.outcome.count"
+METRIC_OUTCOME_CORRECT: Final = "ml.outcome.correct"
+METRIC_OUTCOME_ACCURACY: Final = "ml.outcome.accuracy"
+METRIC_OUTCOME_ABSOLUTE_ERROR: Final = "ml.outcome.absolute_error"
+METRIC_OUTCOME_CLASS: Final = "ml.outcome.class"
+METRIC_OUTCOME_UNMATCHED: Final = "ml.outcome.unmatched"
+
+# --- metrics: the SDK's own health -----------------------------------------------------
+METRIC_TELEMETRY_DROPPED: Final = "ml.telemetry.dropped"
+METRIC_TELEMETRY_ERRORS: Final = "ml.telemetry.errors"
+METRIC_TELEMETRY_OVERHEAD: Final = "ml.telemetry.overhead"
+METRIC_TELEMETRY_SKIPPED: Final = "ml.telemetry.skipped"
+
+# --- log records (event names) ---------------------------------------------------------
+EVENT_PREDICTION_PAYLOAD: Final = "ml.prediction.payload"
+EVENT_PREDICTION_OUTCOME: Final = "ml.prediction.outcome"
+
+# payload / outcome record attributes
+ML_PAYLOAD_TRUNCATED: Final = "ml.payload.truncated"
+ML_PAYLOAD_ORIGINAL_BYTES: Final = "ml.payload.original_bytes"
+ML_PAYLOAD_SAMPLE_REASON: Final = "ml.payload.sample_reason"
+ML_PAYLOAD_REDACTED: Final = "ml.payload.redacted"
+ML_OUTCOME_ACTUAL: Final = "ml.outcome.actual"
+ML_OUTCOME_PREDICTED: Final = "ml.outcome.predicted"
