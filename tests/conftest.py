@@ -1,0 +1,32 @@
+"""Shared fixtures: every test runs in modelotel's strict mode.
+
+A swallowed internal error (anything that went through ``modelotel._safety``'s guard) fails
+the test that caused it, unless the test asks for ``expect_internal_errors`` and checks what
+it got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from modelotel import _safety
+
+
+@pytest.fixture(autouse=True)
+def _strict_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    _safety.set_strict(True)
+    _safety.health.reset()
+    yield
+    errors = list(_safety.health.strict_errors)
+    _safety.health.reset()
+    if errors and "expect_internal_errors" not in request.fixturenames:
+        details = "; ".join(f"{component}: {exc!r}" for component, exc in errors)
+        pytest.fail(f"modelotel swallowed internal errors: {details}")
+
+
+@pytest.fixture
+def expect_internal_errors() -> list[tuple[str, BaseException]]:
+    """The list of internal errors swallowed during the test (the test must assert on it)."""
+    return _safety.health.strict_errors
