@@ -1,0 +1,159 @@
+"""Process-wide state of modelotel: which OTel providers to use, and whether we are on.
+
+Example:
+    >>> from modelotel import _state
+    >>> gen = _state.generation()
+    >>> _state.set_providers()            # back to the global OTel providers
+    >>> _state.generation() > gen
+    True
+
+By default modelotel uses the *global* OpenTelemetry providers (whatever the application,
+``opentelemetry-instrument`` or :func:`modelotel.configure` installed). ``configure()`` and
+:func:`modelotel.testing.capture` may install their own through :func:`set_providers`;
+nothing in modelotel calls ``opentelemetry.trace.set_tracer_provider`` and friends except
+``configure()`` itself.
+
+Every change of providers (``set_providers``, a fork, ``bump_generation``) increments a
+generation counter. Monitors remember the generation they built their tracer, meter and
+instruments for and rebuild them lazily at their next call when it moved, so a model
+decorated at import time follows a ``configure()`` made later. Reading the counter is one
+module-global load: cheap enough for every call.
+
+The kill switch (``MODELOTEL_ENABLED``) is resolved once, at import, into
+:data:`ENABLED`; wrappers built while it is false are pure pass-throughs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+
+from modelotel._safety import health
+from modelotel.environment_variables import MODELOTEL_ENABLED
+
+_lock = threading.RLock()
+
+# Explicit providers; ``None`` means "use the global one at the time of the call".
+_tracer_provider: trace.TracerProvider | None = None
+_meter_provider: metrics.MeterProvider | None = None
+_logger_provider: _logs.LoggerProvider | None = None
+
+# Bumped on every change of providers (and after fork); monitors compare it per call.
+_generation = 0
+
+_reset_callbacks: list[Callable[[], None]] = []
+
+
+def _parse_enabled(raw: str | None) -> bool:
+    if raw is None:
+        return True
+    value = raw.strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    health.warn_once(
+        "env:" + MODELOTEL_ENABLED,
+        "modelotel: %s=%r is not one of true/false; keeping modelotel enabled",
+        MODELOTEL_ENABLED,
+        raw,
+    )
+    return True
+
+
+#: Resolved once at import from ``MODELOTEL_ENABLED``. Wrappers read it when they are built
+#: (decoration time) and, for wrappers built while enabled, once more per call (a global load),
+#: so tests and applications can flip it with :func:`set_enabled`.
+ENABLED: bool = _parse_enabled(os.environ.get(MODELOTEL_ENABLED))
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn modelotel on or off for the whole process (tests; the env var is the normal way)."""
+    global ENABLED
+    ENABLED = bool(enabled)
+
+
+def reload_enabled() -> bool:
+    """Re-read ``MODELOTEL_ENABLED`` from the environment (tests); returns the new value."""
+    set_enabled(_parse_enabled(os.environ.get(MODELOTEL_ENABLED)))
+    return ENABLED
+
+
+def tracer_provider() -> trace.TracerProvider:
+    """The tracer provider modelotel uses now: the explicit one, else the global one."""
+    tp = _tracer_provider
+    return tp if tp is not None else trace.get_tracer_provider()
+
+
+def meter_provider() -> metrics.MeterProvider:
+    """The meter provider modelotel uses now: the explicit one, else the global one."""
+    mp = _meter_provider
+    return mp if mp is not None else metrics.get_meter_provider()
+
+
+def logger_provider() -> _logs.LoggerProvider:
+    """The logger provider modelotel uses now: the explicit one, else the global one."""
+    lp = _logger_provider
+    return lp if lp is not None else _logs.get_logger_provider()
+
+
+def providers() -> tuple[Any, Any, Any]:
+    """The explicit providers as set (``None`` where the global one is used), for save/restore."""
+    return _tracer_provider, _meter_provider, _logger_provider
+
+
+def set_providers(
+    tp: trace.TracerProvider | None = None,
+    mp: metrics.MeterProvider | None = None,
+    lp: _logs.LoggerProvider | None = None,
+) -> None:
+    """Set the providers modelotel uses (``None`` = the global one) and bump the generation.
+
+    All three are replaced at once: ``set_providers(tp=x)`` means "traces to x, metrics and
+    logs to the global providers". To restore a previous state pass back what
+    :func:`providers` returned.
+    """
+    global _tracer_provider, _meter_provider, _logger_provider
+    with _lock:
+        _tracer_provider, _meter_provider, _logger_provider = tp, mp, lp
+        bump_generation()
+
+
+def generation() -> int:
+    """The current provider generation."""
+    return _generation
+
+
+def bump_generation() -> int:
+    """Invalidate every monitor's cached tracer/meter/instruments (after fork, configure)."""
+    global _generation
+    with _lock:
+        _generation += 1
+        return _generation
+
+
+def on_reset(callback: Callable[[], None]) -> None:
+    """Register a callback run by :func:`reset` (module-level caches of other parts)."""
+    with _lock:
+        _reset_callbacks.append(callback)
+
+
+def reset() -> None:
+    """Forget explicit providers and per-process caches (tests; the child after a fork).
+
+    Runs every :func:`on_reset` callback (each guarded), then bumps the generation.
+    """
+    global _tracer_provider, _meter_provider, _logger_provider
+    with _lock:
+        _tracer_provider = _meter_provider = _logger_provider = None
+        callbacks = list(_reset_callbacks)
+    from modelotel._safety import guard
+
+    for cb in callbacks:
+        with guard("state.reset"):
+            cb()
+    bump_generation()

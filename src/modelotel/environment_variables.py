@@ -1,0 +1,76 @@
+"""Environment variables read by modelotel (the ``MODELOTEL_*`` family).
+
+Example:
+    >>> from modelotel.environment_variables import MODELOTEL_ENABLED
+    >>> MODELOTEL_ENABLED
+    'MODELOTEL_ENABLED'
+
+Precedence everywhere: explicit argument > environment > default. Values are read once,
+when a model is decorated (or at import for :data:`MODELOTEL_ENABLED`), never per call. A
+value that cannot be parsed logs one warning and falls back to the default. The standard
+``OTEL_*`` variables (service name, endpoint, sampler, export interval, ``OTEL_SDK_DISABLED``)
+are read by the OpenTelemetry SDK itself; modelotel does not re-parse them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MODELOTEL_ENABLED: Final = "MODELOTEL_ENABLED"
+"""
+.. envvar:: MODELOTEL_ENABLED
+
+Kill switch. ``false`` (also ``0``, ``no``, ``off``; case-insensitive) turns every
+instrumented function into a pure pass-through: no span, no metric, no statistics, no
+payload. Read once at import. Default: ``true``. Any other value warns once and keeps
+modelotel enabled.
+"""
+
+MODELOTEL_STRICT: Final = "MODELOTEL_STRICT"
+"""
+.. envvar:: MODELOTEL_STRICT
+
+Test aid. ``1``/``true`` keeps every internal error that the guard swallowed in
+``modelotel._safety.health.strict_errors`` so a test can fail on it. Default: ``false``.
+"""
+
+MODELOTEL_MAX_FEATURES: Final = "MODELOTEL_MAX_FEATURES"
+"""
+.. envvar:: MODELOTEL_MAX_FEATURES
+
+Most input features (columns) per model that get statistics; the rest are counted as
+skipped. Positive integer. Default: ``200``.
+"""
+
+MODELOTEL_ROW_CAP: Final = "MODELOTEL_ROW_CAP"
+"""
+.. envvar:: MODELOTEL_ROW_CAP
+
+Most rows of one batch reduced for statistics; larger batches are row-sampled. Positive
+integer. Default: ``10000``.
+"""
+
+MODELOTEL_PAYLOAD_SAMPLE_RATE: Final = "MODELOTEL_PAYLOAD_SAMPLE_RATE"
+"""
+.. envvar:: MODELOTEL_PAYLOAD_SAMPLE_RATE
+
+Fraction of calls whose inputs and outputs are emitted as ``ml.prediction.payload`` log
+records (redacted, size-capped). Float in ``[0, 1]``. Default: ``0`` (payload capture off:
+payloads may hold personal data).
+"""
+
+MODELOTEL_MODEL_VERSION: Final = "MODELOTEL_MODEL_VERSION"
+"""
+.. envvar:: MODELOTEL_MODEL_VERSION
+
+Model version used when ``version=`` is not given (for instance set by the deployment).
+Default: empty string.
+"""
+
+MODELOTEL_MODEL_OWNER: Final = "MODELOTEL_MODEL_OWNER"
+"""
+.. envvar:: MODELOTEL_MODEL_OWNER
+
+Owner (team or person) used when ``owner=`` is not given; exported on ``ml.model.info``.
+Default: empty string.
+"""
