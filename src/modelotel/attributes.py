@@ -112,3 +112,42 @@ ML_PAYLOAD_SAMPLE_REASON: Final = "ml.payload.sample_reason"
 ML_PAYLOAD_REDACTED: Final = "ml.payload.redacted"
 ML_OUTCOME_ACTUAL: Final = "ml.outcome.actual"
 ML_OUTCOME_PREDICTED: Final = "ml.outcome.predicted"
+#: Outcome record attribute: whether the prediction was still in the in-process cache.
+ML_OUTCOME_MATCHED: Final = "ml.outcome.matched"
+
+#: Payload record attribute: the whole inputs as JSON text (inputs without named fields).
+ML_PAYLOAD_INPUTS: Final = "ml.payload.inputs"
+#: Payload record attribute: the whole outputs as JSON text (outputs without named fields).
+ML_PAYLOAD_OUTPUTS: Final = "ml.payload.outputs"
+#: Prefix of one payload attribute per named input field: ``ml.payload.input.<field>`` (JSON text).
+ML_PAYLOAD_INPUT_PREFIX: Final = "ml.payload.input."
+#: Prefix of one payload attribute per named output field: ``ml.payload.output.<field>``.
+ML_PAYLOAD_OUTPUT_PREFIX: Final = "ml.payload.output."
+#: Payload record attribute: rows of the inputs before the row cap (when the inputs have rows).
+ML_PAYLOAD_ORIGINAL_ROWS: Final = "ml.payload.original_rows"
+#: Payload record attribute: UTF-8 bytes of all ``ml.payload.input*/output*`` values sent.
+ML_PAYLOAD_BYTES: Final = "ml.payload.bytes"
+
+#: Values of ``ml.payload.sample_reason``.
+PAYLOAD_REASON_RATE: Final = "rate"
+PAYLOAD_REASON_ERROR: Final = "error"
+PAYLOAD_REASON_CHECK: Final = "check"
+
+# --- values of ml.telemetry.reason for payloads and outcomes ---------------------------
+#: Dropped records (``ml.telemetry.dropped``): the whole payload record was not sent.
+REASON_PAYLOAD_BUDGET: Final = "payload_budget"
+REASON_PAYLOAD_BUDGET_BYTES: Final = "payload_budget_bytes"
+REASON_PAYLOAD_REDACT_HOOK_ERROR: Final = "payload_redact_hook_error"
+REASON_PAYLOAD_REDACT_HOOK_DROPPED: Final = "payload_redact_hook_dropped"
+REASON_PAYLOAD_TOO_LARGE: Final = "payload_too_large"
+REASON_PAYLOAD_SERIALIZE_ERROR: Final = "payload_serialize_error"
+#: Skipped parts (``ml.telemetry.skipped``): the record was sent, capped (truncated=true).
+REASON_PAYLOAD_ROWS: Final = "payload_rows"
+REASON_PAYLOAD_ITEMS: Final = "payload_items"
+REASON_PAYLOAD_STRING: Final = "payload_string"
+REASON_PAYLOAD_BYTES: Final = "payload_bytes"
+REASON_PAYLOAD_DEPTH: Final = "payload_depth"
+REASON_PAYLOAD_CIRCULAR: Final = "payload_circular"
+REASON_PAYLOAD_UNREPRESENTABLE: Final = "payload_unrepresentable"
+#: Outcomes whose prediction could not be used (``ml.telemetry.skipped``).
+REASON_OUTCOME_BAD_INPUT: Final = "outcome_bad_input"
