@@ -151,3 +151,14 @@ REASON_PAYLOAD_CIRCULAR: Final = "payload_circular"
 REASON_PAYLOAD_UNREPRESENTABLE: Final = "payload_unrepresentable"
 #: Outcomes whose prediction could not be used (``ml.telemetry.skipped``).
 REASON_OUTCOME_BAD_INPUT: Final = "outcome_bad_input"
+
+# --- values of ml.telemetry.reason for the export pipeline (setup.py) -------------------
+#: A span / log record was dropped because the batch processor's queue was full
+#: (``OTEL_BSP_MAX_QUEUE_SIZE`` / ``OTEL_BLRP_MAX_QUEUE_SIZE``; a slow or absent collector).
+REASON_SPAN_QUEUE_FULL: Final = "span_queue_full"
+REASON_LOG_QUEUE_FULL: Final = "log_queue_full"
+#: A span / log record ended after ``modelotel.shutdown()``.
+REASON_SPAN_AFTER_SHUTDOWN: Final = "span_after_shutdown"
+REASON_LOG_AFTER_SHUTDOWN: Final = "log_after_shutdown"
+#: Records still queued when the shutdown deadline passed.
+REASON_SHUTDOWN_TIMEOUT: Final = "shutdown_timeout"

@@ -74,3 +74,13 @@ MODELOTEL_MODEL_OWNER: Final = "MODELOTEL_MODEL_OWNER"
 Owner (team or person) used when ``owner=`` is not given; exported on ``ml.model.info``.
 Default: empty string.
 """
+
+MODELOTEL_SHUTDOWN_TIMEOUT: Final = "MODELOTEL_SHUTDOWN_TIMEOUT"
+"""
+.. envvar:: MODELOTEL_SHUTDOWN_TIMEOUT
+
+Seconds that ``modelotel.shutdown()``, ``modelotel.force_flush()`` and interpreter exit may
+spend exporting what is buffered, when ``configure(shutdown_timeout=...)`` is not given.
+Positive number. Default: ``5``. (The stock SDK can take about 30 s when the collector is
+unreachable.)
+"""

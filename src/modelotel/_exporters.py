@@ -1,0 +1,300 @@
+"""OTLP exporters for :func:`modelotel.configure`: protocol choice, fork-safe wrappers.
+
+Example:
+    >>> from modelotel import _exporters
+    >>> _exporters.resolve_protocol("traces", "grpc")
+    'grpc'
+    >>> exp = _exporters.ForkSafeSpanExporter(
+    ...     lambda: _exporters.build_exporter("traces", "http/protobuf", "http://127.0.0.1:4318"))
+    >>> exp.endpoint
+    'http://127.0.0.1:4318/v1/traces'
+
+The exporters themselves are the stock ``opentelemetry-exporter-otlp`` ones; they read their
+own ``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, timeout, compression,
+certificates, temporality) and modelotel passes an argument only when the caller of
+``configure()`` gave one (argument > environment > the exporter's default).
+
+Each exporter sits inside a *fork-safe wrapper* that the batch processor or metric reader
+talks to. After ``os.fork()`` the SDK restarts its worker threads in the child and clears the
+inherited span / log queues, but it keeps using the parent's exporter object: an HTTP session
+whose pooled keep-alive socket is shared with the parent (two processes writing to one TCP
+connection) or a gRPC channel, which gRPC does not support across fork. The wrapper notices
+the new process id at the child's first export and builds a fresh exporter there; the
+inherited one is left untouched (not used, not closed: closing it could act on the parent's
+connection) and only referenced so that its finalizer never runs in the child.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from modelotel import _safety
+
+_logger = logging.getLogger("modelotel")
+
+Signal = Literal["traces", "metrics", "logs"]
+
+GRPC: str = "grpc"
+HTTP_PROTOBUF: str = "http/protobuf"
+HTTP_JSON: str = "http/json"
+PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
+#: The OTLP specification's default. Also the fork-friendlier of the two (see module doc).
+DEFAULT_PROTOCOL: str = HTTP_PROTOBUF
+
+_SIGNAL_ENV = {"traces": "TRACES", "metrics": "METRICS", "logs": "LOGS"}
+_HTTP_PATH = {"traces": "v1/traces", "metrics": "v1/metrics", "logs": "v1/logs"}
+
+
+def resolve_protocol(signal: Signal, protocol: str | None) -> str:
+    """Protocol of one signal: argument > ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` >
+    ``OTEL_EXPORTER_OTLP_PROTOCOL`` > ``http/protobuf``.
+
+    Raises:
+        ValueError: the *argument* is not a protocol the Python exporters support.
+    """
+    if protocol is not None:
+        value = protocol.strip().lower()
+        if value not in PROTOCOLS:
+            raise ValueError(
+                f"modelotel.configure(protocol={protocol!r}): use one of {', '.join(PROTOCOLS)}"
+            )
+        return value
+    for var in (
+        f"OTEL_EXPORTER_OTLP_{_SIGNAL_ENV[signal]}_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ):
+        raw = os.environ.get(var)
+        if raw is None or not raw.strip():
+            continue
+        value = raw.strip().lower()
+        if value in PROTOCOLS:
+            return value
+        _safety.health.warn_once(
+            "env:" + var,
+            "modelotel: %s=%r is not supported by the Python OTLP exporters (use %s); using %s",
+            var,
+            raw,
+            " or ".join(PROTOCOLS),
+            DEFAULT_PROTOCOL,
+        )
+        return DEFAULT_PROTOCOL
+    return DEFAULT_PROTOCOL
+
+
+def build_exporter(
+    signal: Signal,
+    protocol: str,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """A stock OTLP exporter for ``signal``; ``None`` arguments are left to the exporter's env.
+
+    ``endpoint`` is a base URL as in ``OTEL_EXPORTER_OTLP_ENDPOINT``: for OTLP/HTTP the signal
+    path (``/v1/traces``...) is appended; for gRPC it is used as is.
+    """
+    kwargs: dict[str, Any] = {}
+    if headers is not None:
+        kwargs["headers"] = dict(headers)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if protocol == GRPC:
+        if endpoint is not None:
+            kwargs["endpoint"] = endpoint
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**kwargs)
+        if signal == "metrics":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            return OTLPMetricExporter(**kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)
+    if endpoint is not None:
+        kwargs["endpoint"] = f"{endpoint.rstrip('/')}/{_HTTP_PATH[signal]}"
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HTTPSpanExporter,
+        )
+
+        return HTTPSpanExporter(**kwargs)
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HTTPMetricExporter,
+        )
+
+        return HTTPMetricExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HTTPLogExporter,
+    )
+
+    return HTTPLogExporter(**kwargs)
+
+
+def describe_endpoint(exporter: Any) -> str:
+    """Where an exporter sends to, for log messages (best effort)."""
+    endpoint = getattr(exporter, "_endpoint", None)
+    return str(endpoint) if endpoint else "the configured endpoint"
+
+
+class _ForkSafe:
+    """Holds the real exporter; rebuilds it in a forked child at the first use there."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._inner: Any = factory()
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        #: Exporters inherited from the parent: kept alive, never used or closed here.
+        self._inherited: list[Any] = []
+        self._shut_down = False
+
+    @property
+    def inner(self) -> Any:
+        """The exporter of this process (building it first if we are a forked child)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._inherited.append(self._inner)
+                    self._inner = self._factory()
+                    self._pid = os.getpid()
+        return self._inner
+
+    @property
+    def endpoint(self) -> str:
+        return describe_endpoint(self._inner)
+
+    @property
+    def is_inherited(self) -> bool:
+        """True in a forked child until the first export there builds a fresh exporter."""
+        return self._pid != os.getpid()
+
+    def after_fork_in_child(self) -> None:
+        """Called from ``os.register_at_fork``: a lock held by a parent thread stays held."""
+        self._lock = threading.Lock()
+
+    def _shutdown_inner(self, **kwargs: Any) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.is_inherited:
+            return  # the parent's exporter is the parent's to close
+        self._inner.shutdown(**kwargs)
+
+
+class ForkSafeSpanExporter(_ForkSafe, SpanExporter):
+    """A span exporter that rebuilds its OTLP exporter after fork."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result: SpanExportResult = self.inner.export(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self._shutdown_inner()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+class ForkSafeLogExporter(_ForkSafe, LogRecordExporter):
+    """A log-record exporter that rebuilds its OTLP exporter after fork."""
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        result: LogRecordExportResult = self.inner.export(batch)
+        return result
+
+    def shutdown(self) -> None:
+        self._shutdown_inner()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+class ForkSafeMetricExporter(_ForkSafe, MetricExporter):
+    """A metric exporter that rebuilds its OTLP exporter after fork.
+
+    Temporality and aggregation preferences are the wrapped exporter's (they come from
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` and friends).
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        _ForkSafe.__init__(self, factory)
+        MetricExporter.__init__(
+            self,
+            preferred_temporality=getattr(self._inner, "_preferred_temporality", None),
+            preferred_aggregation=getattr(self._inner, "_preferred_aggregation", None),
+        )
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        result: MetricExportResult = self.inner.export(
+            metrics_data, timeout_millis=timeout_millis, **kwargs
+        )
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._shutdown_inner(timeout_millis=timeout_millis)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis=timeout_millis))
+
+
+class CountingProcessorMetrics:
+    """Wraps a batch processor's metrics hook so drops also land in ``ml.telemetry.dropped``.
+
+    The SDK's ``BatchProcessor`` reports every record it drops (queue full, already shut
+    down) through ``drop_items``; that is the one observable point, so we chain onto it.
+    """
+
+    def __init__(self, inner: Any, reasons: Mapping[str, str]) -> None:
+        self._inner = inner
+        self._reasons = dict(reasons)
+
+    def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
+        self._inner.register_queue_size(get_queue_size)
+
+    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
+        with _safety.guard("setup.count_dropped"):
+            _safety.count_dropped(self._reasons.get(error_type, error_type), count)
+        self._inner.drop_items(count, error_type)
+
+    def finish_items(self, count: int) -> None:
+        self._inner.finish_items(count)
+
+
+def count_processor_drops(processor: Any, reasons: Mapping[str, str]) -> bool:
+    """Chain :class:`CountingProcessorMetrics` onto a batch span / log-record processor.
+
+    ``reasons`` maps the SDK's ``error_type`` (``queue_full``, ``already_shutdown``) to our
+    ``ml.telemetry.reason`` value. Returns False (and changes nothing) on SDK versions
+    without the hook.
+    """
+    batch = getattr(processor, "_batch_processor", None)
+    hook = getattr(batch, "_metrics", None)
+    if batch is None or hook is None or not hasattr(hook, "drop_items"):
+        return False
+    batch._metrics = CountingProcessorMetrics(hook, reasons)
+    return True
+
+
+def queued(processor: Any) -> int:
+    """How many records wait in a batch processor's queue (0 when not observable)."""
+    batch = getattr(processor, "_batch_processor", None)
+    queue = getattr(batch, "_queue", None)
+    try:
+        return len(queue) if queue is not None else 0
+    except TypeError:
+        return 0
