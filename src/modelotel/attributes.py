@@ -50,6 +50,33 @@ EVENT_CHECK_VIOLATION: Final = "ml.check.violation"
 
 # --- metric attributes (low cardinality only: never ids or values) -----------------------
 ML_FEATURE: Final = "ml.feature"
+#: On ``ml.feature.missing`` / ``ml.output.missing``: which kind of missing value.
+ML_MISSING_KIND: Final = "ml.missing.kind"
+MISSING_NULL: Final = "null"
+MISSING_NAN: Final = "nan"
+MISSING_INF: Final = "inf"
+#: ``ml.bin`` values for the out-of-range bins (interior bins are "0", "1", ...) and the
+#: categorical buckets beside the baseline's top categories.
+BIN_BELOW: Final = "below"
+BIN_ABOVE: Final = "above"
+BIN_OTHER: Final = "other"
+BIN_UNSEEN: Final = "unseen"
+#: ``ml.drift.method`` values.
+DRIFT_PSI: Final = "psi"
+DRIFT_JS: Final = "js"
+DRIFT_KS: Final = "ks"
+DRIFT_WASSERSTEIN: Final = "wasserstein"
+DRIFT_CHI2: Final = "chi2"
+#: ``ml.check`` values (silent-failure checks).
+CHECK_OUTPUT_NONFINITE: Final = "output_nonfinite"
+CHECK_OUTPUT_CONSTANT: Final = "output_constant"
+CHECK_OUTPUT_CLASS_COLLAPSE: Final = "output_class_collapse"
+CHECK_OUTPUT_OUT_OF_RANGE: Final = "output_out_of_range"
+CHECK_SCHEMA_MISSING_FEATURE: Final = "schema_missing_feature"
+CHECK_SCHEMA_UNEXPECTED_FEATURE: Final = "schema_unexpected_feature"
+CHECK_SCHEMA_DTYPE_CHANGE: Final = "schema_dtype_change"
+#: Span attribute: share of the rows of a large batch that went into the binned statistics.
+ML_STATS_SAMPLE_RATE: Final = "ml.stats.sample_rate"
 ML_OUTPUT: Final = "ml.output"
 ML_BIN: Final = "ml.bin"
 ML_DRIFT_METHOD: Final = "ml.drift.method"
