@@ -1,0 +1,344 @@
+"""The payload finish hook: decide, cap, redact and emit one ``ml.prediction.payload`` record.
+
+Example (what ``ModelMonitor.build_hooks`` does)::
+
+    hook = make_payload_hook(monitor.config)      # None when payloads and outcomes are off
+    if hook is not None:
+        monitor.finish_hooks.append(hook)
+
+Per call, a call that is not kept costs one integer parse and compare (plus one cache
+insert when the outcome cache is on). Everything else runs only for kept calls, inside the
+guard that ``Call.finish`` puts around every hook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from opentelemetry._logs import Logger, SeverityNumber
+from opentelemetry.trace import set_span_in_context
+
+from modelotel import attributes as tn
+from modelotel._payload.config import PayloadConfig
+from modelotel._payload.redact import Redactor
+from modelotel._payload.sampling import TokenBucket, key_hash, threshold
+from modelotel._payload.serialize import Converter, clean_text, input_rows
+from modelotel._safety import count_dropped, count_skipped
+
+_MAX_KEY = 64
+
+
+class _LocalMissing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+def _missing_sentinel() -> object:
+    try:
+        from modelotel._call import MISSING
+    except ImportError:
+        return _LocalMissing()
+    return MISSING
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _columns(value: Any, feature_names: tuple[str, ...] | None) -> Any:
+    """Records (a list of dicts) become columns; rows of a known width get feature names."""
+    if isinstance(value, list) and value:
+        if all(isinstance(r, dict) for r in value):
+            names: dict[str, None] = {}
+            for r in value:
+                names.update(dict.fromkeys(r))
+            return {n: [r.get(n) for r in value] for n in names}
+        if feature_names and all(
+            isinstance(r, list) and len(r) == len(feature_names) for r in value
+        ):
+            return {n: [r[j] for r in value] for j, n in enumerate(feature_names)}
+    return value
+
+
+class PayloadHook:
+    """Finish hook of one model version: outcome cache fill, sampling decision, emission."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str,
+        rate: float,
+        config: PayloadConfig | None,
+        feature_names: tuple[str, ...] | None = None,
+        outcome_cache: Any = None,
+        logger: Callable[[Any], Logger] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model = model
+        self.version = version
+        self.config = config
+        self.enabled = config is not None
+        self.cache = outcome_cache
+        self.missing = _missing_sentinel()
+        self._limit = threshold(rate)
+        self._logger = logger
+        cfg = config or PayloadConfig()
+        self._key = cfg.sample_key
+        self._keep_errors = self.enabled and cfg.always_keep_errors
+        self._keep_checks = self.enabled and cfg.always_keep_checks
+        self._feature_names = tuple(str(n) for n in feature_names) if feature_names else None
+        self._records = TokenBucket(cfg.max_records_per_second, clock=clock)
+        self._bytes = TokenBucket(
+            cfg.max_bytes_per_second,
+            capacity=max(cfg.max_bytes_per_second, cfg.max_bytes),
+            clock=clock,
+        )
+        self._redactor = Redactor(
+            patterns=cfg.patterns,
+            allow_fields=cfg.allow_fields,
+            deny_fields=cfg.deny_fields,
+            hash_fields=cfg.hash_fields,
+            hmac_key=cfg._hmac_key,
+        )
+        self._cfg = cfg
+
+    # --- per call (hot path) ---------------------------------------------------------
+    def __call__(self, call: Any) -> None:
+        cache = self.cache
+        if cache is not None:
+            cache.put(call.prediction_id, call.outputs)
+        if not self.enabled:
+            return
+        if self._key is None:
+            pid = call.prediction_id
+            try:
+                h = int(pid[:16], 16) if len(pid) >= 16 else key_hash(pid)
+            except ValueError:
+                h = key_hash(pid)
+        else:
+            h = self._key_hash(call.inputs)
+        if h < self._limit:
+            self.emit(call, tn.PAYLOAD_REASON_RATE)
+        elif call.error is not None and self._keep_errors:
+            self.emit(call, tn.PAYLOAD_REASON_ERROR)
+        elif call.checks_fired and self._keep_checks:
+            self.emit(call, tn.PAYLOAD_REASON_CHECK)
+
+    def decide(self, call: Any) -> str | None:
+        """The reason ``call`` would be kept (before the budget), or ``None`` (for tests)."""
+        if not self.enabled:
+            return None
+        h = self._key_hash(call.inputs) if self._key is not None else _pid_hash(call.prediction_id)
+        if h < self._limit:
+            return tn.PAYLOAD_REASON_RATE
+        if call.error is not None and self._keep_errors:
+            return tn.PAYLOAD_REASON_ERROR
+        if call.checks_fired and self._keep_checks:
+            return tn.PAYLOAD_REASON_CHECK
+        return None
+
+    def _key_hash(self, inputs: Any) -> int:
+        key = self._key
+        value = key(inputs) if callable(key) else _field(inputs, str(key))
+        return key_hash(value)
+
+    # --- kept calls --------------------------------------------------------------------
+    def emit(self, call: Any, reason: str) -> bool:
+        """Build and emit the record for a kept call; ``False`` if it was dropped."""
+        if not self._records.take():
+            count_dropped(tn.REASON_PAYLOAD_BUDGET)
+            return False
+        attrs = self.build(call, reason)
+        if attrs is None:
+            return False
+        if not self._bytes.take(float(attrs[tn.ML_PAYLOAD_BYTES])):
+            count_dropped(tn.REASON_PAYLOAD_BUDGET_BYTES)
+            return False
+        logger = self._logger(call) if self._logger is not None else call.monitor.logger
+        span = getattr(call, "span", None)
+        logger.emit(
+            event_name=tn.EVENT_PREDICTION_PAYLOAD,
+            severity_number=SeverityNumber.INFO,
+            attributes=attrs,
+            context=set_span_in_context(span) if span is not None else None,
+        )
+        setter = getattr(call, "set_attribute", None)
+        if setter is not None:
+            setter(tn.ML_PAYLOAD_SAMPLED, True)
+        return True
+
+    def build(self, call: Any, reason: str) -> dict[str, Any] | None:
+        """The record's attributes, capped and redacted; ``None`` if the record is dropped."""
+        cfg = self._cfg
+        conv = Converter(
+            max_rows=cfg.max_rows,
+            max_items=cfg.max_items,
+            max_string_length=cfg.max_string_length,
+            max_depth=cfg.max_depth,
+            max_bytes=cfg.max_bytes,
+        )
+        missing = self.missing
+        raw_in, raw_out = call.inputs, call.outputs
+        has_in, has_out = raw_in is not missing, raw_out is not missing
+        # Outputs first: they are usually small and are what a reader looks for first.
+        plain_out = conv.convert(raw_out) if has_out else None
+        plain_in = conv.convert(raw_in) if has_in else None
+        plain_in = _columns(plain_in, self._feature_names)
+        plain_out = _columns(plain_out, None)
+        if cfg.redact is not None:
+            try:
+                result: object = cfg.redact({"inputs": plain_in, "outputs": plain_out})
+            except Exception:  # noqa: BLE001 - the user's hook: drop, never send unredacted
+                count_dropped(tn.REASON_PAYLOAD_REDACT_HOOK_ERROR)
+                return None
+            if result is None:
+                count_dropped(tn.REASON_PAYLOAD_REDACT_HOOK_DROPPED)
+                return None
+            if not isinstance(result, dict):
+                count_dropped(tn.REASON_PAYLOAD_REDACT_HOOK_ERROR)
+                return None
+            # What the hook returns is user data again: cap and clean it once more.
+            again = Converter(
+                max_rows=max(cfg.max_rows, cfg.max_items),
+                max_items=cfg.max_items,
+                max_string_length=cfg.max_string_length,
+                max_depth=cfg.max_depth,
+                max_bytes=cfg.max_bytes,
+            )
+            plain_in = again.convert(result.get("inputs"))
+            plain_out = again.convert(result.get("outputs"))
+            conv.reasons |= again.reasons
+        red = self._redactor.session()
+        named_in = isinstance(plain_in, dict)
+        named_out = isinstance(plain_out, dict)
+        if has_in:
+            plain_in = red.side(plain_in, named=named_in, is_input=True)
+        if has_out:
+            plain_out = red.side(plain_out, named=named_out, is_input=False)
+
+        attrs: dict[str, Any] = {
+            tn.ML_MODEL_NAME: self.model,
+            tn.ML_MODEL_VERSION: self.version,
+            tn.ML_PREDICTION_ID: str(call.prediction_id),
+            tn.ML_PAYLOAD_SAMPLE_REASON: reason,
+        }
+        sized: list[tuple[int, str]] = []
+        if has_in and plain_in is not None:
+            self._put(
+                attrs, sized, plain_in, named_in, tn.ML_PAYLOAD_INPUT_PREFIX, tn.ML_PAYLOAD_INPUTS
+            )
+        if has_out and plain_out is not None:
+            self._put(
+                attrs,
+                sized,
+                plain_out,
+                named_out,
+                tn.ML_PAYLOAD_OUTPUT_PREFIX,
+                tn.ML_PAYLOAD_OUTPUTS,
+            )
+        total = sum(n for n, _ in sized)
+        if total > cfg.max_bytes:
+            # The walk's estimate was low (escapes, wide characters): drop the largest fields.
+            for n, key in sorted(sized, reverse=True):
+                if total <= cfg.max_bytes:
+                    break
+                del attrs[key]
+                total -= n
+            conv.reasons.add(tn.REASON_PAYLOAD_BYTES)
+        if has_in:
+            rows = input_rows(raw_in)
+            if rows is not None:
+                attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] = rows
+        if conv.truncated:
+            attrs[tn.ML_PAYLOAD_TRUNCATED] = True
+            attrs[tn.ML_PAYLOAD_ORIGINAL_BYTES] = int(total + conv.cut_bytes)
+            for r in conv.reasons:
+                count_skipped(r)
+        if red.changed:
+            attrs[tn.ML_PAYLOAD_REDACTED] = True
+        if call.error is not None:
+            attrs[tn.ERROR_TYPE] = type(call.error).__qualname__
+        if call.checks_fired:
+            attrs[tn.ML_CHECKS_FIRED] = [str(c) for c in call.checks_fired]
+        attrs[tn.ML_PAYLOAD_BYTES] = total
+        return attrs
+
+    def _put(
+        self,
+        attrs: dict[str, Any],
+        sized: list[tuple[int, str]],
+        value: Any,
+        named: bool,
+        prefix: str,
+        whole: str,
+    ) -> None:
+        if named and isinstance(value, dict):
+            for i, (name, v) in enumerate(value.items()):
+                key = prefix + _attr_key(name, i)
+                while key in attrs:
+                    key += "_"
+                text = _dumps(v)
+                attrs[key] = text
+                sized.append((len(text.encode("utf-8")), key))
+            return
+        text = _dumps(value)
+        attrs[whole] = text
+        sized.append((len(text.encode("utf-8")), whole))
+
+
+def _attr_key(name: str, index: int) -> str:
+    if "[REDACTED" in name:
+        return f"redacted_{index}"
+    return clean_text(name)[:_MAX_KEY]
+
+
+def _pid_hash(pid: str) -> int:
+    try:
+        return int(pid[:16], 16) if len(pid) >= 16 else key_hash(pid)
+    except ValueError:
+        return key_hash(pid)
+
+
+def _field(inputs: Any, name: str) -> object:
+    """The value of field ``name`` in ``inputs`` (first row for a batch), for ``sample_key``."""
+    if isinstance(inputs, dict):
+        value = inputs.get(name)
+    elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+        return inputs[0].get(name)
+    elif hasattr(inputs, "columns") and hasattr(inputs, "iloc"):
+        col = inputs[name]
+        return col.iloc[0] if len(col) else None
+    else:
+        return None
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    if isinstance(value, np.ndarray) and value.ndim:
+        return value[0] if len(value) else None
+    return value
+
+
+def make_payload_hook(config: Any, *, outcome_cache: Any = None) -> PayloadHook | None:
+    """The finish hook for a resolved ``ModelConfig`` (``None`` when there is nothing to do).
+
+    ``config.payload`` is the resolved :class:`PayloadConfig` (``None`` = payloads off) and
+    ``config.payload_sample_rate`` the resolved rate.
+    """
+    payload = getattr(config, "payload", None)
+    if payload is not None and not isinstance(payload, PayloadConfig):
+        payload = None
+    if payload is None and outcome_cache is None:
+        return None
+    names = getattr(config, "feature_names", None)
+    return PayloadHook(
+        model=str(config.model),
+        version=str(config.version),
+        rate=float(getattr(config, "payload_sample_rate", 0.0) or 0.0),
+        config=payload,
+        feature_names=tuple(names) if names else None,
+        outcome_cache=outcome_cache,
+    )

@@ -1,0 +1,230 @@
+"""In-process redaction of plain payload data: fields, keyed hashing, patterns.
+
+Example:
+    >>> from modelotel._payload.redact import Redactor
+    >>> r = Redactor(patterns=("email", "card"))
+    >>> r.text("mail bob@example.com, card 4111 1111 1111 1111")
+    'mail [REDACTED:email], card [REDACTED:card]'
+    >>> r.text("order 4111 1111 1111 1112")   # fails the Luhn check: not a card
+    'order 4111 1111 1111 1112'
+
+Works on the plain data made by :mod:`modelotel._payload.serialize` (dicts with str keys,
+lists, str, int, float, bool, None): never on user objects. Every function returns new
+containers; nothing is mutated in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# Candidates: 13-19 digits with optional single spaces/dashes between them; Luhn decides.
+_CARD = re.compile(r"(?<![\w\-+])\d(?:[ \-]?\d){12,40}(?![\w])")
+_SSN = re.compile(r"(?<![\w\-])(?!000|666|9\d\d)\d{3}([ \-])(?!00)\d{2}\1(?!0000)\d{4}(?![\w\-])")
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})(?![\w:])"
+)
+_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){1,5}(?![\w])")
+_PHONE_NANP = re.compile(r"(?<![\w])(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w])")
+_DIGIT = re.compile(r"\d")
+
+
+def luhn_ok(digits: str) -> bool:
+    """Luhn checksum of a digit string."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card_sub(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        run = m.group(0)
+        digits = re.sub(r"[ \-]", "", run)
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            return "[REDACTED:card]"
+        # A card next to other numbers ("4111 1111 1111 1111 12"): try windows of groups.
+        groups = re.split(r"[ \-]", run)
+        if len(groups) == 1:
+            return run
+        out = list(groups)
+        i = 0
+        changed = False
+        while i < len(groups):
+            hit = False
+            for j in range(len(groups), i, -1):
+                window = "".join(groups[i:j])
+                if 13 <= len(window) <= 19 and luhn_ok(window):
+                    out[i] = "[REDACTED:card]"
+                    for k in range(i + 1, j):
+                        out[k] = ""
+                    changed = hit = True
+                    i = j
+                    break
+            if not hit:
+                i += 1
+        if not changed:
+            return run
+        seps = re.findall(r"[ \-]", run)
+        pieces = [out[0]]
+        for sep, piece in zip(seps, out[1:], strict=False):
+            if piece:
+                pieces.append(sep + piece)
+        return "".join(pieces)
+
+    return _CARD.sub(repl, text)
+
+
+def _ipv6_sub(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        cand = m.group(0)
+        try:
+            ipaddress.IPv6Address(cand)
+        except ValueError:
+            return cand
+        return "[REDACTED:ip]"
+
+    return _IPV6.sub(repl, text)
+
+
+def _simple(pattern: re.Pattern[str], name: str) -> Callable[[str], str]:
+    placeholder = f"[REDACTED:{name}]"
+
+    def sub(text: str) -> str:
+        return pattern.sub(placeholder, text)
+
+    return sub
+
+
+def _phone_sub(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        # "+" and 8-15 digits (E.164 allows up to 15); shorter runs are not phone numbers.
+        n = len(_DIGIT.findall(m.group(0)))
+        return "[REDACTED:phone]" if 8 <= n <= 15 else m.group(0)
+
+    return _PHONE_NANP.sub("[REDACTED:phone]", _PHONE_INTL.sub(repl, text))
+
+
+def _ip_sub(text: str) -> str:
+    return _ipv6_sub(_IPV4.sub("[REDACTED:ip]", text))
+
+
+# Order matters: cards before phones (a card's groups look like a phone number).
+_BUILTINS: dict[str, Callable[[str], str]] = {
+    "email": _simple(_EMAIL, "email"),
+    "card": _card_sub,
+    "ssn": _simple(_SSN, "ssn"),
+    "ip": _ip_sub,
+    "phone": _phone_sub,
+}
+
+
+class Redactor:
+    """Field rules, keyed hashing and patterns, compiled once per :class:`PayloadConfig`."""
+
+    def __init__(
+        self,
+        *,
+        patterns: Sequence[str | re.Pattern[str]] = (),
+        allow_fields: Collection[str] | None = None,
+        deny_fields: Collection[str] = (),
+        hash_fields: Collection[str] = (),
+        hmac_key: bytes = b"",
+    ) -> None:
+        names = [p for p in patterns if isinstance(p, str)]
+        self._subs: list[Callable[[str], str]] = [_BUILTINS[n] for n in _BUILTINS if n in names]
+        self._subs += [_simple(p, "custom") for p in patterns if isinstance(p, re.Pattern)]
+        self._card_ints = "card" in names
+        self.allow = None if allow_fields is None else frozenset(f.lower() for f in allow_fields)
+        self.deny = frozenset(f.lower() for f in deny_fields)
+        self.hash = frozenset(f.lower() for f in hash_fields)
+        self._key = hmac_key
+        self.changed = False
+
+    def session(self) -> Redactor:
+        """A copy for one record (``changed`` is per record; the compiled rules are shared)."""
+        clone = copy.copy(self)
+        clone.changed = False
+        return clone
+
+    # --- patterns ------------------------------------------------------------------
+    def text(self, s: str) -> str:
+        """``s`` with every pattern match replaced."""
+        out = s
+        for sub in self._subs:
+            out = sub(out)
+        return out
+
+    def _scalar(self, v: Any) -> Any:
+        if isinstance(v, str):
+            new = self.text(v)
+            if new != v:
+                self.changed = True
+            return new
+        if (
+            self._card_ints
+            and type(v) is int
+            and 10**12 <= abs(v) < 10**19
+            and luhn_ok(str(abs(v)))
+        ):
+            self.changed = True
+            return "[REDACTED:card]"
+        return v
+
+    def _hashed(self, v: Any) -> Any:
+        if isinstance(v, list):
+            return [self._hashed(x) for x in v]
+        if v is None:
+            return None
+        data = v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
+        digest = hmac.new(self._key, data.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + digest
+
+    def walk(self, v: Any) -> Any:
+        """Deny, hash and pattern rules applied at every depth (returns a new value)."""
+        if isinstance(v, dict):
+            out: dict[str, Any] = {}
+            for k, x in v.items():
+                low = k.lower()
+                if low in self.deny:
+                    self.changed = True
+                    continue
+                if low in self.hash:
+                    self.changed = True
+                    x = self._hashed(x)
+                name = self._scalar(k)
+                while name in out:
+                    name += "_"
+                out[name] = self.walk(x)
+            return out
+        if isinstance(v, list):
+            return [self.walk(x) for x in v]
+        return self._scalar(v)
+
+    def side(self, value: Any, *, named: bool, is_input: bool) -> Any:
+        """Redact one side (inputs or outputs). ``None`` means "drop this side entirely"."""
+        if self.allow is not None:
+            if named and isinstance(value, dict):
+                kept = {k: x for k, x in value.items() if k.lower() in self.allow}
+                if len(kept) != len(value):
+                    self.changed = True
+                value = kept
+            elif is_input:
+                self.changed = True
+                return None
+        return self.walk(value)

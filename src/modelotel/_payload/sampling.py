@@ -1,0 +1,96 @@
+"""Deterministic payload sampling and the per-process token-bucket budget.
+
+Example:
+    >>> from modelotel._payload.sampling import threshold, id_hash, TokenBucket
+    >>> t = threshold(0.5)
+    >>> id_hash("0" * 16) < t, id_hash("f" * 16) < t
+    (True, False)
+    >>> clock = iter([0.0, 0.0, 0.0]).__next__
+    >>> b = TokenBucket(rate=2.0, clock=clock)
+    >>> b.take(), b.take(), b.take()
+    (True, True, False)
+
+The decision for one call is ``id_hash(prediction_id) < threshold(rate)``: a 64-bit
+integer compare against a value computed once per model, so the same id always gets the
+same decision, in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+_TWO_64 = 1 << 64
+
+
+def threshold(rate: float) -> int:
+    """The 64-bit threshold for ``rate`` (``0`` keeps nothing, ``1`` keeps everything)."""
+    if rate <= 0.0:
+        return 0
+    if rate >= 1.0:
+        return _TWO_64
+    return int(rate * _TWO_64)
+
+
+def key_hash(key: object) -> int:
+    """BLAKE2b-64 of ``str(key)`` as an unsigned 64-bit integer (stable across processes)."""
+    data = key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def id_hash(prediction_id: str) -> int:
+    """The first 16 hex digits of the id as an int; other ids are hashed with BLAKE2b-64.
+
+    Prediction ids are random hex, so their leading bits are already uniform; parsing them
+    is ~5x cheaper than hashing.
+    """
+    try:
+        if len(prediction_id) >= 16:
+            return int(prediction_id[:16], 16)
+    except ValueError:
+        pass
+    return key_hash(prediction_id)
+
+
+def sampled(prediction_id: str, limit: int) -> bool:
+    """Pure sampling decision on a prediction id (the hook inlines the same compare)."""
+    return id_hash(prediction_id) < limit
+
+
+class TokenBucket:
+    """Thread-safe token bucket: ``rate`` tokens per second, holding at most ``capacity``.
+
+    ``capacity`` defaults to one second of budget (``rate``, at least 1), so in any window of
+    ``w`` seconds at most ``rate * w + capacity`` tokens are taken. The clock is injectable for
+    tests (seconds, monotonic).
+    """
+
+    __slots__ = ("_clock", "_last", "_lock", "_tokens", "capacity", "rate")
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = float(rate)
+        self.capacity = float(capacity) if capacity is not None else max(1.0, self.rate)
+        self._clock = clock
+        self._tokens = self.capacity
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if available; never blocks, never waits for refill."""
+        with self._lock:
+            now = self._clock()
+            elapsed = now - self._last
+            if elapsed > 0:
+                self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
+                self._last = now
+            if self._tokens >= n:
+                self._tokens -= n
+                return True
+            return False

@@ -1,0 +1,341 @@
+"""Capped conversion of inputs and outputs to plain JSON-compatible data.
+
+Example:
+    >>> import numpy as np
+    >>> from modelotel._payload.serialize import Converter
+    >>> conv = Converter(max_rows=2, max_items=3, max_string_length=4, max_depth=4, max_bytes=1000)
+    >>> conv.convert({"x": np.arange(5.0), "name": "abcdefgh"})
+    {'x': [0.0, 1.0], 'name': 'abcd'}
+    >>> conv.truncated, sorted(conv.reasons)
+    (True, ['payload_rows', 'payload_string'])
+
+Caps are applied while converting, before anything is serialized: arrays are sliced (views),
+lists are read item by item and the walk stops when the byte estimate reaches
+``max_bytes``, so a 50 MB input costs the same as a small one. Nothing here mutates the
+user's objects. Methods of user objects (``repr``, pandas/torch accessors) may run; the
+caller runs the converter inside ``guard``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import math
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from modelotel import attributes as tn
+
+# C0 controls except tab and newline, DEL and C1 controls, and lone surrogates (Python str
+# keeps surrogate halves as separate code points, so every one of them is "lone" here).
+_BAD_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+_MAX_INT_BITS = 200
+
+
+def clean_text(s: str) -> str:
+    """Replace control characters and lone surrogates with U+FFFD (valid UTF-8 for OTLP)."""
+    return _BAD_TEXT.sub(REPLACEMENT, s)
+
+
+def _text_cost(s: str) -> int:
+    return (len(s) if s.isascii() else len(s.encode("utf-8", "replace"))) + 3
+
+
+def _is_frame(obj: object) -> bool:
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "iloc") and hasattr(obj, "columns")
+
+
+def _is_series(obj: object) -> bool:
+    return type(obj).__name__ == "Series" and hasattr(obj, "iloc") and hasattr(obj, "to_numpy")
+
+
+def _is_tensor(obj: object) -> bool:
+    return (
+        hasattr(obj, "detach")
+        and hasattr(obj, "cpu")
+        and hasattr(obj, "numpy")
+        and hasattr(obj, "shape")
+    )
+
+
+def input_rows(obj: object) -> int | None:
+    """Rows of ``obj`` before any cap, when cheap to know (sequences, arrays, frames)."""
+    if isinstance(obj, (list, tuple)):
+        return len(obj)
+    if isinstance(obj, np.ndarray):
+        return int(obj.shape[0]) if obj.ndim else None
+    if _is_frame(obj) or _is_series(obj) or _is_tensor(obj):
+        shape: tuple[Any, ...] = tuple(getattr(obj, "shape", ()))
+        return int(shape[0]) if shape else None
+    return None
+
+
+class Converter:
+    """One conversion's caps and bookkeeping. Make a new one (or :meth:`reset`) per record."""
+
+    def __init__(
+        self,
+        *,
+        max_rows: int,
+        max_items: int,
+        max_string_length: int,
+        max_depth: int,
+        max_bytes: int,
+    ) -> None:
+        self.max_rows = max_rows
+        self.max_items = max_items
+        self.max_string_length = max_string_length
+        self.max_depth = max_depth
+        self.max_bytes = max_bytes
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous record's bookkeeping (the byte budget is shared per record)."""
+        self.remaining = self.max_bytes
+        self.reasons: set[str] = set()
+        self.cut_bytes = 0
+        self._path: set[int] = set()
+
+    @property
+    def truncated(self) -> bool:
+        """Whether any cap cut something in the conversions since :meth:`reset`."""
+        return bool(self.reasons)
+
+    @property
+    def used_bytes(self) -> int:
+        """Estimated bytes of what was kept."""
+        return self.max_bytes - self.remaining
+
+    def convert(self, obj: object) -> Any:
+        """Plain data for ``obj``: the outer axis is capped at ``max_rows``."""
+        return self._plain(obj, 0, True)
+
+    # --- the walk --------------------------------------------------------------------
+    def _cut(self, reason: str, nbytes: int = 0) -> None:
+        self.reasons.add(reason)
+        self.cut_bytes += max(0, nbytes)
+
+    def _str(self, s: str) -> str:
+        if len(s) > self.max_string_length:
+            self._cut(tn.REASON_PAYLOAD_STRING, len(s) - self.max_string_length)
+            s = s[: self.max_string_length]
+        s = clean_text(str(s))
+        self.remaining -= _text_cost(s)
+        return s
+
+    def _plain(self, obj: object, depth: int, rows: bool) -> Any:
+        if obj is None or isinstance(obj, bool):
+            self.remaining -= 5
+            return obj
+        if isinstance(obj, int):
+            value = int(obj)
+            if value.bit_length() > _MAX_INT_BITS:
+                self._cut(tn.REASON_PAYLOAD_STRING, value.bit_length() // 3)
+                return self._str(f"[int of {value.bit_length()} bits]")
+            self.remaining -= value.bit_length() // 3 + 2
+            return value
+        if isinstance(obj, float):
+            value_f = float(obj)
+            self.remaining -= 24
+            if math.isfinite(value_f):
+                return value_f
+            return "NaN" if math.isnan(value_f) else ("Infinity" if value_f > 0 else "-Infinity")
+        if isinstance(obj, str):
+            return self._str(obj)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            raw = bytes(obj[: self.max_string_length * 4])
+            if len(obj) > len(raw):
+                self._cut(tn.REASON_PAYLOAD_STRING, len(obj) - len(raw))
+            return self._str(raw.decode("utf-8", "replace"))
+        if isinstance(obj, np.generic):
+            if isinstance(obj, (np.datetime64, np.timedelta64)):
+                return self._str(str(obj))
+            return self._plain(obj.item(), depth, rows)
+        if self.remaining <= 0:
+            self._cut(tn.REASON_PAYLOAD_BYTES)
+            return None
+        if depth >= self.max_depth:
+            self._cut(tn.REASON_PAYLOAD_DEPTH)
+            return self._str("[depth]")
+        if isinstance(obj, np.ndarray):
+            return self._array(obj, depth, rows)
+        if isinstance(obj, Mapping):
+            return self._mapping(obj.items(), obj, len(obj), depth, rows)
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return self._sequence(obj, depth, rows)
+        if _is_frame(obj):
+            return self._frame(obj, depth)
+        if _is_series(obj):
+            series: Any = obj
+            n = len(series)
+            cap = self.max_rows if rows else self.max_items
+            if n > cap:
+                self._cut(
+                    tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS, (n - cap) * 8
+                )
+            return self._array(np.asarray(series.iloc[:cap].to_numpy()), depth, rows)
+        if _is_tensor(obj):
+            return self._tensor(obj, depth, rows)
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = dataclasses.fields(obj)
+            items = ((f.name, getattr(obj, f.name)) for f in fields)
+            return self._mapping(items, obj, len(fields), depth, rows)
+        if isinstance(obj, (Iterator, AsyncIterator)) or inspect.isgenerator(obj):
+            return self._str("[iterator]")
+        return self._repr(obj)
+
+    def _repr(self, obj: object) -> str:
+        try:
+            text = repr(obj)
+        except Exception:  # noqa: BLE001 - a user object's __repr__ may raise anything
+            self._cut(tn.REASON_PAYLOAD_UNREPRESENTABLE)
+            return self._str(f"[unrepresentable {type(obj).__name__}]")
+        return self._str(text)
+
+    def _enter(self, obj: object) -> bool:
+        key = id(obj)
+        if key in self._path:
+            self._cut(tn.REASON_PAYLOAD_CIRCULAR)
+            return False
+        self._path.add(key)
+        return True
+
+    def _mapping(
+        self, items: Any, obj: object, n: int, depth: int, rows: bool
+    ) -> dict[str, Any] | str:
+        if not self._enter(obj):
+            return self._str("[circular]")
+        try:
+            out: dict[str, Any] = {}
+            start = self.remaining
+            for kept, (key, value) in enumerate(items):
+                if kept >= self.max_items:
+                    self._cut(
+                        tn.REASON_PAYLOAD_ITEMS,
+                        (n - kept) * (start - self.remaining) // max(kept, 1),
+                    )
+                    break
+                if self.remaining <= 0:
+                    self._cut(
+                        tn.REASON_PAYLOAD_BYTES,
+                        (n - kept) * (start - self.remaining) // max(kept, 1),
+                    )
+                    break
+                name = self._key(key)
+                while name in out:
+                    name += "_"
+                # Columns of a top-level mapping are rows: they get the row cap.
+                out[name] = self._plain(value, depth + 1, rows and depth == 0)
+            return out
+        finally:
+            self._path.discard(id(obj))
+
+    def _key(self, key: object) -> str:
+        if isinstance(key, str):
+            return self._str(key)
+        if key is None or isinstance(key, (bool, int, float, np.generic)):
+            return self._str(str(self._plain(key, 0, False)))
+        return self._repr(key)
+
+    def _sequence(self, obj: Any, depth: int, rows: bool) -> list[Any] | str:
+        if not self._enter(obj):
+            return self._str("[circular]")
+        try:
+            n = len(obj)
+            cap = self.max_rows if rows else self.max_items
+            out: list[Any] = []
+            start = self.remaining
+            for item in itertools.islice(obj, cap):
+                if self.remaining <= 0:
+                    break
+                out.append(self._plain(item, depth + 1, False))
+            kept = len(out)
+            if kept < n:
+                per_item = (start - self.remaining) // max(kept, 1)
+                if kept < min(n, cap):
+                    reason = tn.REASON_PAYLOAD_BYTES
+                else:
+                    reason = tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS
+                self._cut(reason, (n - kept) * per_item)
+            return out
+        finally:
+            self._path.discard(id(obj))
+
+    def _array(self, a: np.ndarray[Any, Any], depth: int, rows: bool) -> Any:
+        if a.ndim == 0:
+            return self._plain(a.item(), depth, rows)
+        cap = self.max_rows if rows else self.max_items
+        index = (slice(0, cap),) + (slice(0, self.max_items),) * (a.ndim - 1)
+        view = a[index]
+        if view.shape[0] < a.shape[0]:
+            self.reasons.add(tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS)
+        if view.size < a.size and view.shape[1:] != a.shape[1:]:
+            self.reasons.add(tn.REASON_PAYLOAD_ITEMS)
+        kind = a.dtype.kind
+        per = (
+            6
+            if kind == "b"
+            else 24
+            if kind in "fc"
+            else a.dtype.itemsize * 3 + 2
+            if kind in "iu"
+            else 32
+        )
+        # Fit the byte budget: keep fewer rows rather than serializing and cutting afterwards.
+        per_row = per * max(1, view.size // max(1, view.shape[0]))
+        fit = max(0, self.remaining // per_row)
+        if fit < view.shape[0]:
+            self.reasons.add(tn.REASON_PAYLOAD_BYTES)
+            view = view[:fit]
+        self.cut_bytes += (a.size - view.size) * a.dtype.itemsize
+        if kind in "biu":
+            self.remaining -= per * view.size
+            return view.tolist()
+        if kind == "f" and bool(np.isfinite(view).all()):
+            self.remaining -= per * view.size
+            return view.tolist()
+        if kind in "Mm":
+            return self._nested(view.astype(str).tolist(), depth)
+        return self._nested(view.tolist(), depth)
+
+    def _nested(self, values: Any, depth: int) -> Any:
+        # tolist() of an already capped view: convert element by element (objects, strings,
+        # non-finite floats) without a second row cap.
+        if isinstance(values, list):
+            return [self._nested(v, depth + 1) for v in values]
+        return self._plain(values, depth, False)
+
+    def _frame(self, df: Any, depth: int) -> dict[str, Any]:
+        n_rows, n_cols = (int(x) for x in df.shape)
+        sub = df.iloc[: self.max_rows, : self.max_items]
+        if n_rows > self.max_rows:
+            self._cut(tn.REASON_PAYLOAD_ROWS, (n_rows - self.max_rows) * n_cols * 8)
+        if n_cols > self.max_items:
+            self._cut(
+                tn.REASON_PAYLOAD_ITEMS, (n_cols - self.max_items) * min(n_rows, self.max_rows) * 8
+            )
+        out: dict[str, Any] = {}
+        for j, col in enumerate(sub.columns):
+            if self.remaining <= 0:
+                self._cut(tn.REASON_PAYLOAD_BYTES)
+                break
+            name = self._key(col)
+            while name in out:
+                name += "_"
+            out[name] = self._array(np.asarray(sub.iloc[:, j].to_numpy()), depth + 1, False)
+        return out
+
+    def _tensor(self, t: Any, depth: int, rows: bool) -> Any:
+        shape = tuple(t.shape)
+        if not shape:
+            return self._array(np.asarray(t.detach().cpu().numpy()), depth, rows)
+        cap = self.max_rows if rows else self.max_items
+        if shape[0] > cap:
+            self._cut(tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS)
+        arr = np.asarray(t[:cap].detach().cpu().numpy())
+        return self._array(arr, depth, rows)
