@@ -13,6 +13,15 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 
+echo "== collector (collector-config/build.sh: cached outside the repo, rebuilt when builder.yaml changes)"
+if [ -z "${MODELOTEL_OTELCOL:-}" ]; then
+  MODELOTEL_OTELCOL=$(bash collector-config/build.sh)
+fi
+export MODELOTEL_OTELCOL
+echo "$MODELOTEL_OTELCOL"
+echo "== prometheus (Debian's package)"
+bash collector-config/install-prometheus.sh
+
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks examples
 echo "== mypy --strict"

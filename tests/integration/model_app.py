@@ -1,0 +1,102 @@
+"""An instrumented model, run as its own process by the integration tests.
+
+It sends to whatever OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_PROTOCOL say (the test
+points them at the collector under test), predicts in a loop, shuts down (flushing) and
+prints one JSON line: how many calls it made, how many raised, and the prediction ids.
+
+    model_app.py --calls 50                 # 50 predictions, as fast as the SDK allows
+    model_app.py --rate 20 --stop-file F    # 20 predictions/s until F exists
+
+Every input row carries two canary secrets that the SDK's own redaction does not know (a
+Stripe-style key in a free-text field, and an ``api_token`` field), so only the collector's
+redaction processor can remove them from the payload records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CANARY_VALUE = "sk_live_CANARY0123456789abcdef"
+CANARY_TOKEN = "tok-CANARY-field-value-42"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="churn")
+    p.add_argument("--version", default="3")
+    p.add_argument("--calls", type=int, default=0, help="number of predictions (0: until stopped)")
+    p.add_argument("--rate", type=float, default=0.0, help="predictions per second (0: no pause)")
+    p.add_argument("--stop-file", default="", help="stop when this file exists")
+    p.add_argument("--max-seconds", type=float, default=120.0)
+    p.add_argument("--error-every", type=int, default=0, help="every Nth call raises ValueError")
+    p.add_argument("--summary", default="", help="also write the JSON summary to this file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = _parse(argv)
+    import modelotel
+
+    modelotel.configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "model-app"))
+
+    payload = modelotel.PayloadConfig(
+        sample_rate=1.0, max_records_per_second=100_000.0, max_bytes_per_second=1e12
+    )
+
+    @modelotel.instrument(
+        model=args.model,
+        version=args.version,
+        task="classification",
+        owner="team-integration",
+        payload=payload,
+    )
+    def predict(rows: list[dict[str, Any]]) -> list[int]:
+        if rows[0]["fail"]:
+            raise ValueError("bad batch")
+        return [int(r["income"] > 50.0) for r in rows]
+
+    calls = errors = 0
+    start = time.monotonic()
+    while True:
+        if args.calls and calls >= args.calls:
+            break
+        if args.stop_file and Path(args.stop_file).exists():
+            break
+        if time.monotonic() - start > args.max_seconds:
+            break
+        fail = bool(args.error_every) and (calls + 1) % args.error_every == 0
+        rows = [
+            {
+                "age": 20.0 + (calls + i) % 50,
+                "income": float((calls * 7 + i * 13) % 100),
+                "note": f"customer key {CANARY_VALUE}",
+                "api_token": CANARY_TOKEN,
+                "fail": fail,
+            }
+            for i in range(4)
+        ]
+        calls += 1
+        try:
+            predict(rows)
+        except ValueError:
+            errors += 1
+        if args.rate:
+            time.sleep(1.0 / args.rate)
+
+    flushed = modelotel.shutdown(timeout=30.0)
+    summary = {"calls": calls, "errors": errors, "flushed": bool(flushed)}
+    line = json.dumps(summary)
+    if args.summary:
+        Path(args.summary).write_text(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
