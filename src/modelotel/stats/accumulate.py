@@ -1,0 +1,321 @@
+"""Window accumulators: mergeable per-column statistics, vectorized across all columns.
+
+Example:
+    >>> import numpy as np
+    >>> from modelotel.stats.accumulate import NumericAccumulator
+    >>> acc = NumericAccumulator(2, edges=[np.array([0.0, 1.0, 2.0]), np.array([5.0, 5.0])])
+    >>> acc.add(np.array([[0.5, 5.0], [1.5, np.nan], [9.0, 5.0]]))
+    >>> acc.count.tolist(), acc.nan.tolist()
+    ([3, 2], [0, 1])
+    >>> acc.bin_counts(0).tolist()          # below, [0, 1), [1, 2], above
+    [0, 1, 1, 1]
+
+A :class:`NumericAccumulator` holds, per column: the count of finite values, missing values
+split into null / NaN / inf, mean and M2 (Chan et al.'s parallel merge, so two windows or two
+halves of a batch merge exactly as if one had seen all the data), min, max, and the counts on
+fixed bin edges (a training baseline's quantiles) plus below- and above-range. Memory is
+O(columns x bins) and never grows with traffic.
+
+Binning compares every value with every edge (one vectorized ``>=`` per edge across all
+columns at once) and sums the masks: exact, and on this kind of data several times faster
+than ``searchsorted`` or a per-column ``np.histogram``. Interior bins are ``[e_i, e_i+1)``;
+the last one is closed, ``[e_k-1, e_k]``, so a training maximum falls inside the range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+F64 = np.float64
+#: A batch mean with mean**2 > _COND * variance loses more than 4 of 16 digits in the
+#: one-pass formula; such columns are recomputed with two passes.
+_COND = 1e4
+
+Array = np.ndarray[Any, Any]
+
+
+def thresholds_from_edges(edges: Sequence[Array], width: int | None = None) -> Array:
+    """The ``(K, d)`` array of ``>=`` thresholds for a list of per-column edges.
+
+    Column j with edges ``e_0 <= ... <= e_k`` gets ``e_0 .. e_k-1, nextafter(e_k, inf)``
+    (so the last bin is closed) padded with +inf up to K rows (a finite value is never
+    ``>= inf``, so padding rows count nothing).
+    """
+    k_max = max((len(e) for e in edges), default=0) if width is None else width
+    t = np.full((k_max, len(edges)), np.inf, dtype=F64)
+    for j, e in enumerate(edges):
+        if len(e):
+            t[: len(e), j] = e
+            t[len(e) - 1, j] = np.nextafter(F64(e[-1]), np.inf)
+    return t
+
+
+class NumericAccumulator:
+    """Mergeable statistics of ``d`` numeric columns (see the module docstring)."""
+
+    __slots__ = (
+        "_n_edges",
+        "binned",
+        "count",
+        "d",
+        "ge",
+        "inf",
+        "m2",
+        "max",
+        "mean",
+        "min",
+        "nan",
+        "null",
+        "thresholds",
+    )
+
+    def __init__(self, d: int, edges: Sequence[Array] | None = None,
+                 thresholds: Array | None = None) -> None:
+        self.d = d
+        if thresholds is None:
+            thresholds = thresholds_from_edges(edges) if edges else np.empty((0, d), dtype=F64)
+        self.thresholds = thresholds
+        self._n_edges = (
+            np.array([len(e) for e in edges], dtype=np.int64)
+            if edges
+            else np.isfinite(thresholds).sum(axis=0).astype(np.int64)
+        )
+        self.count = np.zeros(d, dtype=np.int64)
+        self.null = np.zeros(d, dtype=np.int64)
+        self.nan = np.zeros(d, dtype=np.int64)
+        self.inf = np.zeros(d, dtype=np.int64)
+        self.mean = np.zeros(d, dtype=F64)
+        self.m2 = np.zeros(d, dtype=F64)
+        self.min = np.full(d, np.inf, dtype=F64)
+        self.max = np.full(d, -np.inf, dtype=F64)
+        self.ge = np.zeros(thresholds.shape, dtype=np.int64)
+        self.binned = np.zeros(d, dtype=np.int64)
+
+    # ---- building ------------------------------------------------------------------
+    def empty_like(self) -> NumericAccumulator:
+        """A fresh, empty accumulator with the same columns and bin edges."""
+        new = NumericAccumulator.__new__(NumericAccumulator)
+        new.d = self.d
+        new.thresholds = self.thresholds
+        new._n_edges = self._n_edges
+        new.count = np.zeros_like(self.count)
+        new.null = np.zeros_like(self.null)
+        new.nan = np.zeros_like(self.nan)
+        new.inf = np.zeros_like(self.inf)
+        new.mean = np.zeros_like(self.mean)
+        new.m2 = np.zeros_like(self.m2)
+        new.min = np.full_like(self.min, np.inf)
+        new.max = np.full_like(self.max, -np.inf)
+        new.ge = np.zeros_like(self.ge)
+        new.binned = np.zeros_like(self.binned)
+        return new
+
+    def add(
+        self, X: Array, nulls: Array | None = None, bin_rows: Array | slice | None = None
+    ) -> None:
+        """Add a ``rows x d`` batch (any real dtype; not modified, not kept).
+
+        Args:
+            X: the batch. NaN in it are counted as NaN, except ``nulls[j]`` of them per column
+                which were nulls (None, pd.NA, NaT) before conversion.
+            nulls: per-column null counts inside X's NaN, or None.
+            bin_rows: a row selection (uniform sample) for the binned counts, or None for all.
+        """
+        if X.shape[0] == 0:
+            return
+        if X.dtype != F64:
+            X = X.astype(F64)
+        n = X.shape[0]
+        with np.errstate(all="ignore"):
+            s = X.sum(axis=0)
+            if np.isfinite(s).all():
+                self._add_clean(X, n, s, bin_rows)
+            else:
+                self._add_dirty(X, n, bin_rows)
+        if nulls is not None:
+            self.null += nulls
+            self.nan -= nulls
+
+    def _add_clean(self, X: Array, n: int, s: Array, bin_rows: Array | slice | None) -> None:
+        mean_b = s / n
+        ss = np.einsum("ij,ij->j", X, X)
+        m2_b = ss - s * mean_b
+        bad = (mean_b * mean_b > _COND * (m2_b / n)) | (m2_b < 0)
+        if bad.any():
+            cols = np.flatnonzero(bad)
+            D = X[:, cols] - mean_b[cols]
+            m2_b[cols] = np.einsum("ij,ij->j", D, D)
+        counts = np.full(self.d, n, dtype=np.int64)
+        self._merge_moments(counts, mean_b, m2_b)
+        np.minimum(self.min, X.min(axis=0), out=self.min)
+        np.maximum(self.max, X.max(axis=0), out=self.max)
+        if self.ge.shape[0]:
+            B = X if bin_rows is None else X[bin_rows]
+            self._bin(B)
+            self.binned += B.shape[0]
+
+    def _add_dirty(self, X: Array, n: int, bin_rows: Array | slice | None) -> None:
+        finite = np.isfinite(X)
+        cnt = finite.sum(axis=0).astype(np.int64)
+        isnan = np.isnan(X)
+        n_nan = isnan.sum(axis=0).astype(np.int64)
+        self.nan += n_nan
+        self.inf += n - cnt - n_nan
+        W = np.where(finite, X, 0.0)
+        s = W.sum(axis=0)
+        safe = np.maximum(cnt, 1)
+        mean_b = s / safe
+        D = np.where(finite, X - mean_b, 0.0)
+        m2_b = np.einsum("ij,ij->j", D, D)
+        self._merge_moments(cnt, np.where(cnt > 0, mean_b, 0.0), m2_b)
+        np.minimum(self.min, np.where(finite, X, np.inf).min(axis=0), out=self.min)
+        np.copyto(W, X)
+        W[~finite] = -np.inf  # never >= a finite threshold: outside every bin
+        np.maximum(self.max, W.max(axis=0), out=self.max)
+        if self.ge.shape[0]:
+            if bin_rows is None:
+                self._bin(W)
+                self.binned += cnt
+            else:
+                Wb = W[bin_rows]
+                self._bin(Wb)
+                self.binned += np.isfinite(Wb).sum(axis=0)
+
+    def _bin(self, B: Array) -> None:
+        mask = np.empty(B.shape, dtype=np.bool_)
+        t = self.thresholds
+        ge = self.ge
+        u8 = mask.view(np.uint8)
+        for k in range(t.shape[0]):
+            np.greater_equal(B, t[k], out=mask)
+            ge[k] += np.add.reduce(u8, axis=0, dtype=np.int64)
+
+    def _merge_moments(self, nb: Array, mean_b: Array, m2_b: Array) -> None:
+        na = self.count
+        n = na + nb
+        safe = np.maximum(n, 1)
+        delta = mean_b - self.mean
+        self.mean += delta * (nb / safe)
+        self.m2 += m2_b + delta * delta * (na * (nb / safe))
+        self.count = n
+
+    def merge(self, other: NumericAccumulator) -> None:
+        """Add ``other`` (same columns and edges) into this accumulator."""
+        self._merge_moments(other.count, other.mean, other.m2)
+        self.null += other.null
+        self.nan += other.nan
+        self.inf += other.inf
+        np.minimum(self.min, other.min, out=self.min)
+        np.maximum(self.max, other.max, out=self.max)
+        self.ge += other.ge
+        self.binned += other.binned
+
+    # ---- reading -------------------------------------------------------------------
+    def variance(self, ddof: int = 0) -> Array:
+        """Per-column variance (NaN where fewer than ``ddof + 1`` values)."""
+        with np.errstate(all="ignore"):
+            return np.where(self.count > ddof, self.m2 / (self.count - ddof), np.nan)
+
+    def std(self, ddof: int = 0) -> Array:
+        return np.sqrt(np.maximum(self.variance(ddof), 0.0))
+
+    def bin_counts(self, j: int) -> Array:
+        """Counts of column ``j``: ``[below, bin_0 .. bin_k-1, above]`` (k = edges - 1)."""
+        k = int(self._n_edges[j])
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        ge = self.ge[:k, j]
+        out = np.empty(k + 1, dtype=np.int64)
+        out[0] = self.binned[j] - ge[0]
+        out[1:k] = ge[: k - 1] - ge[1:k]
+        out[k] = ge[k - 1]
+        return out
+
+
+class CategoricalAccumulator:
+    """Counts of one categorical column over known categories + ``other`` + ``unseen``.
+
+    ``categories`` are the baseline's top categories; ``known_other`` the rest of what the
+    baseline saw (values there count as ``other``; values seen nowhere as ``unseen``). With
+    ``known_other=None`` every value outside ``categories`` counts as ``other``.
+    """
+
+    __slots__ = ("_code", "categories", "count", "counts", "known_other", "null")
+
+    _CACHE = 4096  # distinct values remembered per column: bounded memory
+
+    def __init__(
+        self, categories: Sequence[str], known_other: frozenset[str] | None = None
+    ) -> None:
+        self.categories = tuple(categories)
+        self.known_other = known_other
+        self.counts = np.zeros(len(self.categories) + 2, dtype=np.int64)
+        self.count = 0
+        self.null = 0
+        self._code: dict[object, int] = {c: i for i, c in enumerate(self.categories)}
+
+    def empty_like(self) -> CategoricalAccumulator:
+        new = CategoricalAccumulator.__new__(CategoricalAccumulator)
+        new.categories = self.categories
+        new.known_other = self.known_other
+        new.counts = np.zeros_like(self.counts)
+        new.count = 0
+        new.null = 0
+        new._code = self._code  # shared cache of value -> code (read-mostly)
+        return new
+
+    def _lookup(self, v: object) -> int:
+        code = self._code.get(v)
+        if code is not None:
+            return code
+        key = _category_key(v)
+        if key in self._code:
+            code = self._code[key]
+        elif self.known_other is None or key in self.known_other:
+            code = len(self.categories)
+        else:
+            code = len(self.categories) + 1
+        if len(self._code) < self._CACHE:
+            with contextlib.suppress(TypeError):  # unhashable values are not cached
+                self._code[v] = code
+        return code
+
+    def add(self, values: Array) -> None:
+        """Add a 1-D array of values (None / NaN / NaT count as null)."""
+        counts = self.counts
+        nulls = 0
+        lookup = self._lookup
+        for v in values.tolist():
+            t = type(v)
+            if v is None or (t is float and v != v) or t.__name__ in ("NAType", "NaTType"):
+                nulls += 1
+                continue
+            try:
+                counts[lookup(v)] += 1
+            except TypeError:  # unhashable value: count it as other
+                counts[len(self.categories)] += 1
+        self.null += nulls
+        self.count += len(values) - nulls
+
+    def merge(self, other: CategoricalAccumulator) -> None:
+        self.counts += other.counts
+        self.count += other.count
+        self.null += other.null
+
+
+def _category_key(v: object) -> str:
+    """The string under which a category is stored in a baseline."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+category_key = _category_key
