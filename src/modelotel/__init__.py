@@ -9,6 +9,24 @@ Example:
 
 from __future__ import annotations
 
+from modelotel import attributes, testing
+from modelotel._instrument import instrument, wrap
+from modelotel._observe import observe
+from modelotel._payload.config import PayloadConfig
+from modelotel._suppress import suppress
 from modelotel._version import __version__
+from modelotel.setup import configure, force_flush, shutdown
 
-__all__ = ["__version__"]
+__all__ = [
+    "PayloadConfig",
+    "__version__",
+    "attributes",
+    "configure",
+    "force_flush",
+    "instrument",
+    "observe",
+    "shutdown",
+    "suppress",
+    "testing",
+    "wrap",
+]

@@ -157,3 +157,16 @@ def reset() -> None:
         with guard("state.reset"):
             cb()
     bump_generation()
+
+
+def _after_fork_in_child() -> None:
+    # The child inherits the parent's monitors and their unexported aggregations: a new
+    # generation makes every monitor drop them (and rebuild its instruments) before it
+    # records anything, so nothing the parent buffered is exported twice.
+    global _generation, _lock
+    _lock = threading.RLock()  # another thread may have held it at fork time
+    _generation += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,281 @@
+"""One prediction's lifecycle: start, finish (success or failure).
+
+Example:
+    >>> from modelotel._call import start_call, MISSING
+    >>> from modelotel._monitor import get_monitor
+    >>> from modelotel.config import model_config
+    >>> call = start_call(get_monitor(model_config(model="doc")), [[1.0, 2.0]])
+    >>> call.finish([0.5])
+    >>> call.outputs
+    [0.5]
+
+Every method here runs the telemetry inside the guard's semantics (any ``Exception`` is
+swallowed and counted through :func:`modelotel._safety.record_error`); the hot steps use
+``try/except`` + ``record_error`` directly because a ``with guard(...)`` block costs a few
+hundred nanoseconds per step. Nothing here raises into the user's code and nothing
+replaces the user's result or exception.
+
+:meth:`Call.finish` order (the contract with the statistics and payload parts):
+
+1. duration, outcome and ``error.type`` on the span and the serving metrics;
+2. ``for hook in monitor.finish_hooks: hook(call)``, each in its own guard (statistics
+   first, payload second), with the call's span still the current span for function
+   calls (log records emitted there are linked to it);
+3. ``ml.checks.fired`` from :attr:`Call.checks_fired`, then the span ends.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
+
+from modelotel import _state
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel._monitor import ModelMonitor
+from modelotel._safety import record_error
+
+
+class _Missing:
+    """Sentinel for "no input / no output recorded"."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+_getrandbits = random.getrandbits
+_perf_counter_ns = time.perf_counter_ns
+_set_span_in_context = trace.set_span_in_context
+_attach = otel_context.attach
+_detach = otel_context.detach
+
+
+def _new_prediction_id() -> str:
+    """A random 64-bit id as 16 hex digits (cheap; unique enough to join outcomes)."""
+    return f"{_getrandbits(64):016x}"
+
+
+def _input_shape(inputs: object) -> tuple[int | None, int | None]:
+    """(rows, features) of an input, from ``.shape`` or ``len()``; (None, None) if unknown.
+
+    Only reads ``.shape`` (numpy, pandas, torch, tensorflow, polars) or the length of a
+    list / tuple: never calls a user object's methods, never copies.
+    """
+    if inputs is MISSING or inputs is None:
+        return None, None
+    shape = getattr(inputs, "shape", None)
+    if isinstance(shape, tuple) or (shape is not None and hasattr(shape, "__len__")):
+        dims = tuple(shape)
+        if len(dims) == 0:
+            return 1, None
+        rows = int(dims[0]) if dims[0] is not None else None
+        features = int(dims[1]) if len(dims) >= 2 and dims[1] is not None else None
+        return rows, features
+    if isinstance(inputs, (list, tuple)):
+        n = len(inputs)
+        if n and isinstance(inputs[0], (list, tuple)):
+            return n, len(inputs[0])
+        return n, None
+    return None, None
+
+
+class Call:
+    """One prediction. Created by :func:`start_call`; finished exactly once.
+
+    Attributes:
+        monitor: the model's :class:`~modelotel._monitor.ModelMonitor`.
+        prediction_id: unique id of this prediction (16 hex digits), also on the span.
+        span: the call's span (may be non-recording when not sampled).
+        inputs: the model input (``input_arg``), or what ``record_inputs`` gave; ``MISSING``.
+        outputs: the return value, or what ``record_outputs`` gave; ``MISSING`` for streams.
+        error: the exception that ended the call, or None.
+        checks_fired: names of silent-failure checks that fired (hooks append).
+    """
+
+    __slots__ = (
+        "_done",
+        "_start_ns",
+        "_token",
+        "checks_fired",
+        "closed_early",
+        "duration_s",
+        "error",
+        "inputs",
+        "monitor",
+        "outputs",
+        "prediction_id",
+        "span",
+        "stream_items",
+    )
+
+    monitor: ModelMonitor
+    prediction_id: str
+    span: Span
+    inputs: Any
+    outputs: Any
+    error: BaseException | None
+    checks_fired: list[str]
+    stream_items: int | None
+    closed_early: bool
+    duration_s: float
+    _start_ns: int
+    _token: object
+    _done: bool
+
+    # ------------------------------------------------------------------ context
+    def attach(self) -> object:
+        """Make this call's span the current span; returns the token for :meth:`detach`."""
+        try:
+            return _attach(_set_span_in_context(self.span))
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.attach", exc)
+            return None
+
+    @staticmethod
+    def detach(token: object) -> None:
+        """Undo :meth:`attach` (no-op for a None token)."""
+        if token is None:
+            return
+        try:
+            _detach(token)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.detach", exc)
+
+    # ------------------------------------------------------------------ user API
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set an attribute on the call's span (ignored when not sampled). Never raises."""
+        try:
+            self.span.set_attribute(key, value)
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.set_attribute", exc)
+
+    def record_inputs(self, inputs: Any) -> None:
+        """Tell modelotel what the model input of this call is (for ``observe``)."""
+        self.inputs = inputs
+
+    def record_outputs(self, outputs: Any) -> None:
+        """Tell modelotel what the model output of this call is (for ``observe``)."""
+        self.outputs = outputs
+
+    # ------------------------------------------------------------------ lifecycle
+    def finish(self, outputs: Any = MISSING, error: BaseException | None = None) -> None:
+        """End the call: metrics, hooks, checks, span end. Idempotent; never raises."""
+        end_ns = _perf_counter_ns()
+        if self._done:
+            return
+        self._done = True
+        if outputs is not MISSING:
+            self.outputs = outputs
+        if error is not None:
+            self.error = error
+        error = self.error
+        mon = self.monitor
+        span = self.span
+        seconds = (end_ns - self._start_ns) / 1e9
+        if seconds < 0:  # time can go backwards (suspended VMs)
+            seconds = 0.0
+        self.duration_s = seconds
+        error_type = type(error).__qualname__ if error is not None else None
+
+        # 1. duration, outcome, error.type on the metrics and the span
+        recording = False
+        try:
+            recording = span.is_recording()
+            rows, features = _input_shape(self.inputs)
+            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, error_type)
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.metrics", exc)
+            rows = features = None
+        if recording:
+            try:
+                if rows is not None:
+                    span.set_attribute(A.ML_INPUT_ROWS, rows)
+                if features is not None:
+                    span.set_attribute(A.ML_INPUT_FEATURES, features)
+                if self.stream_items is not None:
+                    span.set_attribute(A.ML_STREAM_ITEMS, self.stream_items)
+                    if self.closed_early:
+                        span.set_attribute(A.ML_STREAM_CLOSED_EARLY, True)
+                if error is not None:
+                    span.set_attribute(A.ERROR_TYPE, error_type)
+                    span.record_exception(error, escaped=True)
+                    span.set_status(Status(StatusCode.ERROR, error_type))
+            except Exception as exc:  # noqa: BLE001
+                record_error("call.span_attributes", exc)
+
+        # 2. hooks of the statistics and payload parts
+        for hook in mon.finish_hooks:
+            try:
+                hook(self)
+            except Exception as exc:  # noqa: BLE001
+                record_error(getattr(hook, "__qualname__", "hook"), exc)
+
+        # 3. checks, end the span, leave its context
+        try:
+            if recording and self.checks_fired:
+                span.set_attribute(A.ML_CHECKS_FIRED, list(self.checks_fired))
+            span.end()
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.span_end", exc)
+        token = self._token
+        if token is not None:
+            self._token = None
+            self.detach(token)
+
+
+def start_call(monitor: ModelMonitor, inputs: Any = MISSING, *, attach: bool = True) -> Call:
+    """Start one prediction: id, span (if sampled), start time. Never raises.
+
+    With ``attach`` the span becomes the current span until :meth:`Call.finish`
+    (functions and context managers); generators attach around each resumption instead.
+    """
+    call = Call.__new__(Call)
+    call.monitor = monitor
+    call.inputs = inputs
+    call.outputs = MISSING
+    call.error = None
+    call.checks_fired = []
+    call.stream_items = None
+    call.closed_early = False
+    call.duration_s = 0.0
+    call._token = None
+    call._done = False
+    try:
+        pid = _new_prediction_id()
+        if type(pid) is not str:
+            raise TypeError(f"prediction id generator returned {type(pid).__name__}")
+    except Exception as exc:  # noqa: BLE001
+        record_error("call.prediction_id", exc)
+        pid = ""
+    call.prediction_id = pid
+    span: Span = INVALID_SPAN
+    try:
+        if monitor._gen != _state._generation:
+            monitor.refresh()
+        s = monitor.tracer.start_span(monitor.span_name, attributes=monitor.span_attributes)
+        if not isinstance(s, Span):
+            raise TypeError(f"tracer returned {type(s).__name__} instead of a Span")
+        span = s
+        if pid and span.is_recording():
+            span.set_attribute(A.ML_PREDICTION_ID, pid)
+    except Exception as exc:  # noqa: BLE001
+        record_error("call.span_start", exc)
+    call.span = span
+    if attach:
+        call._token = call.attach()
+    call._start_ns = _perf_counter_ns()
+    return call

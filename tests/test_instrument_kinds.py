@@ -1,0 +1,402 @@
+"""instrument() on every callable kind: spans, attributes, introspection, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import StatusCode
+
+import modelotel
+from modelotel import attributes as tn
+from modelotel.testing import Captured, capture
+
+
+@pytest.fixture
+def cap() -> Iterator[Captured]:
+    with capture() as c:
+        yield c
+
+
+def _only_span(cap: Captured) -> Any:
+    spans = cap.spans()
+    assert len(spans) == 1, [s.name for s in spans]
+    return spans[0]
+
+
+def test_plain_function_span_and_attributes(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-plain", version="7")
+    def predict(x_in: Any) -> list[int]:
+        """Docstring kept."""
+        return [1 for _ in x_in]
+
+    x_in = np.zeros((4, 3))
+    assert predict(x_in) == [1, 1, 1, 1]
+    span = _only_span(cap)
+    assert span.name == "predict kinds-plain"
+    attrs = dict(span.attributes)
+    assert attrs[tn.ML_MODEL_NAME] == "kinds-plain"
+    assert attrs[tn.ML_MODEL_VERSION] == "7"
+    assert attrs[tn.ML_INPUT_ROWS] == 4
+    assert attrs[tn.ML_INPUT_FEATURES] == 3
+    pid = attrs[tn.ML_PREDICTION_ID]
+    assert isinstance(pid, str)
+    assert len(pid) == 16
+    int(pid, 16)
+    assert span.status.status_code == StatusCode.UNSET
+    assert span.instrumentation_scope.name == tn.SCOPE_NAME
+    assert span.instrumentation_scope.version == modelotel.__version__
+    assert predict.__name__ == "predict"
+    assert predict.__doc__ == "Docstring kept."
+    assert list(inspect.signature(predict).parameters) == ["x_in"]
+
+
+def test_bare_decorator_uses_qualified_name(cap: Captured) -> None:
+    @modelotel.instrument
+    def score(x: float) -> float:
+        return x * 2
+
+    assert score(2.0) == 4.0
+    span = _only_span(cap)
+    # <locals> is dropped from the default name
+    assert span.name == "predict test_bare_decorator_uses_qualified_name.score"
+    assert span.attributes[tn.ML_MODEL_VERSION] == ""
+
+
+def test_prediction_ids_are_unique(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-ids")
+    def predict(x: int) -> int:
+        return x
+
+    for i in range(50):
+        predict(i)
+    ids = {s.attributes[tn.ML_PREDICTION_ID] for s in cap.spans()}
+    assert len(ids) == 50
+
+
+def test_methods_staticmethods_classmethods(cap: Captured) -> None:
+    class Model:
+        factor = 3
+
+        @modelotel.instrument(model="kinds-method")
+        def predict(self, x_in: list[float]) -> list[float]:
+            return [x * self.factor for x in x_in]
+
+        @staticmethod
+        @modelotel.instrument(model="kinds-static")
+        def static_predict(x_in: list[float]) -> list[float]:
+            return list(x_in)
+
+        @modelotel.instrument(model="kinds-static-outer")
+        @staticmethod
+        def static_outer(x_in: list[float]) -> list[float]:
+            return list(x_in)
+
+        @classmethod
+        @modelotel.instrument(model="kinds-class")
+        def class_predict(cls, x_in: list[float]) -> list[float]:
+            return [x * cls.factor for x in x_in]
+
+        @modelotel.instrument(model="kinds-class-outer")
+        @classmethod
+        def class_outer(cls, x_in: list[float]) -> list[float]:
+            return [x * cls.factor for x in x_in]
+
+    m = Model()
+    assert m.predict([1.0, 2.0]) == [3.0, 6.0]
+    assert Model.predict(m, [1.0]) == [3.0]
+    assert m.static_predict([1.0]) == [1.0]
+    assert Model.static_predict([1.0, 2.0]) == [1.0, 2.0]
+    assert Model.static_outer([5.0]) == [5.0]
+    assert Model.class_predict([1.0]) == [3.0]
+    assert m.class_outer([2.0]) == [6.0]
+    spans = cap.spans()
+    assert [s.name for s in spans] == [
+        "predict kinds-method",
+        "predict kinds-method",
+        "predict kinds-static",
+        "predict kinds-static",
+        "predict kinds-static-outer",
+        "predict kinds-class",
+        "predict kinds-class-outer",
+    ]
+    # the input is the first argument after self/cls
+    assert [s.attributes.get(tn.ML_INPUT_ROWS) for s in spans] == [2, 1, 1, 2, 1, 1, 1]
+    assert list(inspect.signature(m.predict).parameters) == ["x_in"]
+
+
+def test_coroutine(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-async")
+    async def predict(x_in: list[int]) -> int:
+        await asyncio.sleep(0.01)
+        return sum(x_in)
+
+    assert inspect.iscoroutinefunction(predict)
+    assert asyncio.run(predict([1, 2, 3])) == 6
+    span = _only_span(cap)
+    assert span.name == "predict kinds-async"
+    # the span covers the awaited work, not only the creation of the coroutine
+    assert span.end_time - span.start_time >= 5_000_000
+    assert span.attributes[tn.ML_INPUT_ROWS] == 3
+
+
+def test_async_nesting_and_no_leak(cap: Captured) -> None:
+    tracer = cap.tracer_provider.get_tracer("t")
+
+    @modelotel.instrument(model="kinds-async-child")
+    async def predict(x: int) -> int:
+        inner = trace.get_current_span()
+        assert inner.get_span_context().is_valid
+        await asyncio.sleep(0)
+        return x
+
+    async def main() -> None:
+        with tracer.start_as_current_span("request"):
+            await asyncio.gather(predict(1), predict(2))
+            assert trace.get_current_span().name == "request"  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+    spans = {s.name: s for s in cap.spans()}
+    request = spans["request"]
+    children = [s for s in cap.spans() if s.name == "predict kinds-async-child"]
+    assert len(children) == 2
+    for child in children:
+        assert child.parent is not None
+        assert child.parent.span_id == request.context.span_id
+
+
+def test_generator_span_per_stream(cap: Captured) -> None:
+    seen_inside: list[bool] = []
+
+    @modelotel.instrument(model="kinds-gen")
+    def stream(x_in: list[int]) -> Iterator[int]:
+        for x in x_in:
+            seen_inside.append(trace.get_current_span().is_recording())
+            yield x * 10
+        return
+
+    assert inspect.isgeneratorfunction(stream)
+    gen = stream([1, 2, 3])
+    assert cap.spans() == []  # nothing before the first iteration
+    out = []
+    for item in gen:
+        # between items the caller does not see our span
+        assert not trace.get_current_span().is_recording()
+        out.append(item)
+    assert out == [10, 20, 30]
+    assert seen_inside == [True, True, True]
+    span = _only_span(cap)
+    assert span.name == "predict kinds-gen"
+    assert span.attributes[tn.ML_STREAM_ITEMS] == 3
+    assert tn.ML_STREAM_CLOSED_EARLY not in span.attributes
+    assert span.status.status_code == StatusCode.UNSET
+
+
+def test_generator_closed_early_is_not_an_error(cap: Captured) -> None:
+    closed = []
+
+    @modelotel.instrument(model="kinds-gen-close")
+    def stream() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+            yield 3
+        finally:
+            closed.append(True)
+
+    gen = stream()
+    assert next(gen) == 1
+    gen.close()
+    assert closed == [True]
+    span = _only_span(cap)
+    assert span.attributes[tn.ML_STREAM_ITEMS] == 1
+    assert span.attributes[tn.ML_STREAM_CLOSED_EARLY] is True
+    assert span.status.status_code == StatusCode.UNSET
+    assert tn.ERROR_TYPE not in span.attributes
+
+
+def test_generator_raises(cap: Captured) -> None:
+    class BoomError(Exception):
+        pass
+
+    err = BoomError("x")
+
+    @modelotel.instrument(model="kinds-gen-raise")
+    def stream() -> Iterator[int]:
+        yield 1
+        raise err
+
+    gen = stream()
+    assert next(gen) == 1
+    with pytest.raises(BoomError) as info:
+        next(gen)
+    assert info.value is err
+    span = _only_span(cap)
+    assert span.attributes[tn.ERROR_TYPE] == "test_generator_raises.<locals>.BoomError"
+    assert span.status.status_code == StatusCode.ERROR
+
+
+def test_generator_send_throw_and_return_value(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-gen-send")
+    def echo() -> Iterator[Any]:
+        received = []
+        try:
+            while True:
+                got = yield len(received)
+                received.append(got)
+        except KeyError:
+            yield "handled"
+        return received
+
+    gen = echo()
+    assert next(gen) == 0
+    assert gen.send("a") == 1
+    assert gen.throw(KeyError("k")) == "handled"
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == ["a"]
+    span = _only_span(cap)
+    assert span.attributes[tn.ML_STREAM_ITEMS] == 3
+
+
+def test_async_generator(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-agen")
+    async def stream(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            assert trace.get_current_span().is_recording()
+            await asyncio.sleep(0)
+            yield i
+
+    assert inspect.isasyncgenfunction(stream)
+
+    async def consume() -> list[int]:
+        out = []
+        async for i in stream(4):
+            assert not trace.get_current_span().is_recording()
+            out.append(i)
+        return out
+
+    assert asyncio.run(consume()) == [0, 1, 2, 3]
+    span = _only_span(cap)
+    assert span.attributes[tn.ML_STREAM_ITEMS] == 4
+
+
+def test_async_generator_closed_early_and_raise(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-agen-close")
+    async def stream() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+
+    @modelotel.instrument(model="kinds-agen-raise")
+    async def bad() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("bad stream")
+
+    async def main() -> None:
+        agen = stream()
+        assert await agen.__anext__() == 1
+        await agen.aclose()
+        with pytest.raises(ValueError, match="bad stream"):
+            async for _ in bad():
+                pass
+
+    asyncio.run(main())
+    spans = {s.name: s for s in cap.spans()}
+    closed = spans["predict kinds-agen-close"]
+    assert closed.attributes[tn.ML_STREAM_CLOSED_EARLY] is True
+    assert closed.status.status_code == StatusCode.UNSET
+    failed = spans["predict kinds-agen-raise"]
+    assert failed.attributes[tn.ERROR_TYPE] == "ValueError"
+    assert failed.attributes[tn.ML_STREAM_ITEMS] == 1
+
+
+def test_child_of_current_span(cap: Captured) -> None:
+    tracer = cap.tracer_provider.get_tracer("t")
+
+    @modelotel.instrument(model="kinds-inner")
+    def inner(x: int) -> int:
+        return x
+
+    @modelotel.instrument(model="kinds-outer")
+    def outer(x: int) -> int:
+        return inner(x) + 1
+
+    with tracer.start_as_current_span("request") as request:
+        assert outer(1) == 2
+    spans = {s.name: s for s in cap.spans()}
+    assert spans["predict kinds-outer"].parent.span_id == request.get_span_context().span_id
+    assert (
+        spans["predict kinds-inner"].parent.span_id == spans["predict kinds-outer"].context.span_id
+    )
+    assert not trace.get_current_span().is_recording()
+
+
+def test_input_arg_by_name_and_position(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-inarg", input_arg="x_in")
+    def predict(threshold: float, x_in: list[list[float]]) -> int:
+        return len(x_in)
+
+    @modelotel.instrument(model="kinds-inarg-pos", input_arg=1)
+    def predict2(threshold: float, x_in: list[list[float]]) -> int:
+        return len(x_in)
+
+    predict(0.5, [[1.0], [2.0]])
+    predict(0.5, x_in=[[1.0], [2.0], [3.0]])
+    predict2(0.5, [[1.0]])
+    assert [s.attributes[tn.ML_INPUT_ROWS] for s in cap.spans()] == [2, 3, 1]
+    with pytest.raises(ValueError, match="not a parameter"):
+        modelotel.instrument(input_arg="nope")(predict2.__wrapped__)
+
+
+def test_inputs_without_shape_get_no_rows(cap: Captured) -> None:
+    @modelotel.instrument(model="kinds-noshape")
+    def predict(x: object = None) -> int:
+        return 1
+
+    predict({"a": 1})
+    predict()
+    for span in cap.spans():
+        assert tn.ML_INPUT_ROWS not in span.attributes
+
+
+def test_not_sampled_span_still_counts_metrics() -> None:
+    @modelotel.instrument(model="kinds-unsampled")
+    def predict(x_in: list[int]) -> int:
+        assert trace.get_current_span().get_span_context().is_valid
+        return len(x_in)
+
+    with capture(sampler=ALWAYS_OFF) as cap:
+        for _ in range(3):
+            predict([1, 2])
+        assert cap.spans() == []
+        assert (
+            cap.metric(tn.METRIC_PREDICTION_CALLS, **{tn.ML_MODEL_NAME: "kinds-unsampled"}).value
+            == 3
+        )
+        assert (
+            cap.metric(tn.METRIC_PREDICTION_ROWS, **{tn.ML_MODEL_NAME: "kinds-unsampled"}).value
+            == 6
+        )
+        assert (
+            cap.metric(tn.METRIC_PREDICTION_DURATION, **{tn.ML_MODEL_NAME: "kinds-unsampled"}).count
+            == 3
+        )
+
+
+def test_bad_options_fail_at_decoration() -> None:
+    with pytest.raises(ValueError, match="task="):
+        modelotel.instrument(task="clustering")
+    with pytest.raises(TypeError, match="version="):
+        modelotel.instrument(version=["1"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_features="):
+        modelotel.instrument(max_features=0)
+    with pytest.raises(ValueError, match="payload_sample_rate="):
+        modelotel.instrument(payload_sample_rate=1.5)
+    with pytest.raises(TypeError, match="not callable"):
+        modelotel.instrument(42)  # type: ignore[call-overload]
