@@ -405,8 +405,18 @@ def _build(args: dict[str, Any]) -> _Setup:
         )
     if _signal_enabled("logs", args["logs"]):
         _try_signal("logs", lambda: _setup_logs(setup, resource, factory("logs"), add_to_existing))
-    _logfilter.install(sorted({e.endpoint for e in setup.exporters}))
+    _logfilter.install(sorted({_base_url(e.endpoint) for e in setup.exporters}))
     return setup
+
+
+def _base_url(endpoint: str) -> str:
+    """``http://host:4318/v1/traces`` -> ``http://host:4318``: one name for all signals."""
+    from urllib.parse import urlsplit
+
+    if "://" not in endpoint:
+        return endpoint  # gRPC exporters keep host:port only
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else endpoint
 
 
 def _try_signal(signal: str, fn: Callable[[], None]) -> None:
