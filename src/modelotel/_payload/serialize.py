@@ -128,6 +128,12 @@ class Converter:
         self.remaining -= _text_cost(s)
         return s
 
+    def _marker(self, text: str) -> str:
+        # Our own placeholders are never cut by max_string_length.
+        text = clean_text(text[:200])
+        self.remaining -= len(text) + 3
+        return text
+
     def _plain(self, obj: object, depth: int, rows: bool) -> Any:
         if obj is None or isinstance(obj, bool):
             self.remaining -= 5
@@ -136,7 +142,7 @@ class Converter:
             value = int(obj)
             if value.bit_length() > _MAX_INT_BITS:
                 self._cut(tn.REASON_PAYLOAD_STRING, value.bit_length() // 3)
-                return self._str(f"[int of {value.bit_length()} bits]")
+                return self._marker(f"[int of {value.bit_length()} bits]")
             self.remaining -= value.bit_length() // 3 + 2
             return value
         if isinstance(obj, float):
@@ -161,7 +167,7 @@ class Converter:
             return None
         if depth >= self.max_depth:
             self._cut(tn.REASON_PAYLOAD_DEPTH)
-            return self._str("[depth]")
+            return self._marker("[depth]")
         if isinstance(obj, np.ndarray):
             return self._array(obj, depth, rows)
         if isinstance(obj, Mapping):
@@ -186,7 +192,7 @@ class Converter:
             items = ((f.name, getattr(obj, f.name)) for f in fields)
             return self._mapping(items, obj, len(fields), depth, rows)
         if isinstance(obj, (Iterator, AsyncIterator)) or inspect.isgenerator(obj):
-            return self._str("[iterator]")
+            return self._marker("[iterator]")
         return self._repr(obj)
 
     def _repr(self, obj: object) -> str:
@@ -194,7 +200,7 @@ class Converter:
             text = repr(obj)
         except Exception:  # noqa: BLE001 - a user object's __repr__ may raise anything
             self._cut(tn.REASON_PAYLOAD_UNREPRESENTABLE)
-            return self._str(f"[unrepresentable {type(obj).__name__}]")
+            return self._marker(f"[unrepresentable {type(obj).__name__}]")
         return self._str(text)
 
     def _enter(self, obj: object) -> bool:
@@ -209,7 +215,7 @@ class Converter:
         self, items: Any, obj: object, n: int, depth: int, rows: bool
     ) -> dict[str, Any] | str:
         if not self._enter(obj):
-            return self._str("[circular]")
+            return self._marker("[circular]")
         try:
             out: dict[str, Any] = {}
             start = self.remaining
@@ -244,7 +250,7 @@ class Converter:
 
     def _sequence(self, obj: Any, depth: int, rows: bool) -> list[Any] | str:
         if not self._enter(obj):
-            return self._str("[circular]")
+            return self._marker("[circular]")
         try:
             n = len(obj)
             cap = self.max_rows if rows else self.max_items

@@ -1,0 +1,404 @@
+"""Outcomes: labels that arrive after the prediction, joined to it by prediction id.
+
+Example:
+    >>> import modelotel
+    >>> modelotel.record_outcome("0123456789abcdef", 1, model="churn", version="3")
+
+``record_outcome`` always emits an ``ml.prediction.outcome`` log record. If the prediction
+is still in this process's bounded cache (filled by the payload hook for models declared
+with ``task="classification"`` or ``task="regression"``), or ``predicted=`` is given, it
+also updates the performance metrics of that model version:
+
+- classification: ``ml.outcome.count``, ``ml.outcome.correct``, ``ml.outcome.accuracy``
+  (gauge: correct / count since the process started), ``ml.outcome.class`` (per actual
+  label and result);
+- regression: ``ml.outcome.count`` and ``ml.outcome.absolute_error`` (histogram);
+- otherwise ``ml.outcome.unmatched``.
+
+What the cache keeps (cheap, per call): a scalar output (bool, int, float, a string of at
+most 256 characters, a numpy scalar) as is, a list / tuple / 1-D numpy array of at most 64
+scalars as a tuple copy. Anything else is not kept. See ``docs/payloads.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from modelotel import _state
+from modelotel import attributes as tn
+from modelotel._safety import count_skipped, guard, health
+from modelotel._version import __version__
+
+__all__ = ["record_outcome"]
+
+#: Environment variable: predictions kept per model version for outcome matching.
+MODELOTEL_OUTCOME_CACHE_SIZE = "MODELOTEL_OUTCOME_CACHE_SIZE"
+DEFAULT_CACHE_SIZE = 10_000
+#: Most distinct class labels per model version on ``ml.outcome.class``; the rest: ``__other__``.
+MAX_CLASSES = 100
+OTHER_CLASS = "__other__"
+_MAX_STR = 256
+_MAX_BATCH = 64
+_MAX_ATTR_TEXT = 1024
+TASKS = ("classification", "regression")
+
+_NOT_KEPT = object()
+_UNSET: Any = object()
+
+
+def _cacheable(value: Any) -> Any:
+    """The value to keep for ``value``, or ``_NOT_KEPT`` (cheap: type checks, small copies)."""
+    t = type(value)
+    if t is float or t is int or t is bool:
+        return value
+    if t is str:
+        return value if len(value) <= _MAX_STR else _NOT_KEPT
+    if isinstance(value, np.generic):
+        return value.item() if value.dtype.kind in "biufU" else _NOT_KEPT
+    if t is list or t is tuple:
+        return tuple(value) if len(value) <= _MAX_BATCH else _NOT_KEPT
+    if t is np.ndarray:
+        if value.ndim <= 1 and value.size <= _MAX_BATCH and value.dtype.kind in "biufU":
+            return tuple(value.tolist()) if value.ndim else value.item()
+        return _NOT_KEPT
+    return _NOT_KEPT
+
+
+class PredictionCache:
+    """Bounded map prediction id -> predicted value of one model version (oldest evicted)."""
+
+    __slots__ = ("_data", "model", "size", "task", "version")
+
+    def __init__(self, model: str, version: str, task: str, size: int) -> None:
+        self.model = model
+        self.version = version
+        self.task = task
+        self.size = size
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def put(self, prediction_id: str, outputs: Any) -> None:
+        """Keep ``outputs`` if cheap (see the module docstring); evict the oldest entry."""
+        value = _cacheable(outputs)
+        if value is _NOT_KEPT:
+            return
+        data = self._data
+        data[prediction_id] = value
+        if len(data) > self.size:
+            with contextlib.suppress(KeyError):  # another thread emptied it first
+                data.popitem(last=False)
+
+    def pop(self, prediction_id: str) -> Any:
+        """The kept prediction (removed: each is matched once), or ``_NOT_KEPT``."""
+        return self._data.pop(prediction_id, _NOT_KEPT)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _Totals:
+    __slots__ = ("attrs", "classes", "correct", "count")
+
+    def __init__(self, attrs: dict[str, str]) -> None:
+        self.attrs = attrs
+        self.count = 0
+        self.correct = 0
+        self.classes: set[str] = set()
+
+
+_lock = threading.Lock()
+_caches: dict[tuple[str, str], PredictionCache] = {}
+_totals: dict[tuple[str, str], _Totals] = {}
+_inst: dict[str, Any] = {}
+_inst_gen = -1
+
+
+def cache_size() -> int:
+    """Cache size from ``MODELOTEL_OUTCOME_CACHE_SIZE`` (default 10,000; 0 turns it off)."""
+    raw = os.environ.get(MODELOTEL_OUTCOME_CACHE_SIZE)
+    if raw is None or not raw.strip():
+        return DEFAULT_CACHE_SIZE
+    try:
+        size = int(raw)
+        if size < 0:
+            raise ValueError(raw)
+    except ValueError:
+        health.warn_once(
+            "env:" + MODELOTEL_OUTCOME_CACHE_SIZE,
+            "modelotel: %s=%r is not a non-negative integer; using %d",
+            MODELOTEL_OUTCOME_CACHE_SIZE,
+            raw,
+            DEFAULT_CACHE_SIZE,
+        )
+        return DEFAULT_CACHE_SIZE
+    return size
+
+
+def cache_for(
+    model: str, version: str, task: str, size: int | None = None
+) -> PredictionCache | None:
+    """The cache of one model version (created once), or ``None`` when outcomes are off for it."""
+    if task not in TASKS:
+        return None
+    size = cache_size() if size is None else size
+    if size <= 0:
+        return None
+    key = (model, version)
+    with _lock:
+        cache = _caches.get(key)
+        if cache is None or cache.task != task:
+            cache = _caches[key] = PredictionCache(model, version, task, size)
+        return cache
+
+
+def _reset() -> None:
+    global _inst_gen
+    with _lock:
+        _caches.clear()
+        _totals.clear()
+        _inst.clear()
+        _inst_gen = -1
+
+
+_state.on_reset(_reset)
+
+
+def _observe_accuracy(options: CallbackOptions) -> Iterable[Observation]:
+    with _lock:
+        totals = list(_totals.values())
+    return [Observation(t.correct / t.count, t.attrs) for t in totals if t.count]
+
+
+def _instruments() -> dict[str, Any]:
+    global _inst_gen
+    gen = _state.generation()
+    if gen == _inst_gen and _inst:
+        return _inst
+    with _lock:
+        if gen == _inst_gen and _inst:
+            return _inst
+        meter = _state.meter_provider().get_meter(tn.SCOPE_NAME, __version__)
+        logger = _state.logger_provider().get_logger(tn.SCOPE_NAME, __version__)
+        _inst.clear()
+        _inst.update(
+            logger=logger,
+            count=meter.create_counter(
+                tn.METRIC_OUTCOME_COUNT,
+                unit="{outcome}",
+                description="Outcomes matched to a prediction.",
+            ),
+            correct=meter.create_counter(
+                tn.METRIC_OUTCOME_CORRECT,
+                unit="{outcome}",
+                description="Classification outcomes equal to the prediction.",
+            ),
+            classes=meter.create_counter(
+                tn.METRIC_OUTCOME_CLASS,
+                unit="{outcome}",
+                description="Classification outcomes per actual class and result.",
+            ),
+            abs_error=meter.create_histogram(
+                tn.METRIC_OUTCOME_ABSOLUTE_ERROR,
+                description="Regression outcomes: |predicted - actual|.",
+            ),
+            unmatched=meter.create_counter(
+                tn.METRIC_OUTCOME_UNMATCHED,
+                unit="{outcome}",
+                description="Outcomes whose prediction was not (or no longer) in the cache.",
+            ),
+            accuracy=meter.create_observable_gauge(
+                tn.METRIC_OUTCOME_ACCURACY,
+                callbacks=[_observe_accuracy],
+                unit="1",
+                description="Classification accuracy since the process started: correct / count.",
+            ),
+        )
+        _inst_gen = gen
+        return _inst
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _attr(value: Any) -> Any:
+    """An attribute value: primitives as is, anything else as (capped) JSON text."""
+    value = _plain(value)
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        return value[:_MAX_ATTR_TEXT]
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(type(value).__name__)
+    return text[:_MAX_ATTR_TEXT]
+
+
+def _pairs(predicted: Any, actual: Any) -> list[tuple[Any, Any]] | None:
+    predicted = _plain(predicted)
+    actual = _plain(actual)
+    if isinstance(predicted, (tuple, list)):
+        if isinstance(actual, (tuple, list)):
+            if len(actual) != len(predicted):
+                return None
+            return [(_plain(p), _plain(a)) for p, a in zip(predicted, actual, strict=True)]
+        if len(predicted) == 1:
+            return [(_plain(predicted[0]), actual)]
+        return None
+    if isinstance(actual, (tuple, list)):
+        return [(predicted, _plain(actual[0]))] if len(actual) == 1 else None
+    return [(predicted, actual)]
+
+
+def _infer_task(pairs: list[tuple[Any, Any]]) -> str:
+    for p, a in pairs:
+        for v in (p, a):
+            if isinstance(v, float) and not float(v).is_integer():
+                return "regression"
+    return "classification"
+
+
+def _find(
+    prediction_id: str, model: str | None, version: str | None
+) -> tuple[Any, PredictionCache | None]:
+    with _lock:
+        caches = [
+            c
+            for (m, v), c in _caches.items()
+            if (model is None or m == model) and (version is None or v == version)
+        ]
+    for cache in caches:
+        value = cache.pop(prediction_id)
+        if value is not _NOT_KEPT:
+            return value, cache
+    return _NOT_KEPT, caches[0] if len(caches) == 1 else None
+
+
+def _update(model: str, version: str, task: str, pairs: list[tuple[Any, Any]]) -> None:
+    inst = _instruments()
+    attrs = {tn.ML_MODEL_NAME: model, tn.ML_MODEL_VERSION: version}
+    key = (model, version)
+    if task == "regression":
+        errors: list[float] = []
+        for p, a in pairs:
+            try:
+                err = abs(float(p) - float(a))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(err):
+                errors.append(err)
+        if len(errors) < len(pairs):
+            count_skipped(tn.REASON_OUTCOME_BAD_INPUT, len(pairs) - len(errors))
+        for err in errors:
+            inst["abs_error"].record(err, attrs)
+        if errors:
+            inst["count"].add(len(errors), attrs)
+        return
+    correct = 0
+    per_class: dict[tuple[str, bool], int] = {}
+    with _lock:
+        totals = _totals.get(key)
+        if totals is None:
+            totals = _totals[key] = _Totals(attrs)
+        for p, a in pairs:
+            ok = bool(p == a)
+            correct += ok
+            label = str(a)
+            if label not in totals.classes:
+                if len(totals.classes) >= MAX_CLASSES:
+                    label = OTHER_CLASS
+                else:
+                    totals.classes.add(label)
+            per_class[(label, ok)] = per_class.get((label, ok), 0) + 1
+        totals.count += len(pairs)
+        totals.correct += correct
+    inst["count"].add(len(pairs), attrs)
+    inst["correct"].add(correct, attrs)
+    for (label, ok), n in per_class.items():
+        inst["classes"].add(
+            n,
+            {
+                **attrs,
+                tn.ML_OUTCOME_CLASS: label,
+                tn.ML_OUTCOME_RESULT: "correct" if ok else "incorrect",
+            },
+        )
+
+
+def record_outcome(
+    prediction_id: str,
+    actual: Any,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    predicted: Any = _UNSET,
+) -> None:
+    """Record the actual outcome (label) of an earlier prediction. Never raises.
+
+    Args:
+        prediction_id: The call's prediction id (``call.prediction_id``; ``ml.prediction.id``
+            on its span and payload record).
+        actual: The true label (classification) or value (regression); for a batch
+            prediction, a sequence of the same length.
+        model: The model name; ``None`` searches every model's cache.
+        version: The model version; ``None`` searches every version of ``model``.
+        predicted: The predicted value, when this process did not make the prediction (or
+            the cache no longer has it): the metrics are updated from it.
+    """
+    with guard("outcomes"):
+        _record(prediction_id, actual, model, version, predicted)
+
+
+def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted: Any) -> None:
+    if not isinstance(prediction_id, str) or not prediction_id:
+        count_skipped(tn.REASON_OUTCOME_BAD_INPUT)
+        return
+    model = None if model is None else str(model)
+    version = None if version is None else str(version)
+    cached, cache = _find(prediction_id, model, version)
+    matched = cached is not _NOT_KEPT
+    if predicted is _UNSET:
+        predicted = cached
+    m = cache.model if cache is not None else (model or "")
+    v = cache.version if cache is not None else (version or "")
+    inst = _instruments()
+    attrs: dict[str, Any] = {
+        tn.ML_MODEL_NAME: m,
+        tn.ML_MODEL_VERSION: v,
+        tn.ML_PREDICTION_ID: prediction_id,
+        tn.ML_OUTCOME_ACTUAL: _attr(actual),
+        tn.ML_OUTCOME_MATCHED: matched,
+    }
+    if predicted is not _NOT_KEPT:
+        attrs[tn.ML_OUTCOME_PREDICTED] = _attr(predicted)
+    inst["logger"].emit(
+        event_name=tn.EVENT_PREDICTION_OUTCOME,
+        severity_number=SeverityNumber.INFO,
+        attributes=attrs,
+    )
+    metric_attrs = {tn.ML_MODEL_NAME: m, tn.ML_MODEL_VERSION: v}
+    if predicted is _NOT_KEPT:
+        inst["unmatched"].add(1, metric_attrs)
+        return
+    pairs = _pairs(predicted, actual)
+    if not pairs:
+        count_skipped(tn.REASON_OUTCOME_BAD_INPUT)
+        inst["unmatched"].add(1, metric_attrs)
+        return
+    task = cache.task if cache is not None else _infer_task(pairs)
+    _update(m, v, task, pairs)

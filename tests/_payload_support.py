@@ -1,0 +1,115 @@
+"""In-memory OTel providers and fake calls for the payload and outcome tests.
+
+Example:
+    >>> with Sink() as sink:                           # doctest: +SKIP
+    ...     hook(fake_call(inputs=[1, 2], outputs=[0]))
+    ...     sink.logs()
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace, TracebackType
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from modelotel import _state
+from modelotel import attributes as tn
+from modelotel._payload.emit import _missing_sentinel
+
+MISSING = _missing_sentinel()
+_ids = itertools.count(1)
+
+
+class Sink:
+    """Installs in-memory tracer, meter and logger providers into modelotel's ``_state``."""
+
+    def __init__(self) -> None:
+        self.span_exporter = InMemorySpanExporter()
+        self.tp = TracerProvider()
+        self.tp.add_span_processor(SimpleSpanProcessor(self.span_exporter))
+        self.reader = InMemoryMetricReader()
+        self.mp = MeterProvider(metric_readers=[self.reader])
+        self.log_exporter = InMemoryLogRecordExporter()
+        self.lp = LoggerProvider()
+        self.lp.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+        self.logger = self.lp.get_logger(tn.SCOPE_NAME)
+        self.tracer = self.tp.get_tracer(tn.SCOPE_NAME)
+        self._saved: Any = None
+
+    def __enter__(self) -> Sink:
+        self._saved = _state.providers()
+        _state.set_providers(self.tp, self.mp, self.lp)
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _state.set_providers(*self._saved)
+        self.tp.shutdown()
+        self.mp.shutdown()
+        self.lp.shutdown()
+
+    def logs(self, event: str | None = None) -> list[Any]:
+        recs = [r.log_record for r in self.log_exporter.get_finished_logs()]
+        return [r for r in recs if event is None or r.event_name == event]
+
+    def otlp_bytes(self) -> bytes:
+        """Every exported log record, encoded as the OTLP exporter would send it."""
+        return encode_logs(list(self.log_exporter.get_finished_logs())).SerializeToString()
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        out: list[Any] = []
+        if data is None:
+            return out
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == name:
+                        out.extend(m.data.data_points)
+        return out
+
+    def value(self, name: str, **attrs: Any) -> Any:
+        """Value (sum for histograms) of the one point of ``name`` whose attributes include ``attrs``."""
+        pts = [
+            p for p in self.points(name) if all(p.attributes.get(k) == v for k, v in attrs.items())
+        ]
+        assert len(pts) == 1, (name, attrs, pts)
+        p = pts[0]
+        return (p.sum, p.count) if isinstance(p, HistogramDataPoint) else p.value
+
+
+def fake_call(
+    *,
+    inputs: Any = MISSING,
+    outputs: Any = MISSING,
+    error: BaseException | None = None,
+    checks: list[str] | None = None,
+    pid: str | None = None,
+    span: Any = None,
+    logger: Any = None,
+) -> SimpleNamespace:
+    """A stand-in for ``modelotel._call.Call`` with the fields the payload hook reads."""
+    attrs: dict[str, Any] = {}
+    return SimpleNamespace(
+        prediction_id=pid
+        if pid is not None
+        else "%016x" % (next(_ids) * 0x9E3779B97F4A7C15 % (1 << 64)),
+        inputs=inputs,
+        outputs=outputs,
+        error=error,
+        checks_fired=list(checks or []),
+        span=span,
+        monitor=SimpleNamespace(logger=logger),
+        span_attributes=attrs,
+        set_attribute=attrs.__setitem__,
+    )
