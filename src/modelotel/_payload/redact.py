@@ -52,35 +52,51 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+# Card lengths, most common first: a 16-digit card followed by other digits is found as 16.
+_CARD_LENGTHS = (16, 15, 19, 18, 17, 14, 13)
+
+
 def _card_sub(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
         run = m.group(0)
-        digits = re.sub(r"[ \-]", "", run)
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            return "[REDACTED:card]"
-        # A card next to other numbers ("4111 1111 1111 1111 12"): try windows of groups.
         groups = re.split(r"[ \-]", run)
         if len(groups) == 1:
-            return run
+            return "[REDACTED:card]" if 13 <= len(run) <= 19 and luhn_ok(run) else run
+        # Separated groups: find card-sized windows of whole groups that pass Luhn.
+        seps = re.findall(r"[ \-]", run) + [""]
         out = list(groups)
-        i = 0
         changed = False
+        i = 0
         while i < len(groups):
-            hit = False
-            for j in range(len(groups), i, -1):
-                window = "".join(groups[i:j])
-                if 13 <= len(window) <= 19 and luhn_ok(window):
-                    out[i] = "[REDACTED:card]"
-                    for k in range(i + 1, j):
-                        out[k] = ""
-                    changed = hit = True
-                    i = j
-                    break
-            if not hit:
+            ends: dict[int, int] = {}
+            total = 0
+            # Printed cards are grouped 4-4-4-4(-3), 4-6-5 or 4-6-4, with one kind of separator.
+            if len(groups[i]) == 4:
+                for j in range(i, len(groups)):
+                    if not 1 <= len(groups[j]) <= 6 or (j > i and seps[j - 1] != seps[i]):
+                        break
+                    total += len(groups[j])
+                    if total > 19:
+                        break
+                    ends.setdefault(total, j + 1)
+            hit = next(
+                (
+                    ends[n]
+                    for n in _CARD_LENGTHS
+                    if n in ends and luhn_ok("".join(groups[i : ends[n]]))
+                ),
+                None,
+            )
+            if hit is None:
                 i += 1
+                continue
+            out[i] = "[REDACTED:card]"
+            for k in range(i + 1, hit):
+                out[k] = ""
+            changed = True
+            i = hit
         if not changed:
             return run
-        seps = re.findall(r"[ \-]", run)
         pieces = [out[0]]
         for sep, piece in zip(seps, out[1:], strict=False):
             if piece:
