@@ -79,7 +79,7 @@ class Sink:
         return out
 
     def value(self, name: str, **attrs: Any) -> Any:
-        """Value (sum for histograms) of the one point of ``name`` whose attributes include ``attrs``."""
+        """Value (histograms: (sum, count)) of the one point of ``name`` matching ``attrs``."""
         pts = [
             p for p in self.points(name) if all(p.attributes.get(k) == v for k, v in attrs.items())
         ]

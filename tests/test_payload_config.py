@@ -14,7 +14,8 @@ from modelotel._payload import PayloadConfig, resolve_payload
 def test_defaults() -> None:
     cfg = PayloadConfig()
     assert cfg.sample_rate is None
-    assert cfg.always_keep_errors is True and cfg.always_keep_checks is True
+    assert cfg.always_keep_errors is True
+    assert cfg.always_keep_checks is True
     assert cfg.patterns == ("email", "card", "phone", "ssn", "ip")
     assert cfg.allow_fields is None
     assert cfg.deny_fields == frozenset()
@@ -65,7 +66,8 @@ def test_resolution_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_payload(None, None) == (0.0, None)  # off by default
     monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "0.05")
     rate, cfg = resolve_payload(None, None)
-    assert rate == 0.05 and cfg == PayloadConfig()
+    assert rate == 0.05
+    assert cfg == PayloadConfig()
     assert resolve_payload(0.5, None)[0] == 0.5  # argument beats the environment
     explicit = PayloadConfig(sample_rate=0.2)
     assert resolve_payload(None, explicit) == (

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from _payload_support import MISSING, Sink, fake_call
 
+from _payload_support import MISSING, Sink, fake_call
 from modelotel import attributes as tn
 from modelotel._payload import PayloadConfig, PayloadHook, make_payload_hook
 from modelotel._safety import health
 
-BIG = dict(max_records_per_second=1e9, max_bytes_per_second=1e12)
+BIG = {"max_records_per_second": 1e9, "max_bytes_per_second": 1e12}
 
 
 def _hook(
@@ -66,7 +66,8 @@ def test_record_is_linked_to_the_span_and_carries_the_fixed_attributes(sink: Sin
     ctx = span.get_span_context()
     assert rec.trace_id == ctx.trace_id
     assert rec.span_id == ctx.span_id
-    assert rec.severity_number is not None and rec.severity_number.name == "INFO"
+    assert rec.severity_number is not None
+    assert rec.severity_number.name == "INFO"
     assert rec.body is None
     assert dict(rec.attributes) == {
         tn.ML_MODEL_NAME: "churn",
@@ -100,7 +101,8 @@ def test_off_means_no_hook() -> None:
         {"model": "m", "version": "", "payload": PayloadConfig(), "payload_sample_rate": 0.25},
     )()
     hook = make_payload_hook(on)
-    assert isinstance(hook, PayloadHook) and hook.enabled
+    assert isinstance(hook, PayloadHook)
+    assert hook.enabled
 
 
 def test_numpy_pandas_lists_dicts_and_tensor_like(sink: Sink) -> None:
@@ -290,7 +292,8 @@ def test_inputs_are_not_mutated(sink: Sink) -> None:
     arr = np.array([1.0, np.nan])
     _one(sink, hook, inputs=data, outputs=arr)
     assert data == {"pw": "secret", "email": "a@b.co", "rows": [[1, 2]]}
-    assert np.isnan(arr[1]) and arr.flags.writeable
+    assert np.isnan(arr[1])
+    assert arr.flags.writeable
 
 
 def test_an_internal_failure_is_guarded_by_the_caller(expect_internal_errors: list[Any]) -> None:

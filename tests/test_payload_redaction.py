@@ -1,4 +1,4 @@
-"""In-process redaction: patterns, field rules, keyed hashing, the user hook, and the canary sweep."""
+"""In-process redaction: patterns, field rules, keyed hashing, user hook, canary sweep."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _payload_support import Sink, fake_call
 
+from _payload_support import Sink, fake_call
 from modelotel import attributes as tn
 from modelotel._payload import PayloadConfig, PayloadHook
 from modelotel._payload.redact import Redactor, luhn_ok
 from modelotel._safety import health
 
-BIG = dict(max_records_per_second=1e9, max_bytes_per_second=1e12)
+BIG = {"max_records_per_second": 1e9, "max_bytes_per_second": 1e12}
 ALL = Redactor(patterns=("email", "card", "phone", "ssn", "ip"))
 
 
@@ -142,7 +142,9 @@ def test_hash_fields_are_keyed_hmac_and_joinable(
     assert attrs is not None
     hashed = json.loads(attrs["ml.payload.input.customer_id"])
     want = "hmac-sha256:" + hmac.new(b"k3y", b"c-1", hashlib.sha256).hexdigest()
-    assert hashed[0] == want and hashed[2] == want and hashed[1] != want
+    assert hashed[0] == want
+    assert hashed[2] == want
+    assert hashed[1] != want
     assert attrs["ml.payload.input.n"] == "[1,2,3]"
     again = _emit(sink, cfg, inputs={"customer_id": 7}, outputs=0)
     assert again is not None
@@ -245,4 +247,6 @@ def test_canary_sweep_10k_calls_zero_occurrences_in_exported_bytes(sink: Sink) -
     for s in secrets:
         assert text.count(s) == 0, s
         assert otlp.count(s.encode()) == 0, s
-    assert "[REDACTED:email]" in text and "[REDACTED:card]" in text and "[REDACTED:custom]" in text
+    assert "[REDACTED:email]" in text
+    assert "[REDACTED:card]" in text
+    assert "[REDACTED:custom]" in text

@@ -7,8 +7,8 @@ import random
 from typing import Any
 
 import pytest
-from _payload_support import fake_call
 
+from _payload_support import fake_call
 from modelotel import attributes as tn
 from modelotel._payload import PayloadConfig, PayloadHook
 from modelotel._payload.sampling import TokenBucket, id_hash, key_hash, sampled, threshold
@@ -69,7 +69,7 @@ def test_rate_within_binomial_bounds_over_100k_ids(rate: float) -> None:
     rng = random.Random(20261125)
     limit = threshold(rate)
     n = 100_000
-    kept = sum(sampled("%016x" % rng.getrandbits(64), limit) for _ in range(n))
+    kept = sum(sampled(f"{rng.getrandbits(64):016x}", limit) for _ in range(n))
     sigma = math.sqrt(n * rate * (1 - rate))
     # 4.4 sigma: a false failure once in ~100k runs.
     assert abs(kept - n * rate) <= 4.4 * sigma, (kept, n * rate, sigma)
@@ -85,7 +85,7 @@ def test_same_id_same_decision_in_every_hook() -> None:
     hook_a, log_a = _hook(0.2)
     hook_b, log_b = _hook(0.2)
     rng = random.Random(7)
-    ids = ["%016x" % rng.getrandbits(64) for _ in range(2000)]
+    ids = [f"{rng.getrandbits(64):016x}" for _ in range(2000)]
     for pid in ids + ids:
         hook_a(fake_call(pid=pid, inputs=[1], outputs=[2]))
     for pid in ids:

@@ -12,10 +12,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import COLLECTOR_CONFIG
+from harness import (
+    COLLECTOR_CONFIG,
+    PROMETHEUS_DIR,
+    Collector,
+    Downstream,
+    Prometheus,
+    Stack,
+    collector_env,
+    kill_quietly,
+)
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +81,34 @@ def promtool_binary(prometheus_binary: Path) -> Path:
             )
         path = Path(found)
     return path
+
+
+@pytest.fixture(scope="session")
+def stack(
+    otelcol_binary: Path, prometheus_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Downstream backend + Prometheus (our rules loaded, scraping the collector's own metrics)
+    + our collector with collector-config/base.yaml, for the whole session."""
+    wd = tmp_path_factory.mktemp("stack")
+    downstream = Downstream(otelcol_binary, wd)
+    collector: Collector | None = None
+    prometheus: Prometheus | None = None
+    try:
+        downstream.start()
+        env = collector_env(wd, MODELOTEL_COLLECTOR_TRACES_ENDPOINT=downstream.endpoint)
+        env["MODELOTEL_COLLECTOR_LOGS_ENDPOINT"] = downstream.endpoint
+        prometheus = Prometheus(
+            prometheus_binary,
+            wd,
+            rule_files=sorted(PROMETHEUS_DIR.glob("*.yml")),
+            scrape_targets=[f"127.0.0.1:{env['MODELOTEL_COLLECTOR_TELEMETRY_PORT']}"],
+        )
+        prometheus.start()
+        env["MODELOTEL_COLLECTOR_PROMETHEUS_ENDPOINT"] = prometheus.remote_write_url
+        collector = Collector(
+            otelcol_binary, [COLLECTOR_CONFIG / "base.yaml"], env, wd, name="otelcol"
+        )
+        collector.start()
+        yield Stack(wd, downstream, prometheus, collector)
+    finally:
+        kill_quietly(collector, downstream, prometheus)

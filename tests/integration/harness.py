@@ -275,7 +275,7 @@ class Prometheus:
         if scrape_targets:
             cfg += [
                 "scrape_configs:",
-                "  - job_name: otelcol",
+                "  - job_name: otelcol-modelotel",
                 "    static_configs:",
                 "      - targets: [" + ", ".join(f"'{t}'" for t in scrape_targets) + "]",
             ]
@@ -381,6 +381,28 @@ def start_model_app(workdir: Path, args: Sequence[str], env: Mapping[str, str]) 
     )
     proc.start()
     return proc
+
+
+@dataclass
+class Stack:
+    """Our collector (base.yaml) between the model and its backends."""
+
+    workdir: Path
+    downstream: Downstream
+    prometheus: Prometheus
+    collector: Collector
+
+    def otlp_env(self, protocol: str) -> dict[str, str]:
+        """OTEL_* variables that point an SDK process at our collector."""
+        key = "MODELOTEL_COLLECTOR_GRPC_PORT" if protocol == "grpc" else "MODELOTEL_COLLECTOR_HTTP_PORT"
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.collector.env[key]}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_BLRP_SCHEDULE_DELAY": "200",
+            "OTEL_SERVICE_NAME": "integration-model",
+        }
 
 
 def kill_quietly(*procs: Proc | Collector | Prometheus | Downstream | None) -> None:

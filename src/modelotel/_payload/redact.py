@@ -63,7 +63,7 @@ def _card_sub(text: str) -> str:
         if len(groups) == 1:
             return "[REDACTED:card]" if 13 <= len(run) <= 19 and luhn_ok(run) else run
         # Separated groups: find card-sized windows of whole groups that pass Luhn.
-        seps = re.findall(r"[ \-]", run) + [""]
+        seps = [*re.findall(r"[ \-]", run), ""]
         out = list(groups)
         changed = False
         i = 0
