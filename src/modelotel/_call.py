@@ -106,35 +106,23 @@ class Call:
         checks_fired: names of silent-failure checks that fired (hooks append).
     """
 
-    __slots__ = (
-        "_done",
-        "_start_ns",
-        "_token",
-        "checks_fired",
-        "closed_early",
-        "duration_s",
-        "error",
-        "inputs",
-        "monitor",
-        "outputs",
-        "prediction_id",
-        "span",
-        "stream_items",
-    )
-
+    # No __slots__: class-level defaults mean a call only sets what differs (cheaper per call).
     monitor: ModelMonitor
-    prediction_id: str
-    span: Span
-    inputs: Any
-    outputs: Any
-    error: BaseException | None
+    prediction_id: str = ""
+    span: Span = INVALID_SPAN
+    inputs: Any = MISSING
+    outputs: Any = MISSING
+    error: BaseException | None = None
     checks_fired: list[str]
-    stream_items: int | None
-    closed_early: bool
-    duration_s: float
-    _start_ns: int
-    _token: object
-    _done: bool
+    stream_items: int | None = None
+    closed_early: bool = False
+    duration_s: float = 0.0
+    rows: int | None = None
+    features: int | None = None
+    _shape_of: Any = MISSING
+    _start_ns: int = 0
+    _token: object = None
+    _done: bool = False
 
     # ------------------------------------------------------------------ context
     def attach(self) -> object:
@@ -193,25 +181,33 @@ class Call:
 
         # 1. duration, outcome, error.type on the metrics and the span
         recording = False
+        extra: dict[str, Any] = {}
         try:
             recording = span.is_recording()
-            rows, features = _input_shape(self.inputs)
+            inputs = self.inputs
+            if inputs is not self._shape_of:  # observe(): record_inputs() came after the start
+                self._shape_of = inputs
+                self.rows, self.features = _input_shape(inputs)
+                if self.rows is not None:
+                    extra[A.ML_INPUT_ROWS] = self.rows
+                if self.features is not None:
+                    extra[A.ML_INPUT_FEATURES] = self.features
+            rows = self.rows
             mon.record(seconds, rows if rows is not None and rows >= 0 else 0, error_type)
         except Exception as exc:  # noqa: BLE001
             record_error("call.metrics", exc)
-            rows = features = None
         if recording:
             try:
-                if rows is not None:
-                    span.set_attribute(A.ML_INPUT_ROWS, rows)
-                if features is not None:
-                    span.set_attribute(A.ML_INPUT_FEATURES, features)
+                # one set_attributes call: the SDK takes its lock once per call
                 if self.stream_items is not None:
-                    span.set_attribute(A.ML_STREAM_ITEMS, self.stream_items)
+                    extra[A.ML_STREAM_ITEMS] = self.stream_items
                     if self.closed_early:
-                        span.set_attribute(A.ML_STREAM_CLOSED_EARLY, True)
+                        extra[A.ML_STREAM_CLOSED_EARLY] = True
                 if error is not None:
-                    span.set_attribute(A.ERROR_TYPE, error_type)
+                    extra[A.ERROR_TYPE] = error_type
+                if extra:
+                    span.set_attributes(extra)
+                if error is not None:
                     span.record_exception(error, escaped=True)
                     span.set_status(Status(StatusCode.ERROR, error_type))
             except Exception as exc:  # noqa: BLE001
@@ -245,15 +241,7 @@ def start_call(monitor: ModelMonitor, inputs: Any = MISSING, *, attach: bool = T
     """
     call = Call.__new__(Call)
     call.monitor = monitor
-    call.inputs = inputs
-    call.outputs = MISSING
-    call.error = None
     call.checks_fired = []
-    call.stream_items = None
-    call.closed_early = False
-    call.duration_s = 0.0
-    call._token = None
-    call._done = False
     try:
         pid = _new_prediction_id()
         if type(pid) is not str:
@@ -262,19 +250,30 @@ def start_call(monitor: ModelMonitor, inputs: Any = MISSING, *, attach: bool = T
         record_error("call.prediction_id", exc)
         pid = ""
     call.prediction_id = pid
-    span: Span = INVALID_SPAN
     try:
         if monitor._gen != _state._generation:
             monitor.refresh()
-        s = monitor.tracer.start_span(monitor.span_name, attributes=monitor.span_attributes)
+        # Everything known at the start goes into the start attributes: one dict per call
+        # (~0.1 µs) is much cheaper than set_attribute calls on the span later (~0.7 µs each).
+        attrs = {**monitor.span_attributes}
+        if pid:
+            attrs[A.ML_PREDICTION_ID] = pid
+        if inputs is not MISSING:
+            call.inputs = call._shape_of = inputs
+            rows, features = _input_shape(inputs)
+            call.rows = rows
+            call.features = features
+            if rows is not None:
+                attrs[A.ML_INPUT_ROWS] = rows
+            if features is not None:
+                attrs[A.ML_INPUT_FEATURES] = features
+        s = monitor.tracer.start_span(monitor.span_name, attributes=attrs)
         if not isinstance(s, Span):
             raise TypeError(f"tracer returned {type(s).__name__} instead of a Span")
-        span = s
-        if pid and span.is_recording():
-            span.set_attribute(A.ML_PREDICTION_ID, pid)
+        call.span = s
     except Exception as exc:  # noqa: BLE001
         record_error("call.span_start", exc)
-    call.span = span
+        call.inputs = inputs
     if attach:
         call._token = call.attach()
     call._start_ns = _perf_counter_ns()

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from opentelemetry.trace import INVALID_SPAN
-
 from modelotel import _state
 from modelotel._call import MISSING, Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
@@ -38,7 +36,7 @@ _CACHE_MAX = 1024
 class _DisabledCall(Call):
     """What ``observe`` yields when modelotel is off or suppressed: accepts and keeps nothing."""
 
-    __slots__ = ()
+    _done = True
 
     def set_attribute(self, key: str, value: Any) -> None:
         return None
@@ -55,17 +53,7 @@ class _DisabledCall(Call):
 
 def _disabled_call() -> Call:
     call = _DisabledCall.__new__(_DisabledCall)
-    call.prediction_id = ""
-    call.span = INVALID_SPAN
-    call.inputs = MISSING
-    call.outputs = MISSING
-    call.error = None
     call.checks_fired = []
-    call.stream_items = None
-    call.closed_early = False
-    call.duration_s = 0.0
-    call._token = None
-    call._done = True
     return call
 
 

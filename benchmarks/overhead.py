@@ -1,0 +1,234 @@
+"""Per-call overhead of modelotel, as ratios to S = a bare OTel span, measured in one process.
+
+Usage::
+
+    .venv/bin/python benchmarks/overhead.py            # full run (~1-2 minutes)
+    .venv/bin/python benchmarks/overhead.py --quick    # smoke run (a few seconds)
+
+S is ``with tracer.start_as_current_span("p"): f(x)`` with the SDK ``TracerProvider``, a
+``BatchSpanProcessor`` and an exporter that discards. Every case runs in the same process;
+repeats are interleaved (round-robin over the cases) and medians are reported, with GC on
+and the span processor's worker thread running, so a figure is the amortised cost per call.
+
+Targets (issue 2), on the calling thread:
+    modelotel, traces 100% sampled + duration metrics  <= 1.5 S
+    modelotel, traces sampled at 1%                     <= 0.6 S
+    modelotel disabled                                  <= 0.05 S
+
+The serving metrics are aggregated in process and replayed into the OTel histogram when
+the metric reader collects (see ``modelotel._monitor``); that replay runs on the reader's
+thread. Its cost per call is measured separately and printed ("collect replay").
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import timeit
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+import modelotel
+from modelotel import _monitor, _state
+from modelotel import attributes as tn
+
+
+class DiscardSpanExporter(SpanExporter):
+    """Counts and drops spans."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.n += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+class DiscardMetricExporter(MetricExporter):
+    """Drops metrics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+def tracer_provider(ratio: float) -> TracerProvider:
+    tp = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    tp.add_span_processor(BatchSpanProcessor(DiscardSpanExporter()))
+    return tp
+
+
+def meter_provider() -> MeterProvider:
+    reader = PeriodicExportingMetricReader(
+        DiscardMetricExporter(), export_interval_millis=3_600_000
+    )
+    return MeterProvider(metric_readers=[reader])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (2 if args.quick else 9)
+    min_time = 0.02 if args.quick else 0.2
+
+    x = np.zeros((1, 20))
+    tp100 = tracer_provider(1.0)
+    tp1 = tracer_provider(0.01)
+    mp = meter_provider()
+    tracer100 = tp100.get_tracer("bench")
+    meter = mp.get_meter("bench")
+    hist = meter.create_histogram("bench.duration", unit="s")
+    ctr = meter.create_counter("bench.rows")
+    attrs = {tn.ML_MODEL_NAME: "bench", tn.ML_MODEL_VERSION: "1"}
+
+    def f(v: Any) -> Any:
+        return v
+
+    predict = modelotel.instrument(model="bench", version="1")(f)
+    predict_core = modelotel.instrument(model="bench-core", version="1")(f)
+
+    import wrapt
+
+    @wrapt.decorator  # type: ignore[misc]
+    def naive(wrapped: Any, instance: Any, a: Any, kw: Any) -> Any:
+        # the naive composition: span + Histogram.record + Counter.add per call
+        t0 = time.perf_counter()
+        with tracer100.start_as_current_span("predict bench", attributes=attrs):
+            r = wrapped(*a, **kw)
+        hist.record(time.perf_counter() - t0, attrs)
+        ctr.add(1, attrs)
+        return r
+
+    naive_f = naive(f)
+
+    def use(tp: TracerProvider | None) -> Callable[[], None]:
+        def setup() -> None:
+            _state.set_enabled(True)
+            _state.set_providers(tp, mp, None)
+            # warm the monitors for this generation outside the timed loop
+            predict(x)
+            predict_core(x)
+            _monitor.get_monitor(predict_core._self_plan.config).finish_hooks.clear()
+
+        return setup
+
+    def disabled() -> None:
+        _state.set_providers(tp100, mp, None)
+        _state.set_enabled(False)
+
+    def nothing() -> None:
+        _state.set_enabled(True)
+
+    def bare_span() -> None:
+        with tracer100.start_as_current_span("p"):
+            f(x)
+
+    # (label, setup, statement)
+    cases: list[tuple[str, Callable[[], None], Callable[[], Any]]] = [
+        ("bare call f(x)", nothing, lambda: f(x)),
+        ("S: bare OTel span (100%, BSP, discard)", nothing, bare_span),
+        ("naive: wrapt + span + Histogram.record + Counter.add", nothing, lambda: naive_f(x)),
+        ("modelotel 100% sampled + metrics", use(tp100), lambda: predict(x)),
+        ("modelotel 100% sampled + metrics, core only", use(tp100), lambda: predict_core(x)),
+        ("modelotel 1% sampled + metrics", use(tp1), lambda: predict(x)),
+        ("modelotel 1% sampled + metrics, core only", use(tp1), lambda: predict_core(x)),
+        ("modelotel disabled at runtime (set_enabled(False))", disabled, lambda: predict(x)),
+        ("modelotel disabled at decoration (MODELOTEL_ENABLED=false)", nothing, lambda: f(x)),
+    ]
+
+    # calibrate loop counts once
+    loops: dict[str, int] = {}
+    for label, setup, stmt in cases:
+        setup()
+        n = 1
+        while True:
+            dt = timeit.timeit(stmt, number=n)
+            if dt >= min_time / 4 or n >= 10_000_000:
+                break
+            n *= 4
+        loops[label] = max(1, int(n * (min_time / max(dt, 1e-9))))
+
+    results: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    gc.enable()
+    for _ in range(repeats):
+        for label, setup, stmt in cases:
+            setup()
+            n = loops[label]
+            results[label].append(timeit.timeit(stmt, number=n) / n * 1e6)
+    _state.set_enabled(True)
+
+    # cost of the collection-time replay (reader thread), per call recorded
+    _state.set_providers(tp1, mp, None)
+    replay_reader = InMemoryMetricReader()
+    replay_mp = MeterProvider(metric_readers=[replay_reader])
+    _state.set_providers(tp1, replay_mp, None)
+    n_replay = 2_000 if args.quick else 20_000
+    for _ in range(n_replay):
+        predict_core(x)
+    t0 = time.perf_counter()
+    replay_reader.get_metrics_data()
+    replay_us = (time.perf_counter() - t0) / n_replay * 1e6
+    _state.set_providers(None, None, None)
+
+    med = {label: statistics.median(v) for label, v in results.items()}
+    s = med["S: bare OTel span (100%, BSP, discard)"]
+    width = max(len(label) for label in med)
+    print(f"modelotel overhead benchmark ({repeats} interleaved repeats, medians, GC on)")
+    print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
+    hooks = len(_monitor.get_monitor(predict._self_plan.config).finish_hooks)
+    print(f"finish hooks installed by default on the benchmark model: {hooks}")
+    print()
+    print(f"{'case':<{width}}  {'median us':>10}  {'min-max us':>15}  {'x S':>6}")
+    for label, values in results.items():
+        lo, hi = min(values), max(values)
+        print(
+            f"{label:<{width}}  {med[label]:>10.3f}  {lo:>7.2f}-{hi:<7.2f}  {med[label] / s:>6.3f}"
+        )
+    print(f"{'collect replay per recorded call (reader thread)':<{width}}  {replay_us:>10.3f}")
+    print()
+    targets = [
+        ("modelotel 100% sampled + metrics", 1.5),
+        ("modelotel 1% sampled + metrics", 0.6),
+        ("modelotel disabled at runtime (set_enabled(False))", 0.05),
+        ("modelotel disabled at decoration (MODELOTEL_ENABLED=false)", 0.05),
+    ]
+    for label, target in targets:
+        ratio = med[label] / s
+        verdict = "ok" if ratio <= target else "OVER"
+        print(f"ratio {label}: {ratio:.3f} S (target <= {target} S) {verdict}")
+    naive_label = "naive: wrapt + span + Histogram.record + Counter.add"
+    print(f"ratio naive composition: {med[naive_label] / s:.3f} S")
+    tp100.shutdown()
+    tp1.shutdown()
+    mp.shutdown()
+    replay_mp.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
