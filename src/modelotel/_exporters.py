@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -160,6 +161,16 @@ class _ForkSafe:
         #: Exporters inherited from the parent: kept alive, never used or closed here.
         self._inherited: list[Any] = []
         self._shut_down = False
+        if hasattr(os, "register_at_fork"):
+            # Weak: a wrapper that is gone must not be kept alive by the interpreter's hooks.
+            weak_reset = weakref.WeakMethod(self.after_fork_in_child)
+
+            def _after_in_child() -> None:
+                reset = weak_reset()
+                if reset is not None:
+                    reset()
+
+            os.register_at_fork(after_in_child=_after_in_child)
 
     @property
     def inner(self) -> Any:
@@ -182,7 +193,7 @@ class _ForkSafe:
         return self._pid != os.getpid()
 
     def after_fork_in_child(self) -> None:
-        """Called from ``os.register_at_fork``: a lock held by a parent thread stays held."""
+        """Runs in a forked child (at-fork hook): a lock held by a parent thread stays held."""
         self._lock = threading.Lock()
 
     def _shutdown_inner(self, **kwargs: Any) -> None:

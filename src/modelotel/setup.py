@@ -214,14 +214,14 @@ def shutdown(timeout: float | None = None) -> bool:
     tasks: list[tuple[str, Callable[[], object]]] = []
     if setup.tracer_provider is not None:
         tasks.append(("traces", setup.tracer_provider.shutdown))
-    if setup.meter_provider is not None:
-        tasks.append(("metrics", _bind(setup.meter_provider.shutdown, timeout_millis=ms)))
     if setup.logger_provider is not None:
         tasks.append(("logs", setup.logger_provider.shutdown))
+    # Readers one by one, not MeterProvider.shutdown(): the provider only knows the readers
+    # it was built with, not those added later (a forked child renews its readers).
+    for reader in setup.metric_readers:
+        tasks.append(("metrics", _bind(reader.shutdown, timeout_millis=ms)))
     for component in setup.foreign_components:  # ours, added to the application's providers
-        if component in setup.metric_readers:
-            tasks.append(("reader", _bind(component.shutdown, timeout_millis=ms)))
-        else:
+        if component not in setup.metric_readers:
             tasks.append(("processor", component.shutdown))
     for name, provider in setup.attached.items():
         if hasattr(provider, "force_flush"):
@@ -249,15 +249,14 @@ def force_flush(timeout: float | None = None) -> bool:
         return True
     deadline = _deadline(timeout, setup)
     ms = deadline * 1000.0
-    providers = [
-        p
-        for p in (setup.tracer_provider, setup.meter_provider, setup.logger_provider)
-        if p is not None
-    ] + list(setup.attached.values())
+    targets = [c for c in (setup.tracer_provider, setup.logger_provider) if c is not None]
+    targets += setup.metric_readers  # see shutdown(): not MeterProvider.force_flush()
+    targets += [c for c in setup.foreign_components if c not in setup.metric_readers]
+    targets += list(setup.attached.values())
     tasks: list[tuple[str, Callable[[], object]]] = [
-        ("flush", _bind(p.force_flush, timeout_millis=ms))
-        for p in providers
-        if hasattr(p, "force_flush")
+        ("flush", _bind(c.force_flush, timeout_millis=ms))
+        for c in targets
+        if hasattr(c, "force_flush")
     ]
     finished, results = _run_with_deadline("flush", tasks, deadline)
     return finished and all(r is not False for r in results)
@@ -648,8 +647,7 @@ def _after_fork_in_child() -> None:
     if setup is None or setup.disabled or setup.shut_down:
         return
     with _safety.guard("setup.fork"):
-        for exporter in setup.exporters:
-            exporter.after_fork_in_child()
+        # The exporter wrappers renew themselves (their own at-fork hooks, lazily).
         _renew_metric_readers(setup)
         _ensure_new_instance_id(setup)
     _state.bump_generation()
