@@ -15,6 +15,7 @@ from modelotel._observe import observe
 from modelotel._payload.config import PayloadConfig
 from modelotel._suppress import suppress
 from modelotel._version import __version__
+from modelotel.outcomes import record_outcome
 from modelotel.setup import configure, force_flush, shutdown
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "force_flush",
     "instrument",
     "observe",
+    "record_outcome",
     "shutdown",
     "suppress",
     "testing",

@@ -172,6 +172,15 @@ class ModelMonitor:
         """Fill :attr:`finish_hooks`. Runs once, when the monitor is built."""
         # --- stats (issue 4) ---
         # --- payload (issue 5) ---
+        from modelotel._payload.emit import make_payload_hook
+        from modelotel.outcomes import cache_for
+
+        cfg = self.config
+        payload_hook = make_payload_hook(
+            cfg, outcome_cache=cache_for(cfg.model, cfg.version, cfg.task)
+        )
+        if payload_hook is not None:  # None: payloads off and no outcome cache (zero cost)
+            self.finish_hooks.append(payload_hook)
 
     # ---------------------------------------------------------------- providers
     def refresh(self) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelotel import environment_variables as env
+from modelotel._payload.config import resolve_payload
 from modelotel._safety import health
 
 TASKS = ("classification", "regression", "other", "")
@@ -210,19 +211,9 @@ def model_config(
         row_cap = _env_positive_int(env.MODELOTEL_ROW_CAP, _DEFAULT_ROW_CAP)
     row_cap = _check_positive_int("row_cap", row_cap)
 
-    if payload_sample_rate is None:
-        rate = _env_rate(env.MODELOTEL_PAYLOAD_SAMPLE_RATE, _DEFAULT_PAYLOAD_SAMPLE_RATE)
-    else:
-        if isinstance(payload_sample_rate, bool) or not isinstance(
-            payload_sample_rate, (int, float)
-        ):
-            raise TypeError(
-                "modelotel: payload_sample_rate= must be a number, "
-                f"got {type(payload_sample_rate).__name__}"
-            )
-        rate = float(payload_sample_rate)
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"modelotel: payload_sample_rate= must be between 0 and 1, got {rate}")
+    # payload_sample_rate= > PayloadConfig.sample_rate > MODELOTEL_PAYLOAD_SAMPLE_RATE > 0;
+    # ``payload`` becomes None when payloads are off (see modelotel._payload.config).
+    rate, payload = resolve_payload(payload_sample_rate, payload)
 
     return ModelConfig(
         model=name,

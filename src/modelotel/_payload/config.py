@@ -57,10 +57,10 @@ def _positive(value: object, what: str, *, integer: bool) -> None:
 def check_rate(value: object, what: str) -> float:
     """Validate a sample rate in ``[0, 1]`` (setup time)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number between 0 and 1, got {value!r}")
+        raise TypeError(f"modelotel: {what} must be a number between 0 and 1, got {value!r}")
     rate = float(value)
     if not (0.0 <= rate <= 1.0):
-        raise ValueError(f"{what} must be between 0 and 1, got {value!r}")
+        raise ValueError(f"modelotel: {what} must be between 0 and 1, got {value!r}")
     return rate
 
 
@@ -196,16 +196,18 @@ def resolve_payload(
         ValueError: the rate is outside ``[0, 1]``, or two different rates were given.
     """
     if payload is not None and not isinstance(payload, PayloadConfig):
-        raise TypeError(f"payload= must be a modelotel.PayloadConfig, got {type(payload).__name__}")
+        raise TypeError(
+            f"modelotel: payload= must be a modelotel.PayloadConfig, got {type(payload).__name__}"
+        )
     arg_rate = (
         None
         if payload_sample_rate is None
-        else check_rate(payload_sample_rate, "payload_sample_rate")
+        else check_rate(payload_sample_rate, "payload_sample_rate=")
     )
     cfg_rate = payload.sample_rate if payload is not None else None
     if arg_rate is not None and cfg_rate is not None and arg_rate != cfg_rate:
         raise ValueError(
-            f"payload_sample_rate={arg_rate} and PayloadConfig(sample_rate={cfg_rate}) "
+            f"modelotel: payload_sample_rate={arg_rate} and PayloadConfig(sample_rate={cfg_rate}) "
             "disagree; give the rate once"
         )
     rate = arg_rate if arg_rate is not None else cfg_rate if cfg_rate is not None else _env_rate()
