@@ -347,7 +347,6 @@ def run_model_app(
 
     full_env = dict(os.environ)
     full_env.update(env)
-    full_env.setdefault("PYTHONPATH", str(REPO / "src"))
     log = workdir / "model_app.log"
     with log.open("ab") as err:
         cp = subprocess.run(
@@ -394,7 +393,11 @@ class Stack:
 
     def otlp_env(self, protocol: str) -> dict[str, str]:
         """OTEL_* variables that point an SDK process at our collector."""
-        key = "MODELOTEL_COLLECTOR_GRPC_PORT" if protocol == "grpc" else "MODELOTEL_COLLECTOR_HTTP_PORT"
+        key = (
+            "MODELOTEL_COLLECTOR_GRPC_PORT"
+            if protocol == "grpc"
+            else "MODELOTEL_COLLECTOR_HTTP_PORT"
+        )
         return {
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.collector.env[key]}",
             "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,

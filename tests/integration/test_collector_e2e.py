@@ -1,0 +1,131 @@
+"""End to end: an instrumented model -> our collector (base.yaml) -> a tracing/logs backend and
+a real Prometheus. Everything runs as real processes on free 127.0.0.1 ports.
+
+The "backend" for traces and logs is a second collector writing what it receives to JSON files
+(tests/integration/configs/downstream.yaml); metrics go by remote write into Debian's
+Prometheus, queried through its HTTP API. The stack is started once per session (conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from harness import Stack, run_model_app, wait_until
+from model_app import CANARY_TOKEN, CANARY_VALUE
+
+from modelotel import attributes as A  # noqa: N812
+
+pytestmark = pytest.mark.integration
+
+CALLS = 30
+ERROR_EVERY = 10
+
+
+def _spans_of(stack: Stack, model: str) -> list[dict[str, Any]]:
+    return [s for s in stack.downstream.spans() if s["_attrs"].get(A.ML_MODEL_NAME) == model]
+
+
+def _payloads_of(stack: Stack, model: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in stack.downstream.logs()
+        if r.get("eventName") == A.EVENT_PREDICTION_PAYLOAD
+        and r["_attrs"].get(A.ML_MODEL_NAME) == model
+    ]
+
+
+@pytest.fixture(scope="module", params=["grpc", "http/protobuf"], ids=["grpc", "http"])
+def sent(request: pytest.FixtureRequest, stack: Stack) -> tuple[str, dict[str, Any]]:
+    """Run the model once per protocol against the collector; returns (model name, summary)."""
+    protocol: str = request.param
+    model = "churn-" + protocol.split("/")[0]
+    summary = run_model_app(
+        stack.workdir,
+        ["--model", model, "--calls", str(CALLS), "--error-every", str(ERROR_EVERY)],
+        stack.otlp_env(protocol),
+    )
+    assert summary == {"calls": CALLS, "errors": CALLS // ERROR_EVERY, "flushed": True}
+    wait_until(lambda: len(_spans_of(stack, model)) >= CALLS, 30, what=f"{CALLS} spans of {model}")
+    wait_until(lambda: len(_payloads_of(stack, model)) >= CALLS, 30, what=f"payloads of {model}")
+    return model, summary
+
+
+def test_every_span_arrives_with_our_attributes(
+    stack: Stack, sent: tuple[str, dict[str, Any]]
+) -> None:
+    model, _ = sent
+    spans = _spans_of(stack, model)
+    assert len(spans) == CALLS
+    assert {s["name"] for s in spans} == {A.SPAN_NAME_TEMPLATE.format(model=model)}
+    for s in spans:
+        assert s["_attrs"][A.ML_MODEL_VERSION] == "3"
+        assert s["_attrs"][A.ML_INPUT_ROWS] == 4
+        assert s["_resource"]["service.name"] == "integration-model"
+    ids = [s["_attrs"][A.ML_PREDICTION_ID] for s in spans]
+    assert len(set(ids)) == CALLS
+    failed = [s for s in spans if A.ERROR_TYPE in s["_attrs"]]
+    assert len(failed) == CALLS // ERROR_EVERY
+    assert {s["_attrs"][A.ERROR_TYPE] for s in failed} == {"ValueError"}
+    assert all(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in failed)
+
+
+def test_payload_records_arrive_redacted_by_the_collector(
+    stack: Stack, sent: tuple[str, dict[str, Any]]
+) -> None:
+    model, _ = sent
+    records = _payloads_of(stack, model)
+    assert len(records) == CALLS
+    span_ids = {(s["traceId"], s["spanId"]) for s in _spans_of(stack, model)}
+    for r in records:
+        text = json.dumps(r)
+        # the canaries are gone, wherever they were ...
+        assert CANARY_VALUE not in text
+        assert CANARY_TOKEN not in text
+        attrs = r["_attrs"]
+        # ... the whole value of a field whose key looks secret is masked ...
+        assert attrs[A.ML_PAYLOAD_INPUT_PREFIX + "api_token"] == "****"
+        # ... a secret-looking value is masked inside the text, the rest stays readable ...
+        note = attrs[A.ML_PAYLOAD_INPUT_PREFIX + "note"]
+        assert "customer key ****" in note
+        assert attrs["redaction.masked.count"] >= 2
+        # ... the rest of the record is intact, and linked to its span.
+        assert attrs[A.ML_MODEL_VERSION] == "3"
+        assert json.loads(attrs[A.ML_PAYLOAD_INPUT_PREFIX + "age"])[0] >= 20
+        assert (r["traceId"], r["spanId"]) in span_ids
+    ids = {r["_attrs"][A.ML_PREDICTION_ID] for r in records}
+    assert ids == {s["_attrs"][A.ML_PREDICTION_ID] for s in _spans_of(stack, model)}
+
+
+def _series(stack: Stack, expr: str) -> list[dict[str, Any]]:
+    answer = stack.prometheus.query(expr)
+    assert answer.get("status") == "success", answer
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
+
+
+def test_metrics_arrive_in_prometheus_with_our_names(
+    stack: Stack, sent: tuple[str, dict[str, Any]]
+) -> None:
+    model, _ = sent
+    sel = f'{{ml_model_name="{model}",ml_model_version="3"}}'
+
+    def calls_counted() -> float:
+        series = _series(stack, f"sum(ml_prediction_calls_total{sel})")
+        return float(series[0]["value"][1]) if series else 0.0
+
+    wait_until(lambda: calls_counted() == CALLS, 30, what=f"ml_prediction_calls_total == {CALLS}")
+    count = _series(stack, f"sum(ml_prediction_duration_seconds_count{sel})")
+    assert float(count[0]["value"][1]) == CALLS
+    buckets = _series(
+        stack, f'ml_prediction_duration_seconds_bucket{{ml_model_name="{model}",le="+Inf"}}'
+    )
+    assert buckets
+    rows = _series(stack, f"sum(ml_prediction_rows_total{sel})")
+    assert float(rows[0]["value"][1]) == CALLS * 4
+    errors = _series(stack, f"sum(ml_prediction_errors_total{sel})")
+    assert float(errors[0]["value"][1]) == CALLS // ERROR_EVERY
+    # service.name / service.instance.id become job / instance
+    series = _series(stack, f"ml_prediction_calls_total{sel}")
+    assert {s["metric"]["job"] for s in series} == {"integration-model"}

@@ -1,0 +1,205 @@
+"""Every query of the shipped Grafana dashboard and Prometheus rules, run against a real
+Prometheus that the SDK fed through our collector.
+
+Each expression must parse and evaluate; when every metric it names was produced by the
+instrumented model in this test, it must also return data. A metric named by a dashboard or
+rule that the test does not produce must be listed in NOT_PRODUCED with the reason, so a
+misspelled or mistranslated name (say `ml_feature_drift` vs `ml_feature_drift_ratio`) fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import GRAFANA_DIR, PROMETHEUS_DIR, Proc, Stack, start_model_app, wait_until
+
+from modelotel import attributes as A  # noqa: N812
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn-dashboards"
+
+#: Metrics named in dashboards / rules that this test's model does not produce, and why.
+NOT_PRODUCED: dict[str, str] = {
+    # the collector's failure counters appear only once something failed or was refused
+    "otelcol_exporter_send_failed_spans": "appears only after a failed export",
+    "otelcol_exporter_send_failed_log_records": "appears only after a failed export",
+    "otelcol_exporter_send_failed_metric_points": "appears only after a failed export",
+    "otelcol_receiver_refused_log_records": "appears only after a refusal",
+    "otelcol_receiver_refused_metric_points": "appears only after a refusal",
+    # regression outcomes: the test model is a classifier
+    "ml_outcome_absolute_error_bucket": "regression models only",
+}
+
+RULE_FILES = sorted(PROMETHEUS_DIR.glob("*.yml"))
+DASHBOARDS = sorted(GRAFANA_DIR.glob("*.json"))
+
+_LABELS = {
+    v.replace(".", "_")
+    for k, v in vars(A).items()
+    if isinstance(v, str) and not k.startswith(("METRIC_", "EVENT_", "SPAN_", "SCOPE_"))
+}
+_METRIC = re.compile(r"\b((?:ml|otelcol)_[a-z0-9_]+)\b(?!:)")
+_COMPARISON = re.compile(r"^(.*?)\s*(?:>|<|==|!=|>=|<=)\s*-?[0-9.]+\s*$", re.S)
+_GRAFANA_VARS = {
+    "$__rate_interval": "1m",
+    "$__range": "5m",
+    "$model": ".+",
+    "$version": ".+",
+    "$feature": ".+",
+    "$method": ".+",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    return {m for m in _METRIC.findall(expr) if m not in _LABELS}
+
+
+def grafana_expr(expr: str) -> str:
+    for var, value in _GRAFANA_VARS.items():
+        expr = expr.replace(var, value)
+    assert "$" not in expr, f"unknown dashboard variable in {expr!r}"
+    return expr
+
+
+def rule_queries() -> list[tuple[str, str]]:
+    out = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule["record"]
+                out.append((f"{path.stem}:{name}", rule["expr"].strip()))
+    return out
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    out = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                out.append((f"{path.stem}:{panel['title']}:{target['refId']}", target["expr"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def live_model(stack: Stack) -> Iterator[Proc]:
+    """The instrumented model, predicting 20 times a second for the whole module."""
+    stop = stack.workdir / "dashboards.stop"
+    proc = start_model_app(
+        stack.workdir,
+        ["--model", MODEL, "--rate", "20", "--error-every", "7", "--stop-file", str(stop)],
+        stack.otlp_env("grpc"),
+    )
+    try:
+        sel = f'ml_prediction_calls_total{{ml_model_name="{MODEL}"}}'
+        wait_until(
+            lambda: stack.prometheus.query(f"rate({sel}[1m]) > 0")["data"]["result"],
+            60,
+            what=f"a rate of {sel} in Prometheus",
+        )
+        wait_until(
+            lambda: stack.prometheus.query("otelcol_exporter_queue_capacity")["data"]["result"],
+            30,
+            what="the collector's own metrics, scraped",
+        )
+        yield proc
+    finally:
+        stop.touch()
+        proc.stop(timeout=40)
+
+
+@pytest.fixture(scope="module")
+def produced(stack: Stack, live_model: Proc) -> set[str]:
+    names = stack.prometheus.metric_names()
+    assert "ml_prediction_calls_total" in names
+    return names
+
+
+def test_promtool_accepts_the_rule_files(promtool_binary: Path) -> None:
+    assert RULE_FILES
+    for path in RULE_FILES:
+        cp = subprocess.run(
+            [str(promtool_binary), "check", "rules", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_prometheus_loaded_and_evaluates_every_rule(stack: Stack, produced: set[str]) -> None:
+    expected = {name.split(":", 1)[1] for name, _ in rule_queries()}
+
+    def evaluated() -> dict[str, Any] | None:
+        rules = {
+            r["name"]: r
+            for g in stack.prometheus.api("rules")["data"]["groups"]
+            for r in g["rules"]
+            if r.get("lastEvaluation", "").startswith("20") and r.get("health") != "unknown"
+        }
+        return rules if set(rules) >= expected else None
+
+    rules = wait_until(evaluated, 90, interval=1.0, what="every rule evaluated once")
+    for name in expected:
+        assert rules[name]["health"] == "ok", (name, rules[name].get("lastError"))
+
+
+def test_every_named_metric_is_produced_or_explained(produced: set[str]) -> None:
+    named: set[str] = set()
+    for _, expr in [*rule_queries(), *dashboard_queries()]:
+        named |= metric_names(expr)
+    unexplained = sorted(n for n in named if n not in produced and n not in NOT_PRODUCED)
+    assert unexplained == [], f"named in dashboards/rules but not in Prometheus: {unexplained}"
+    stale = sorted(n for n in NOT_PRODUCED if n in produced)
+    assert stale == [], f"produced now, remove from NOT_PRODUCED: {stale}"
+
+
+@pytest.mark.parametrize(("name", "expr"), rule_queries(), ids=[n for n, _ in rule_queries()])
+def test_rule_expression_runs_and_returns_data(
+    stack: Stack, produced: set[str], name: str, expr: str
+) -> None:
+    answer = stack.prometheus.query(expr)
+    assert answer.get("status") == "success", answer
+    # For an alert, the part before its threshold must return data (the alert itself fires
+    # only on bad models); a recording rule's whole expression must.
+    match = _COMPARISON.match(expr)
+    lhs = match.group(1) if match else expr
+    if metric_names(expr) <= produced:
+        result = stack.prometheus.query(lhs)
+        assert result.get("status") == "success", result
+        assert result["data"]["result"], f"{name}: no data for {lhs}"
+
+
+@pytest.mark.parametrize(
+    ("name", "expr"), dashboard_queries(), ids=[n for n, _ in dashboard_queries()]
+)
+def test_dashboard_query_runs_and_returns_data(
+    stack: Stack, produced: set[str], name: str, expr: str
+) -> None:
+    answer = stack.prometheus.query(grafana_expr(expr))
+    assert answer.get("status") == "success", (name, answer)
+    if metric_names(expr) <= produced:
+        assert answer["data"]["result"], f"{name}: no data for {expr}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_dashboard_variables_resolve(stack: Stack, produced: set[str], path: Path) -> None:
+    """label_values(<selector>, <label>) variables, run as Prometheus label-values queries."""
+    variables = json.loads(path.read_text())["templating"]["list"]
+    queries = [v["query"]["query"] for v in variables if v["type"] == "query"]
+    assert queries
+    for query in queries:
+        m = re.fullmatch(r"label_values\((.+), ([a-z_]+)\)", query)
+        assert m, query
+        selector = grafana_expr(m.group(1))
+        answer = stack.prometheus.api(f"label/{m.group(2)}/values", **{"match[]": selector})
+        assert answer.get("status") == "success", answer
+        if metric_names(selector) <= produced:
+            assert answer["data"], query
