@@ -26,6 +26,7 @@ truncated, edited (hash mismatch), from a newer modelotel, or not a baseline at 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -244,9 +245,12 @@ def _src(table: Table, plan: ColumnPlan, name: str) -> str:
     return table.names[plan.positions[name]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Baseline:
-    """A training profile of a model's inputs and outputs. See the module docstring."""
+    """A training profile of a model's inputs and outputs. See the module docstring.
+
+    Two baselines are equal when their content hashes are (cheap after the first call).
+    """
 
     features: tuple[FeatureProfile, ...]
     outputs: tuple[FeatureProfile, ...] = ()
@@ -323,10 +327,18 @@ class Baseline:
             "outputs": [f.to_json() for f in self.outputs],
         }
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         """``sha256:<hex>`` of the profile's canonical JSON (what ``ml.baseline.hash`` carries)."""
         return _hash(self._body())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Baseline):
+            return NotImplemented
+        return self is other or self.hash == other.hash
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
 
     @property
     def feature_names(self) -> tuple[str, ...]:

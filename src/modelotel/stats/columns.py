@@ -549,7 +549,8 @@ class ColumnPlan:
                 continue
             present.add(src)
             col = table.column(src, table.names.index(src) if table.matrix is not None else 0)
-            if table.kind(src) != CATEGORICAL:
+            if table.kind(src) != CATEGORICAL and col.dtype.kind not in "iub":
+                # integer / bool labels are categories; floats or datetimes are not
                 issues.append((A.CHECK_SCHEMA_DTYPE_CHANGE, name))
             cats.append(col)
         if len(present) < len(table.names):

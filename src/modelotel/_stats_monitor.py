@@ -1,0 +1,631 @@
+"""Input/output statistics of one model as OpenTelemetry metrics (the OTel side of ``stats``).
+
+Example:
+    >>> import numpy as np, modelotel
+    >>> from modelotel.testing import capture
+    >>> @modelotel.instrument(model="doc-stats", feature_names=["a", "b"])
+    ... def predict(X):
+    ...     return X[:, 0] * 2.0
+    >>> with capture() as cap:
+    ...     _ = predict(np.array([[1.0, 2.0], [3.0, np.nan]]))
+    ...     cap.metric("ml.feature.count", **{"ml.feature": "b"}).value
+    2
+
+One :class:`StatsMonitor` per model monitor owns the accumulators of the current window
+(:mod:`modelotel.stats.accumulate`) for the inputs and the outputs, and a finish hook that
+feeds them. A small batch (the common online case) is copied into a preallocated row
+buffer; the buffer is reduced with one vectorized pass when it fills or when metrics are
+collected, so the per-call cost is a conversion check and a ``copyto``. A large batch is
+reduced directly (off the lock), over at most ``row_cap`` uniformly sampled rows (the
+sampling rate goes on the span as ``ml.stats.sample_rate``).
+
+At each metric collection the first stats callback closes the window of every monitor:
+it flushes the buffers, swaps in empty accumulators, merges the closed window into the
+running totals, computes drift against the baseline and the window checks, and stores a
+snapshot that the other callbacks read. Exported:
+
+- additive counters (running totals, so replicas sum exactly): ``ml.feature.count``
+  (values seen), ``ml.feature.missing{ml.missing.kind}``, ``ml.feature.bin{ml.bin}`` and the
+  ``ml.output.*`` equivalents, ``ml.check.violations{ml.check, ml.feature}``;
+- gauges of the closed window: ``ml.feature.mean / stddev / min / max`` and
+  ``ml.feature.drift{ml.drift.method}`` (and ``ml.output.*``).
+
+Checks that fire on a call (non-finite outputs, outputs outside the training range, schema
+mismatch) are appended to ``call.checks_fired`` and added as a span event.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from modelotel import _state
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel._safety import count_dropped, count_skipped, guard, health, record_error
+from modelotel.stats import checks, drift
+from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
+from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
+from modelotel.stats.columns import (
+    SKIP_MAX_FEATURES,
+    ColumnPlan,
+    FeatureSpec,
+    Table,
+    extract,
+)
+
+if TYPE_CHECKING:
+    from modelotel._call import Call
+    from modelotel._monitor import ModelMonitor
+
+Array = np.ndarray[Any, Any]
+
+#: A batch of at most this many rows is buffered (copied) instead of reduced at once.
+SMALL_BATCH_ROWS = 256
+#: The row buffer holds about this many values per side (bounded memory per monitor).
+BUFFER_VALUES = 1 << 16
+
+
+def _missing_marker() -> object:
+    from modelotel._call import MISSING
+
+    return MISSING
+
+
+class _Snapshot:
+    """What one closed window exports (read by every callback of one collection)."""
+
+    __slots__ = ("drift", "gauges")
+
+    def __init__(self) -> None:
+        self.gauges: list[tuple[str, float, dict[str, Any]]] = []
+        self.drift: list[tuple[float, dict[str, Any]]] = []
+
+
+class _Side:
+    """Inputs or outputs of one model: plan, buffer, window and running totals."""
+
+    def __init__(
+        self,
+        owner: StatsMonitor,
+        output: bool,
+        profiles: Sequence[FeatureProfile] | None,
+        names: Sequence[str] | None,
+    ) -> None:
+        self.owner = owner
+        self.output = output
+        self.attr = A.ML_OUTPUT if output else A.ML_FEATURE
+        self.profiles: dict[str, FeatureProfile] = {p.name: p for p in profiles or ()}
+        self.names = tuple(names) if names is not None else None
+        self.plan: ColumnPlan | None = None
+        self.window: NumericAccumulator | None = None
+        self.total: NumericAccumulator | None = None
+        self.cat_window: list[CategoricalAccumulator] = []
+        self.cat_total: list[CategoricalAccumulator] = []
+        self.buf: Array | None = None
+        self.buf_n = 0
+        self.base_lo: Array | None = None
+        self.base_hi: Array | None = None
+        self.row_vector = not output and not (names is not None and len(names) == 1)
+        if profiles:
+            specs = [FeatureSpec(p.name, p.kind) for p in profiles]
+            max_features = owner.max_features
+            if len(specs) > max_features:
+                _cut(len(specs) - max_features, owner.model)
+                specs = specs[:max_features]
+            self._setup(ColumnPlan(specs))
+
+    # ---- setup -------------------------------------------------------------------
+    def _setup(self, plan: ColumnPlan) -> None:
+        edges = []
+        for name in plan.numeric:
+            prof = self.profiles.get(name)
+            edges.append(np.asarray(prof.edges if prof else (), dtype=np.float64))
+        d = len(plan.numeric)
+        self.window = NumericAccumulator(d, edges if any(len(e) for e in edges) else None)
+        self.total = self.window.empty_like()
+        self.cat_window = []
+        for name in plan.categorical:
+            prof = self.profiles.get(name)
+            cats = prof.categories if prof else ()
+            known = frozenset(prof.known_other) if prof and prof.known_other is not None else None
+            self.cat_window.append(CategoricalAccumulator(cats, known))
+        self.cat_total = [c.empty_like() for c in self.cat_window]
+        if d:
+            rows = max(SMALL_BATCH_ROWS, BUFFER_VALUES // d)
+            self.buf = np.empty((rows, d), dtype=np.float64)
+        self.buf_n = 0
+        if self.output and self.profiles:
+            lo = [self.profiles[n].min if n in self.profiles else None for n in plan.numeric]
+            hi = [self.profiles[n].max if n in self.profiles else None for n in plan.numeric]
+            self.base_lo = np.array([np.nan if v is None else v for v in lo], dtype=np.float64)
+            self.base_hi = np.array([np.nan if v is None else v for v in hi], dtype=np.float64)
+        self.plan = plan
+        self._labels(plan)
+
+    def _labels(self, plan: ColumnPlan) -> None:
+        base = self.owner.base_attrs
+        self.num_attrs = [{**base, self.attr: n} for n in plan.numeric]
+        self.cat_attrs = [{**base, self.attr: n} for n in plan.categorical]
+        kinds = (A.MISSING_NULL, A.MISSING_NAN, A.MISSING_INF)
+        self.miss_attrs = [
+            {k: {**a, A.ML_MISSING_KIND: k} for k in kinds} for a in self.num_attrs + self.cat_attrs
+        ]
+        assert self.window is not None
+        self.bin_attrs: list[list[dict[str, Any]]] = []
+        for j, a in enumerate(self.num_attrs):
+            k = len(self.window.bin_counts(j))
+            labels = [A.BIN_BELOW, *(str(i) for i in range(k - 2)), A.BIN_ABOVE] if k else []
+            self.bin_attrs.append([{**a, A.ML_BIN: lab} for lab in labels])
+        self.cat_bin_attrs = [
+            [{**a, A.ML_BIN: lab} for lab in (*acc.categories, A.BIN_OTHER, A.BIN_UNSEEN)]
+            for a, acc in zip(self.cat_attrs, self.cat_window, strict=True)
+        ]
+        methods_num = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_KS, A.DRIFT_WASSERSTEIN)
+        methods_cat = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_CHI2)
+        method = A.ML_DRIFT_METHOD
+        self.drift_num = [{m: {**a, method: m} for m in methods_num} for a in self.num_attrs]
+        self.drift_cat = [{m: {**a, method: m} for m in methods_cat} for a in self.cat_attrs]
+
+    def plan_for(self, table: Table) -> ColumnPlan:
+        plan = self.plan
+        if plan is not None:
+            return plan
+        with self.owner.lock:
+            if self.plan is None:
+                if self.output:
+                    specs = output_specs(table, self.owner.max_features)
+                    self._setup(ColumnPlan(specs))
+                else:
+                    before = health.skipped.get(SKIP_MAX_FEATURES, 0)
+                    plan = ColumnPlan.from_table(table, self.names, self.owner.max_features)
+                    cut = health.skipped.get(SKIP_MAX_FEATURES, 0) - before
+                    if cut:
+                        _cut(cut, self.owner.model, counted=True)
+                    self._setup(plan)
+            assert self.plan is not None
+            return self.plan
+
+    # ---- per call ------------------------------------------------------------------
+    def observe(self, x: object, call: Call) -> None:
+        table = extract(x, self.row_vector)
+        if table is None:
+            return
+        plan = self.plan_for(table)
+        X, nulls, cats, issues = plan.align(table)
+        owner = self.owner
+        for check, feature in issues:
+            owner.fire(call, check, feature, self.attr)
+        rows = table.rows
+        cap = owner.row_cap
+        sample: slice | None = None
+        if rows > cap:
+            step = -(-rows // cap)
+            sample = slice(int(owner.rng.integers(step)), None, step)
+            kept = len(range(rows)[sample])
+            count_dropped("stats.row_cap", rows - kept)
+            call.set_attribute(A.ML_STATS_SAMPLE_RATE, kept / rows)
+            if X is not None:
+                X = X[sample]
+                if nulls is not None:
+                    # nulls were counted over all rows: scale to the sample, within its NaN
+                    with np.errstate(all="ignore"):
+                        est = np.round(nulls * (kept / rows)).astype(np.int64)
+                        nulls = np.minimum(est, np.isnan(X).sum(axis=0))
+            cats = [c[sample] for c in cats]
+        if X is not None and X.shape[1]:
+            if self.output:
+                self._output_checks(X, call)
+            self._add_numeric(X, nulls)
+        if cats:
+            with owner.lock:
+                for acc, values in zip(self.cat_window, cats, strict=True):
+                    acc.add(values)
+
+    def _output_checks(self, X: Array, call: Call) -> None:
+        plan = self.plan
+        assert plan is not None
+        finite = True
+        if X.dtype.kind == "f":
+            with np.errstate(all="ignore"):
+                # one reduction answers "any NaN or inf?" (both make the sum non-finite)
+                finite = math.isfinite(float(np.add.reduce(X, axis=None)))
+            if not finite:
+                for j in checks.nonfinite(X):
+                    self.owner.fire(call, A.CHECK_OUTPUT_NONFINITE, plan.numeric[j], self.attr)
+        lo_b, hi_b = self.base_lo, self.base_hi
+        if lo_b is None or hi_b is None:
+            return
+        if finite:
+            lo, hi = X.min(axis=0), X.max(axis=0)
+            bad = checks.out_of_range_fast(lo, hi, lo_b, hi_b)
+        else:
+            bad = checks.out_of_range(X, lo_b, hi_b)
+        for j in bad:
+            self.owner.fire(call, A.CHECK_OUTPUT_OUT_OF_RANGE, plan.numeric[j], self.attr)
+
+    def _add_numeric(self, X: Array, nulls: Array | None) -> None:
+        rows = X.shape[0]
+        buf = self.buf
+        lock = self.owner.lock
+        if buf is not None and rows <= SMALL_BATCH_ROWS and X.dtype.kind in "fiub":
+            with lock:
+                n = self.buf_n
+                if n + rows > buf.shape[0]:
+                    self._flush_locked()
+                    n = 0
+                np.copyto(buf[n : n + rows], X, casting="unsafe")
+                self.buf_n = n + rows
+                if nulls is not None:
+                    assert self.window is not None
+                    self.window.null += nulls
+                    self.window.nan -= nulls
+            return
+        assert self.window is not None
+        tmp = self.window.empty_like()
+        tmp.add(X, nulls)  # off the lock: a big batch must not stall other threads
+        with lock:
+            self.window.merge(tmp)
+
+    def _flush_locked(self) -> None:
+        if self.buf_n and self.buf is not None and self.window is not None:
+            self.window.add(self.buf[: self.buf_n])
+        self.buf_n = 0
+
+    # ---- window end ----------------------------------------------------------------
+    def close_window(self, snap: _Snapshot, violations: list[tuple[str, str]]) -> None:
+        """Swap the window (caller holds the lock), fold it into the totals, compute drift."""
+        plan = self.plan
+        if plan is None or self.window is None or self.total is None:
+            return
+        self._flush_locked()
+        win = self.window
+        self.window = win.empty_like()
+        self.total.merge(win)
+        cat_win = self.cat_window
+        self.cat_window = [c.empty_like() for c in cat_win]
+        for tot, w in zip(self.cat_total, cat_win, strict=True):
+            tot.merge(w)
+        self._window_stats(plan, win, cat_win, snap, violations)
+
+    def _window_stats(
+        self,
+        plan: ColumnPlan,
+        win: NumericAccumulator,
+        cat_win: list[CategoricalAccumulator],
+        snap: _Snapshot,
+        violations: list[tuple[str, str]],
+    ) -> None:
+        names = (
+            (A.METRIC_OUTPUT_MEAN, A.METRIC_OUTPUT_STDDEV, A.METRIC_OUTPUT_MIN, A.METRIC_OUTPUT_MAX)
+            if self.output
+            else (A.METRIC_FEATURE_MEAN, A.METRIC_FEATURE_STDDEV, A.METRIC_FEATURE_MIN,
+                  A.METRIC_FEATURE_MAX)
+        )
+        std = win.std(ddof=0)
+        for j, name in enumerate(plan.numeric):
+            if win.count[j] == 0:
+                continue
+            attrs = self.num_attrs[j]
+            snap.gauges.append((names[0], float(win.mean[j]), attrs))
+            snap.gauges.append((names[1], float(std[j]), attrs))
+            snap.gauges.append((names[2], float(win.min[j]), attrs))
+            snap.gauges.append((names[3], float(win.max[j]), attrs))
+            prof = self.profiles.get(name)
+            if prof is not None and prof.edges and win.binned[j] > 0:
+                counts = win.bin_counts(j)
+                base = prof.shares
+                methods = self.drift_num[j]
+                snap.drift.append((drift.psi(counts, base), methods[A.DRIFT_PSI]))
+                snap.drift.append((drift.js_distance(counts, base), methods[A.DRIFT_JS]))
+                snap.drift.append((drift.ks(counts, base), methods[A.DRIFT_KS]))
+                centers = drift.bin_centers(prof.edges, win.min[j], win.max[j])
+                snap.drift.append((drift.wasserstein(counts, base, centers),
+                                   methods[A.DRIFT_WASSERSTEIN]))
+        if self.output:
+            for j in checks.constant_columns(win.count, win.min, win.max):
+                violations.append((A.CHECK_OUTPUT_CONSTANT, plan.numeric[j]))
+        for i, (name, acc) in enumerate(zip(plan.categorical, cat_win, strict=True)):
+            prof = self.profiles.get(name)
+            if prof is None or acc.count == 0:
+                continue
+            cat_base = [*prof.shares, 0.0]  # the baseline never saw "unseen"
+            methods = self.drift_cat[i]
+            snap.drift.append((drift.psi(acc.counts, cat_base), methods[A.DRIFT_PSI]))
+            snap.drift.append((drift.js_distance(acc.counts, cat_base), methods[A.DRIFT_JS]))
+            snap.drift.append((drift.chi_square(acc.counts, cat_base), methods[A.DRIFT_CHI2]))
+            if self.output and checks.class_collapse(acc.counts, prof.shares):
+                violations.append((A.CHECK_OUTPUT_CLASS_COLLAPSE, name))
+            if self.output and acc.count >= checks.MIN_WINDOW_COUNT and (
+                np.count_nonzero(acc.counts) == 1
+            ):
+                violations.append((A.CHECK_OUTPUT_CONSTANT, name))
+
+    # ---- counters ------------------------------------------------------------------
+    def counter_points(self, metric: str) -> list[tuple[int, dict[str, Any]]]:
+        """Running totals for one counter metric (``count`` / ``missing`` / ``bin``)."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        tot = self.total
+        plan = self.plan
+        if tot is None or plan is None:
+            return out
+        n_num = len(plan.numeric)
+        if metric == "count":
+            for j in range(n_num):
+                seen = tot.count[j] + tot.null[j] + tot.nan[j] + tot.inf[j]
+                out.append((int(seen), self.num_attrs[j]))
+            for i, acc in enumerate(self.cat_total):
+                out.append((acc.count + acc.null, self.cat_attrs[i]))
+        elif metric == "missing":
+            for j in range(n_num):
+                m = self.miss_attrs[j]
+                out.append((int(tot.null[j]), m[A.MISSING_NULL]))
+                out.append((int(tot.nan[j]), m[A.MISSING_NAN]))
+                out.append((int(tot.inf[j]), m[A.MISSING_INF]))
+            for i, acc in enumerate(self.cat_total):
+                out.append((acc.null, self.miss_attrs[n_num + i][A.MISSING_NULL]))
+        else:
+            for j in range(n_num):
+                labels = self.bin_attrs[j]
+                if labels:
+                    for c, attrs in zip(tot.bin_counts(j).tolist(), labels, strict=True):
+                        out.append((int(c), attrs))
+            for i, acc in enumerate(self.cat_total):
+                if acc.categories:
+                    for c, attrs in zip(acc.counts.tolist(), self.cat_bin_attrs[i], strict=True):
+                        out.append((int(c), attrs))
+        return out
+
+
+def _cut(n: int, model: str, counted: bool = False) -> None:
+    if not counted:
+        count_skipped(SKIP_MAX_FEATURES, n)
+    health.warn_once(
+        "max_features:" + model,
+        "modelotel: model %r has more columns than max_features; %d column(s) get no "
+        "statistics (raise max_features= or MODELOTEL_MAX_FEATURES to keep them)",
+        model,
+        n,
+    )
+
+
+class StatsMonitor:
+    """The statistics of one :class:`~modelotel._monitor.ModelMonitor` (see module doc)."""
+
+    def __init__(self, monitor: ModelMonitor) -> None:
+        cfg = monitor.config
+        self.model = cfg.model
+        self.max_features = cfg.max_features
+        self.row_cap = cfg.row_cap
+        self.lock = threading.Lock()
+        self.rng = np.random.default_rng()
+        self.baseline: Baseline | None = resolve(cfg.baseline)
+        self.base_attrs: dict[str, Any] = dict(monitor.metric_attributes)
+        self._names = cfg.feature_names
+        if self.baseline is not None:
+            monitor.baseline_hash = self.baseline.hash
+        self._gen = -1
+        self._reset()
+        self._missing = _missing_marker()
+
+    def _reset(self) -> None:
+        b = self.baseline
+        names = self._names if self._names is not None else (b.feature_names if b else None)
+        self.inputs = _Side(self, False, b.features if b else None, names)
+        self.outputs = _Side(self, True, b.outputs if b else None, None)
+        self.violations: dict[tuple[str, str], int] = {}
+        self.violation_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.snapshot = _Snapshot()
+
+    # ---- per call ------------------------------------------------------------------
+    def hook(self, call: Call) -> None:
+        """Finish hook: feed the window with this call's inputs and outputs."""
+        gen = call.monitor._gen
+        if gen != self._gen:
+            with self.lock:
+                if gen != self._gen:  # new providers (configure, capture, fork): start over
+                    self._reset()
+                    self._gen = gen
+            _instruments_for(gen, call.monitor.meter)
+        missing = self._missing
+        x = call.inputs
+        if x is not missing:
+            self.inputs.observe(x, call)
+        y = call.outputs
+        if y is not missing and call.error is None:
+            self.outputs.observe(y, call)
+
+    def fire(self, call: Call | None, check: str, feature: str, attr: str = A.ML_FEATURE) -> None:
+        """Count one violation of ``check``; mark the call's span when there is a call."""
+        key = (check, feature)
+        with self.lock:
+            self._count_violation(key, attr)
+        if call is not None:
+            if check not in call.checks_fired:
+                call.checks_fired.append(check)
+            span = call.span
+            if span.is_recording():
+                span.add_event(A.EVENT_CHECK_VIOLATION, {A.ML_CHECK: check, A.ML_FEATURE: feature})
+
+    def _count_violation(self, key: tuple[str, str], attr: str) -> None:
+        n = self.violations.get(key)
+        if n is None:
+            self.violation_attrs[key] = {**self.base_attrs, A.ML_CHECK: key[0], attr: key[1]}
+            n = 0
+        self.violations[key] = n + 1
+
+    # ---- collection ----------------------------------------------------------------
+    def close_window(self) -> None:
+        snap = _Snapshot()
+        window_checks: list[tuple[str, str]] = []
+        with self.lock:
+            self.inputs.close_window(snap, [])
+            self.outputs.close_window(snap, window_checks)
+            for check, feature in window_checks:
+                self._count_violation((check, feature), A.ML_OUTPUT)
+        self.snapshot = snap
+
+
+# --------------------------------------------------------------------------------------
+# registry and instruments
+# --------------------------------------------------------------------------------------
+
+_registry: weakref.WeakSet[StatsMonitor] = weakref.WeakSet()
+_registry_lock = threading.Lock()
+
+
+def attach_stats(monitor: ModelMonitor) -> StatsMonitor:
+    """Build the statistics of ``monitor`` and register its finish hook (first in line)."""
+    sm = StatsMonitor(monitor)
+    with _registry_lock:
+        _registry.add(sm)
+    monitor.finish_hooks.insert(0, sm.hook)  # kept alive by the monitor's hook list
+    return sm
+
+
+def stats_of(monitor: ModelMonitor) -> StatsMonitor | None:
+    """The :class:`StatsMonitor` attached to ``monitor`` (None if none)."""
+    for hook in monitor.finish_hooks:
+        owner = getattr(hook, "__self__", None)
+        if isinstance(owner, StatsMonitor):
+            return owner
+    return None
+
+
+def _monitors_of(gen: int) -> list[StatsMonitor]:
+    with _registry_lock:
+        return [sm for sm in _registry if sm._gen == gen]
+
+
+_COUNTERS = (
+    ("count", A.METRIC_FEATURE_COUNT, A.METRIC_OUTPUT_COUNT, "Values seen (missing included)."),
+    ("missing", A.METRIC_FEATURE_MISSING, A.METRIC_OUTPUT_MISSING,
+     "Missing values by ml.missing.kind (null, nan, inf)."),
+    ("bin", A.METRIC_FEATURE_BIN, A.METRIC_OUTPUT_BIN,
+     "Values per baseline bin (below/above range; categories, other, unseen)."),
+)
+_GAUGES = (
+    (A.METRIC_FEATURE_MEAN, "Mean over the last window."),
+    (A.METRIC_FEATURE_STDDEV, "Standard deviation over the last window."),
+    (A.METRIC_FEATURE_MIN, "Minimum over the last window."),
+    (A.METRIC_FEATURE_MAX, "Maximum over the last window."),
+    (A.METRIC_OUTPUT_MEAN, "Mean output over the last window."),
+    (A.METRIC_OUTPUT_STDDEV, "Standard deviation of outputs over the last window."),
+    (A.METRIC_OUTPUT_MIN, "Minimum output over the last window."),
+    (A.METRIC_OUTPUT_MAX, "Maximum output over the last window."),
+)
+
+
+class _StatsInstruments:
+    """The stats instruments of one provider generation (one set for all models)."""
+
+    def __init__(self, gen: int, meter: Any) -> None:
+        self.gen = gen
+        # Registered first: its callback closes the windows; the SDK calls the callbacks
+        # of one collection in registration order, so the others read this snapshot.
+        for key, feat_name, out_name, desc in _COUNTERS:
+            meter.create_observable_counter(
+                feat_name, callbacks=[self._counter_cb(key, False, first=key == "count")],
+                unit="{value}", description=desc,
+            )
+            meter.create_observable_counter(
+                out_name, callbacks=[self._counter_cb(key, True)], unit="{value}",
+                description=desc.replace("Values", "Outputs"),
+            )
+        for name, desc in _GAUGES:
+            meter.create_observable_gauge(name, callbacks=[self._gauge_cb(name)], description=desc)
+        meter.create_observable_gauge(
+            A.METRIC_FEATURE_DRIFT, callbacks=[self._drift_cb(False)], unit="1",
+            description="Drift of the last window against the baseline, by ml.drift.method.",
+        )
+        meter.create_observable_gauge(
+            A.METRIC_OUTPUT_DRIFT, callbacks=[self._drift_cb(True)], unit="1",
+            description="Drift of the outputs of the last window against the baseline.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_CHECK_VIOLATIONS, callbacks=[self._violations], unit="{violation}",
+            description="Silent-failure check violations, by ml.check and ml.feature/ml.output.",
+        )
+
+    def _counter_cb(self, key: str, output: bool, first: bool = False) -> Any:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            out: list[Observation] = []
+            with guard("stats.collect"):
+                if self.gen != _state.generation():
+                    return out
+                for sm in _monitors_of(self.gen):
+                    if first:
+                        sm.close_window()
+                    side = sm.outputs if output else sm.inputs
+                    with sm.lock:
+                        points = side.counter_points(key)
+                    out.extend(Observation(v, a) for v, a in points)
+            return out
+
+        return callback
+
+    def _gauge_cb(self, name: str) -> Any:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            out: list[Observation] = []
+            with guard("stats.collect"):
+                if self.gen != _state.generation():
+                    return out
+                for sm in _monitors_of(self.gen):
+                    out.extend(Observation(v, a) for n, v, a in sm.snapshot.gauges
+                               if n == name and math.isfinite(v))
+            return out
+
+        return callback
+
+    def _drift_cb(self, output: bool) -> Any:
+        attr = A.ML_OUTPUT if output else A.ML_FEATURE
+
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            out: list[Observation] = []
+            with guard("stats.collect"):
+                if self.gen != _state.generation():
+                    return out
+                for sm in _monitors_of(self.gen):
+                    out.extend(Observation(v, a) for v, a in sm.snapshot.drift
+                               if attr in a and math.isfinite(v))
+            return out
+
+        return callback
+
+    def _violations(self, options: CallbackOptions) -> Iterable[Observation]:
+        out: list[Observation] = []
+        with guard("stats.collect"):
+            if self.gen != _state.generation():
+                return out
+            for sm in _monitors_of(self.gen):
+                with sm.lock:
+                    items = [(n, sm.violation_attrs[k]) for k, n in sm.violations.items()]
+                out.extend(Observation(n, a) for n, a in items)
+        return out
+
+
+_instruments_lock = threading.Lock()
+_instruments: _StatsInstruments | None = None
+
+
+def _instruments_for(gen: int, meter: Any) -> None:
+    global _instruments
+    inst = _instruments
+    if inst is not None and inst.gen == gen:
+        return
+    with _instruments_lock:
+        inst = _instruments
+        if inst is not None and inst.gen == gen:
+            return
+        try:
+            _instruments = _StatsInstruments(gen, meter)
+        except Exception as exc:  # noqa: BLE001 - instruments are telemetry, never fatal
+            record_error("stats.instruments", exc)
+
+
+__all__ = ["StatsMonitor", "attach_stats", "stats_of"]
