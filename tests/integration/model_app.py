@@ -36,6 +36,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--error-every", type=int, default=0, help="every Nth call raises ValueError")
     p.add_argument("--summary", default="", help="also write the JSON summary to this file")
+    p.add_argument("--payload-rps", type=float, default=100_000.0, help="payload records/s budget")
+    p.add_argument("--app-log", action="store_true", help="one plain (non-payload) log per call")
+    p.add_argument("--outcomes", action="store_true", help="also observe() + record_outcome()")
     return p.parse_args(argv)
 
 
@@ -46,8 +49,12 @@ def main(argv: list[str]) -> int:
     modelotel.configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "model-app"))
 
     payload = modelotel.PayloadConfig(
-        sample_rate=1.0, max_records_per_second=100_000.0, max_bytes_per_second=1e12
+        sample_rate=1.0, max_records_per_second=args.payload_rps, max_bytes_per_second=1e12
     )
+    from opentelemetry import _logs
+
+    app_logger = _logs.get_logger_provider().get_logger("integration-app")
+    scorer = modelotel.observe(args.model + "-scorer", version=args.version, task="classification")
 
     @modelotel.instrument(
         model=args.model,
@@ -86,6 +93,17 @@ def main(argv: list[str]) -> int:
             predict(rows)
         except ValueError:
             errors += 1
+        if args.app_log:
+            app_logger.emit(
+                body=f"{args.model} served a batch ({CANARY_VALUE})", attributes={"app.call": calls}
+            )
+        if args.outcomes:
+            with scorer as call:
+                call.record_inputs([[float(calls % 10)]])
+                label = calls % 2
+                call.record_outputs(label)
+            # a classifier that is right 3 times out of 4
+            modelotel.record_outcome(call.prediction_id, label if calls % 4 else 1 - label)
         if args.rate:
             time.sleep(1.0 / args.rate)
 

@@ -43,7 +43,7 @@ def sent(request: pytest.FixtureRequest, stack: Stack) -> tuple[str, dict[str, A
     model = "churn-" + protocol.split("/")[0]
     summary = run_model_app(
         stack.workdir,
-        ["--model", model, "--calls", str(CALLS), "--error-every", str(ERROR_EVERY)],
+        ["--model", model, "--calls", str(CALLS), "--error-every", str(ERROR_EVERY), "--app-log"],
         stack.otlp_env(protocol),
     )
     assert summary == {"calls": CALLS, "errors": CALLS // ERROR_EVERY, "flushed": True}
@@ -68,7 +68,7 @@ def test_every_span_arrives_with_our_attributes(
     failed = [s for s in spans if A.ERROR_TYPE in s["_attrs"]]
     assert len(failed) == CALLS // ERROR_EVERY
     assert {s["_attrs"][A.ERROR_TYPE] for s in failed} == {"ValueError"}
-    assert all(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in failed)
+    assert all(s["status"]["code"] == 2 for s in failed)  # STATUS_CODE_ERROR
 
 
 def test_payload_records_arrive_redacted_by_the_collector(
@@ -92,6 +92,9 @@ def test_payload_records_arrive_redacted_by_the_collector(
         assert attrs["redaction.masked.count"] >= 2
         # ... the rest of the record is intact, and linked to its span.
         assert attrs[A.ML_MODEL_VERSION] == "3"
+        # control: the SDK's own redaction did not touch these records (it does not know these
+        # canaries), so the masking above is the collector's
+        assert A.ML_PAYLOAD_REDACTED not in attrs
         assert json.loads(attrs[A.ML_PAYLOAD_INPUT_PREFIX + "age"])[0] >= 20
         assert (r["traceId"], r["spanId"]) in span_ids
     ids = {r["_attrs"][A.ML_PREDICTION_ID] for r in records}
@@ -129,3 +132,23 @@ def test_metrics_arrive_in_prometheus_with_our_names(
     # service.name / service.instance.id become job / instance
     series = _series(stack, f"ml_prediction_calls_total{sel}")
     assert {s["metric"]["job"] for s in series} == {"integration-model"}
+
+
+def test_other_log_records_take_their_own_pipeline(
+    stack: Stack, sent: tuple[str, dict[str, Any]]
+) -> None:
+    """Plain application logs are not payload records: they skip the payload pipeline (and its
+    redaction), and no record is delivered twice through the two fanned-out pipelines."""
+    model, _ = sent
+    app_logs = [
+        r
+        for r in stack.downstream.logs()
+        if str(r.get("body", {}).get("stringValue", "")).startswith(f"{model} served a batch")
+    ]
+    assert len(app_logs) == CALLS
+    assert sorted(r["_attrs"]["app.call"] for r in app_logs) == list(range(1, CALLS + 1))
+    for r in app_logs:
+        assert "eventName" not in r
+        assert CANARY_VALUE in r["body"]["stringValue"]
+        assert "redaction.masked.count" not in r["_attrs"]
+    assert len(_payloads_of(stack, model)) == CALLS
