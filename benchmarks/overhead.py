@@ -46,6 +46,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 import modelotel
 from modelotel import _monitor, _state
 from modelotel import attributes as tn
+from modelotel._instrument import PLAN_ATTR
 
 
 class DiscardSpanExporter(SpanExporter):
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             # warm the monitors for this generation outside the timed loop
             predict(x)
             predict_core(x)
-            _monitor.get_monitor(predict_core._self_plan.config).finish_hooks.clear()
+            _monitor.get_monitor(getattr(predict_core, PLAN_ATTR).config).finish_hooks.clear()
 
         return setup
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(label) for label in med)
     print(f"modelotel overhead benchmark ({repeats} interleaved repeats, medians, GC on)")
     print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
-    hooks = len(_monitor.get_monitor(predict._self_plan.config).finish_hooks)
+    hooks = len(_monitor.get_monitor(getattr(predict, PLAN_ATTR).config).finish_hooks)
     print(f"finish hooks installed by default on the benchmark model: {hooks}")
     print()
     print(f"{'case':<{width}}  {'median us':>10}  {'min-max us':>15}  {'x S':>6}")

@@ -1,0 +1,349 @@
+"""instrument(): exceptions, double decoration, pickling, threads, kill switch, suppression."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import cloudpickle
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+import modelotel
+from modelotel import _state
+from modelotel import attributes as tn
+from modelotel.testing import Captured, capture
+
+
+@pytest.fixture
+def cap() -> Iterator[Captured]:
+    with capture() as c:
+        yield c
+
+
+@modelotel.instrument(model="behaviour-module-level", version="1")
+def module_level_predict(x: list[int]) -> int:
+    return sum(x)
+
+
+# --------------------------------------------------------------- exception transparency
+class ModelError(Exception):
+    pass
+
+
+def test_exception_is_the_same_object_with_the_same_traceback(cap: Captured) -> None:
+    err = ModelError("bad input")
+    err.add_note("a note of the user's")
+
+    @modelotel.instrument(model="behaviour-raise")
+    def predict(x: int) -> int:
+        raise err  # the user's raise line
+
+    with pytest.raises(ModelError) as info:
+        predict(1)
+    assert info.value is err
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert info.value.__notes__ == ["a note of the user's"]
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert frames[-1].name == "predict"
+    assert frames[-1].line == "raise err  # the user's raise line"
+    (span,) = cap.spans()
+    assert span.attributes[tn.ERROR_TYPE] == "ModelError"
+    assert span.status.description == "ModelError"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.message"] == "bad input"
+    point = cap.metric(tn.METRIC_PREDICTION_ERRORS, **{tn.ML_MODEL_NAME: "behaviour-raise"})
+    assert point.value == 1
+    assert point.attributes[tn.ERROR_TYPE] == "ModelError"
+    dur = cap.metric(
+        tn.METRIC_PREDICTION_DURATION,
+        **{tn.ML_MODEL_NAME: "behaviour-raise", tn.ERROR_TYPE: "ModelError"},
+    )
+    assert dur.count == 1
+
+
+def test_async_exception_and_base_exceptions_pass_through(cap: Captured) -> None:
+    err = ValueError("async bad")
+
+    @modelotel.instrument(model="behaviour-async-raise")
+    async def predict() -> None:
+        raise err
+
+    @modelotel.instrument(model="behaviour-interrupt")
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(ValueError) as info:
+        asyncio.run(predict())
+    assert info.value is err
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    names = {s.name: s.attributes[tn.ERROR_TYPE] for s in cap.spans()}
+    assert names == {
+        "predict behaviour-async-raise": "ValueError",
+        "predict behaviour-interrupt": "KeyboardInterrupt",
+    }
+
+
+def test_result_is_the_same_object(cap: Captured) -> None:
+    out = {"scores": [0.1, 0.9]}
+
+    @modelotel.instrument(model="behaviour-result")
+    def predict(x: Any) -> Any:
+        return out
+
+    inputs = [[1.0, 2.0]]
+    snapshot = json.dumps(inputs)
+    assert predict(inputs) is out
+    assert json.dumps(inputs) == snapshot  # inputs not mutated
+
+
+# --------------------------------------------------------------- double decoration
+def test_second_instrument_is_a_noop(cap: Captured) -> None:
+    def predict(x: int) -> int:
+        return x
+
+    once = modelotel.instrument(model="behaviour-once")(predict)
+    twice = modelotel.instrument(model="behaviour-twice")(once)
+    bare_twice = modelotel.instrument(once)
+    assert twice is once
+    assert bare_twice is once
+
+    def passthrough(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def inner(*a: Any, **k: Any) -> Any:
+            return fn(*a, **k)
+
+        return inner
+
+    layered = modelotel.instrument(model="behaviour-layered")(passthrough(once))
+    twice(1)
+    layered(2)
+    assert [s.name for s in cap.spans()] == ["predict behaviour-once", "predict behaviour-once"]
+
+
+# --------------------------------------------------------------- pickling
+def test_pickle_module_level_function_by_reference(cap: Captured) -> None:
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        clone = loads(dumps(module_level_predict))
+        assert clone is module_level_predict
+    assert module_level_predict([1, 2]) == 3
+
+
+def test_cloudpickle_local_function_round_trip(cap: Captured) -> None:
+    factor = 10
+
+    @modelotel.instrument(model="behaviour-cloudpickle", version="5", task="regression")
+    def predict(x: list[int]) -> list[int]:
+        return [v * factor for v in x]
+
+    clone = cloudpickle.loads(cloudpickle.dumps(predict))
+    assert clone is not predict
+    assert clone([1, 2]) == [10, 20]
+    assert clone.__name__ == "predict"
+    (span,) = cap.spans()
+    assert span.name == "predict behaviour-cloudpickle"
+    assert span.attributes[tn.ML_MODEL_VERSION] == "5"
+    # re-instrumenting the clone is a no-op too
+    assert modelotel.instrument(clone) is clone
+
+
+def test_cloudpickle_ships_to_another_process(tmp_path: Any) -> None:
+    @modelotel.instrument(model="behaviour-ship", version="2")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    blob = tmp_path / "fn.pkl"
+    blob.write_bytes(cloudpickle.dumps(predict))
+    code = (
+        "import cloudpickle, sys\n"
+        "from modelotel.testing import capture\n"
+        "fn = cloudpickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "with capture() as cap:\n"
+        "    r = fn([1, 2, 3])\n"
+        "    s = cap.spans()[0]\n"
+        "    print(r, s.name, s.attributes['ml.model.version'], s.attributes['ml.input.rows'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(blob)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == "3 predict behaviour-ship 2 3"
+
+
+# --------------------------------------------------------------- threads
+def test_thread_pool_with_copied_context_nests_under_the_request(cap: Captured) -> None:
+    tracer = cap.tracer_provider.get_tracer("t")
+
+    @modelotel.instrument(model="behaviour-thread")
+    def predict(x: int) -> int:
+        return x
+
+    async def handler() -> list[int]:
+        loop = asyncio.get_running_loop()
+        with tracer.start_as_current_span("request"):
+            ctx = contextvars.copy_context()
+            a = await loop.run_in_executor(None, functools.partial(ctx.run, predict, 1))
+            b = await asyncio.to_thread(predict, 2)  # copies the context itself
+        return [a, b]
+
+    assert asyncio.run(handler()) == [1, 2]
+    spans = {s.name: s for s in cap.spans()}
+    request = spans["request"]
+    children = [s for s in cap.spans() if s.name == "predict behaviour-thread"]
+    assert len(children) == 2
+    assert all(c.parent.span_id == request.context.span_id for c in children)
+
+
+def test_concurrent_calls_count_exactly(cap: Captured) -> None:
+    @modelotel.instrument(model="behaviour-concurrent")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: predict([i, i]), range(800)))
+    attrs = {tn.ML_MODEL_NAME: "behaviour-concurrent"}
+    assert cap.metric(tn.METRIC_PREDICTION_CALLS, **attrs).value == 800
+    assert cap.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 1600
+    assert cap.metric(tn.METRIC_PREDICTION_DURATION, **attrs).count == 800
+    assert len(cap.spans()) == 800
+    assert threading.active_count() >= 1
+
+
+# --------------------------------------------------------------- kill switch
+@pytest.fixture
+def disabled_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("MODELOTEL_ENABLED", "false")
+    assert _state.reload_enabled() is False
+    yield
+    monkeypatch.delenv("MODELOTEL_ENABLED")
+    assert _state.reload_enabled() is True
+
+
+@pytest.mark.usefixtures("disabled_env")
+def test_kill_switch_is_a_pure_pass_through(cap: Captured) -> None:
+    def predict(x: int) -> int:
+        return x
+
+    class Model:
+        def predict(self, x: int) -> int:
+            return x
+
+    assert modelotel.instrument(predict) is predict
+    assert modelotel.instrument(model="m")(predict) is predict
+    model = Model()
+    assert modelotel.wrap(model) is model
+    with modelotel.observe("behaviour-off") as call:
+        call.record_inputs([1, 2])
+        call.set_attribute("k", "v")
+    assert call.inputs is not None
+    assert cap.spans() == []
+    assert [p for p in cap.metrics() if p.name.startswith("ml.prediction")] == []
+
+
+@pytest.mark.parametrize("value", ["0", "no", "OFF", " False "])
+def test_kill_switch_spellings(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MODELOTEL_ENABLED", value)
+    try:
+        assert _state.reload_enabled() is False
+    finally:
+        monkeypatch.delenv("MODELOTEL_ENABLED")
+        _state.reload_enabled()
+
+
+def test_kill_switch_bad_value_warns_once_and_stays_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MODELOTEL_ENABLED", "maybe")
+    try:
+        assert _state.reload_enabled() is True
+        assert _state.reload_enabled() is True
+    finally:
+        monkeypatch.delenv("MODELOTEL_ENABLED")
+        _state.reload_enabled()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "MODELOTEL_ENABLED" in warnings[0].getMessage()
+
+
+def test_runtime_disable_passes_through(cap: Captured) -> None:
+    @modelotel.instrument(model="behaviour-runtime-off")
+    def predict(x: int) -> int:
+        return x
+
+    _state.set_enabled(False)
+    try:
+        assert predict(3) == 3
+    finally:
+        _state.set_enabled(True)
+    assert cap.spans() == []
+    predict(4)
+    assert len(cap.spans()) == 1
+
+
+# --------------------------------------------------------------- suppression
+def test_suppress_block(cap: Captured) -> None:
+    tracer = cap.tracer_provider.get_tracer("t")
+
+    @modelotel.instrument(model="behaviour-suppressed")
+    def predict(x: int) -> int:
+        with tracer.start_as_current_span("inside"):  # other instrumentation is not silenced
+            return x
+
+    @modelotel.instrument(model="behaviour-suppressed-gen")
+    def stream() -> Iterator[int]:
+        yield 1
+
+    with modelotel.suppress():
+        assert predict(1) == 1
+        assert list(stream()) == [1]
+        with modelotel.observe("behaviour-suppressed-obs") as call:
+            call.record_inputs([1])
+    assert [s.name for s in cap.spans()] == ["inside"]
+    predict(2)
+    assert [s.name for s in cap.spans()] == ["inside", "inside", "predict behaviour-suppressed"]
+
+
+def test_suppress_reaches_threads_that_copy_the_context(cap: Captured) -> None:
+    @modelotel.instrument(model="behaviour-suppressed-thread")
+    def predict(x: int) -> int:
+        return x
+
+    async def main() -> int:
+        with modelotel.suppress():
+            return await asyncio.to_thread(predict, 5)
+
+    assert asyncio.run(main()) == 5
+    assert cap.spans() == []
+
+
+@pytest.mark.parametrize("key", [_SUPPRESS_INSTRUMENTATION_KEY, "suppress_instrumentation"])
+def test_otel_contrib_suppression_key_is_honoured(cap: Captured, key: str) -> None:
+    @modelotel.instrument(model="behaviour-contrib-suppressed")
+    def predict(x: int) -> int:
+        return x
+
+    token = otel_context.attach(otel_context.set_value(key, True))
+    try:
+        assert predict(1) == 1
+    finally:
+        otel_context.detach(token)
+    assert cap.spans() == []
+    assert os.environ.get("MODELOTEL_ENABLED") is None
