@@ -151,3 +151,21 @@ def test_categorical_merge_and_buckets(values: list[object], cut: int) -> None:
     exp = [values.count("a"), values.count("b"), values.count(1),
            values.count("c") + values.count(2.0), values.count("x")]
     assert whole.counts.tolist() == exp
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 5)), elements=value),
+    st.integers(0, 2**31),
+)
+def test_columns_first_layout_equals_rows_layout(X: np.ndarray, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    edges = [np.unique(np.round(rng.normal(0, 1e5, size=5))) for _ in range(X.shape[1])]
+    rows = NumericAccumulator(X.shape[1], edges)
+    rows.add(X)
+    cols = rows.empty_like()
+    cols.add(np.ascontiguousarray(X.T), columns_first=True)
+    for name in ("count", "nan", "inf", "ge", "binned", "min", "max"):
+        assert getattr(cols, name).tolist() == getattr(rows, name).tolist(), name
+    np.testing.assert_allclose(cols.mean, rows.mean, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(cols.m2, rows.m2, rtol=1e-9, atol=1e-6)

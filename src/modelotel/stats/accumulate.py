@@ -115,84 +115,111 @@ class NumericAccumulator:
         return new
 
     def add(
-        self, X: Array, nulls: Array | None = None, bin_rows: Array | slice | None = None
+        self,
+        X: Array,
+        nulls: Array | None = None,
+        bin_rows: Array | slice | None = None,
+        columns_first: bool = False,
     ) -> None:
-        """Add a ``rows x d`` batch (any real dtype; not modified, not kept).
+        """Add a batch (any real dtype; not modified, not kept).
 
         Args:
-            X: the batch. NaN in it are counted as NaN, except ``nulls[j]`` of them per column
-                which were nulls (None, pd.NA, NaT) before conversion.
+            X: the batch, ``rows x d`` (or ``d x rows`` with ``columns_first``). NaN in it are
+                counted as NaN, except ``nulls[j]`` of them per column which were nulls
+                (None, pd.NA, NaT) before conversion.
             nulls: per-column null counts inside X's NaN, or None.
             bin_rows: a row selection (uniform sample) for the binned counts, or None for all.
+            columns_first: X is laid out ``d x rows`` (one contiguous row per column: the
+                monitor's row buffer). Every reduction then runs along contiguous memory.
         """
-        if X.shape[0] == 0:
+        a = 1 if columns_first else 0
+        n = X.shape[a]
+        if n == 0:
             return
         if X.dtype != F64:
             X = X.astype(F64)
-        n = X.shape[0]
         with np.errstate(all="ignore"):
-            s = X.sum(axis=0)
+            s = X.sum(axis=a)
             if np.isfinite(s).all():
-                self._add_clean(X, n, s, bin_rows)
+                self._add_clean(X, n, s, bin_rows, a)
             else:
-                self._add_dirty(X, n, bin_rows)
+                self._add_dirty(X, n, bin_rows, a)
         if nulls is not None:
             self.null += nulls
             self.nan -= nulls
 
-    def _add_clean(self, X: Array, n: int, s: Array, bin_rows: Array | slice | None) -> None:
+    def _add_clean(
+        self, X: Array, n: int, s: Array, bin_rows: Array | slice | None, a: int
+    ) -> None:
         mean_b = s / n
-        ss = np.einsum("ij,ij->j", X, X)
+        ss = np.einsum("ij,ij->i" if a else "ij,ij->j", X, X)
         m2_b = ss - s * mean_b
         bad = (mean_b * mean_b > _COND * (m2_b / n)) | (m2_b < 0)
         if bad.any():
             cols = np.flatnonzero(bad)
-            D = X[:, cols] - mean_b[cols]
-            m2_b[cols] = np.einsum("ij,ij->j", D, D)
+            if a:
+                D = X[cols] - mean_b[cols][:, None]
+                m2_b[cols] = np.einsum("ij,ij->i", D, D)
+            else:
+                D = X[:, cols] - mean_b[cols]
+                m2_b[cols] = np.einsum("ij,ij->j", D, D)
         counts = np.full(self.d, n, dtype=np.int64)
         self._merge_moments(counts, mean_b, m2_b)
-        np.minimum(self.min, X.min(axis=0), out=self.min)
-        np.maximum(self.max, X.max(axis=0), out=self.max)
+        np.minimum(self.min, X.min(axis=a), out=self.min)
+        np.maximum(self.max, X.max(axis=a), out=self.max)
         if self.ge.shape[0]:
-            B = X if bin_rows is None else X[bin_rows]
-            self._bin(B)
-            self.binned += B.shape[0]
+            B = X if bin_rows is None else (X[:, bin_rows] if a else X[bin_rows])
+            self._bin(B, a)
+            self.binned += B.shape[a]
 
-    def _add_dirty(self, X: Array, n: int, bin_rows: Array | slice | None) -> None:
+    def _add_dirty(self, X: Array, n: int, bin_rows: Array | slice | None, a: int) -> None:
         finite = np.isfinite(X)
-        cnt = finite.sum(axis=0).astype(np.int64)
-        isnan = np.isnan(X)
-        n_nan = isnan.sum(axis=0).astype(np.int64)
+        cnt = finite.sum(axis=a).astype(np.int64)
+        n_nan = np.isnan(X).sum(axis=a).astype(np.int64)
         self.nan += n_nan
         self.inf += n - cnt - n_nan
         W = np.where(finite, X, 0.0)
-        s = W.sum(axis=0)
-        safe = np.maximum(cnt, 1)
-        mean_b = s / safe
-        D = np.where(finite, X - mean_b, 0.0)
-        m2_b = np.einsum("ij,ij->j", D, D)
+        s = W.sum(axis=a)
+        mean_b = s / np.maximum(cnt, 1)
+        D = np.where(finite, X - (mean_b[:, None] if a else mean_b), 0.0)
+        m2_b = np.einsum("ij,ij->i" if a else "ij,ij->j", D, D)
         self._merge_moments(cnt, np.where(cnt > 0, mean_b, 0.0), m2_b)
-        np.minimum(self.min, np.where(finite, X, np.inf).min(axis=0), out=self.min)
+        np.minimum(self.min, np.where(finite, X, np.inf).min(axis=a), out=self.min)
         np.copyto(W, X)
         W[~finite] = -np.inf  # never >= a finite threshold: outside every bin
-        np.maximum(self.max, W.max(axis=0), out=self.max)
+        np.maximum(self.max, W.max(axis=a), out=self.max)
         if self.ge.shape[0]:
             if bin_rows is None:
-                self._bin(W)
+                self._bin(W, a)
                 self.binned += cnt
             else:
-                Wb = W[bin_rows]
-                self._bin(Wb)
-                self.binned += np.isfinite(Wb).sum(axis=0)
+                Wb = W[:, bin_rows] if a else W[bin_rows]
+                self._bin(Wb, a)
+                self.binned += np.isfinite(Wb).sum(axis=a)
 
-    def _bin(self, B: Array) -> None:
-        mask = np.empty(B.shape, dtype=np.bool_)
+    def _bin(self, B: Array, a: int) -> None:
         t = self.thresholds
-        ge = self.ge
+        mask = np.empty(B.shape, dtype=np.bool_)
         u8 = mask.view(np.uint8)
-        for k in range(t.shape[0]):
-            np.greater_equal(B, t[k], out=mask)
-            ge[k] += np.add.reduce(u8, axis=0, dtype=np.int64)
+        if not a:
+            ge = self.ge
+            for k in range(t.shape[0]):
+                np.greater_equal(B, t[k], out=mask)
+                ge[k] += np.add.reduce(u8, axis=0, dtype=np.int64)
+            return
+        # columns first: compare each contiguous column row with a scalar (the fast SIMD
+        # loop), add the masks into a per-value bin index, then one bincount for all columns
+        k_n = t.shape[0]
+        idx = np.zeros(B.shape, dtype=np.uint8 if k_n < 255 else np.uint16)
+        for k in range(k_n):
+            np.greater_equal(B, t[k][:, None], out=mask)
+            idx += u8 if idx.dtype == np.uint8 else mask
+        d = B.shape[0]
+        flat = idx.astype(np.intp)
+        flat += (np.arange(d, dtype=np.intp) * (k_n + 1))[:, None]
+        h = np.bincount(flat.ravel(), minlength=d * (k_n + 1)).reshape(d, k_n + 1)
+        # ge[k, j] = values of column j at or above threshold k = sum of h[j, k+1:]
+        self.ge += np.cumsum(h[:, ::-1], axis=1)[:, ::-1][:, 1:].T
 
     def _merge_moments(self, nb: Array, mean_b: Array, m2_b: Array) -> None:
         na = self.count

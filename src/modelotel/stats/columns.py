@@ -93,7 +93,13 @@ class Table:
         return self.columns[name]
 
 
+_POSITIONAL: list[tuple[str, ...]] = [tuple(str(i) for i in range(n)) for n in range(257)]
+
+
 def _positional(n: int) -> tuple[str, ...]:
+    """("0", "1", ...): precomputed for the common widths (this runs on every call)."""
+    if n < len(_POSITIONAL):
+        return _POSITIONAL[n]
     return tuple(str(i) for i in range(n))
 
 
