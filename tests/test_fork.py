@@ -18,9 +18,15 @@ pytestmark = pytest.mark.timeout(120)
 FORK_SCRIPT = """
 import json, os, sys
 from opentelemetry import trace, metrics, _logs
+import modelotel
 from modelotel import setup, _state
 
 setup.configure(service_name="forky", endpoint={url!r}, export_interval_ms=60000)
+
+@modelotel.instrument(model="m", version="1")
+def predict(x):
+    return x + 1
+
 tracer = trace.get_tracer("t")
 counter = metrics.get_meter("t").create_counter("work.count")
 
@@ -32,6 +38,8 @@ for i in range(5):
     with tracer.start_as_current_span("before-fork-%d" % i):
         pass
 counter.add(7)
+for i in range(4):
+    predict(i)
 parent_id = instance_id()
 gen_before = _state.generation()
 
@@ -42,6 +50,7 @@ if pid == 0:
             with tracer.start_as_current_span("child-%d" % i):
                 pass
         counter.add(1)
+        predict(1)
         out = {{"who": "child", "id": instance_id(), "gen_moved": _state.generation() > gen_before,
                 "ok": setup.shutdown()}}
         sys.stdout.write(json.dumps(out) + "\\n")
@@ -53,6 +62,8 @@ _, status = os.waitpid(pid, 0)
 with tracer.start_as_current_span("parent-after"):
     pass
 counter.add(2)
+predict(2)
+predict(3)
 print(json.dumps({{"who": "parent", "id": instance_id(), "child_status": status,
                   "ok": setup.shutdown()}}))
 """
@@ -83,7 +94,8 @@ def test_child_has_its_own_instance_id_and_exports_nothing_of_the_parent_twice(
         names = sorted(s.name for s in spans)
         # Every span exactly once: the child did not re-export the parent's queued spans.
         expected = [f"before-fork-{i}" for i in range(5)] + [f"child-{i}" for i in range(3)]
-        assert names == sorted([*expected, "parent-after"])
+        expected += ["parent-after"] + ["predict m"] * 7
+        assert names == sorted(expected)
         ids = {s.name: s.resource["service.instance.id"] for s in spans}
         for i in range(5):
             assert ids[f"before-fork-{i}"] == parent["id"]
@@ -91,6 +103,10 @@ def test_child_has_its_own_instance_id_and_exports_nothing_of_the_parent_twice(
             assert ids[f"child-{i}"] == child["id"]
         assert ids["parent-after"] == parent["id"]
         assert all(s.resource["service.name"] == "forky" for s in spans)
+        predict_ids = sorted(
+            s.resource["service.instance.id"] for s in spans if s.name == "predict m"
+        )
+        assert predict_ids == sorted([parent["id"]] * 6 + [child["id"]])
 
         if grpc:
             return
@@ -102,6 +118,29 @@ def test_child_has_its_own_instance_id_and_exports_nothing_of_the_parent_twice(
             if p.name == "work.count"
         }
         assert counts == {parent["id"]: 9.0, child["id"]: 1.0}
+
+
+@pytest.mark.xfail(
+    reason="core (_monitor._instruments_for): after a generation change on the same "
+    "MeterProvider the SDK returns the already-registered observable instruments and drops "
+    "the new callbacks; the old ones see a stale generation and report nothing, so a forked "
+    "child whose parent had predicted exports no ml.prediction.* metrics",
+    strict=True,
+)
+def test_child_serving_metrics_are_its_own() -> None:
+    with OTLPHTTPReceiver() as rx:
+        proc = run_python(
+            FORK_SCRIPT.format(url=rx.url), env=clean_env(OTEL_BSP_SCHEDULE_DELAY="60000")
+        )
+        assert proc.returncode == 0, proc.stderr
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        by_who = {line["who"]: line for line in lines}
+        calls = {
+            p.resource["service.instance.id"]: p.value
+            for p in rx.points()
+            if p.name == "ml.prediction.calls"
+        }
+    assert calls == {by_who["parent"]["id"]: 6.0, by_who["child"]["id"]: 1.0}
 
 
 FORK_SAFE_SCRIPT = """

@@ -27,16 +27,13 @@ SLACK_S = 3.0
 
 PRELUDE = """
 import json, logging, sys, time
-from opentelemetry import trace, metrics, _logs
-from opentelemetry._logs import LogRecord
+import modelotel
 from modelotel import setup
 
+# An instrumented call: a span, serving metrics and (sampled at 100%) a payload log record.
+@modelotel.instrument(model="m", version="1", payload_sample_rate=1.0)
 def predict(x):
-    # An instrumented call: a span, a metric and a log record around the user's work.
-    with trace.get_tracer("t").start_as_current_span("predict m"):
-        metrics.get_meter("t").create_counter("calls").add(1)
-        _logs.get_logger("t").emit(LogRecord(body="payload"))
-        return x * 2
+    return x * 2
 """
 
 
