@@ -173,16 +173,16 @@ class Call:
         error = self.error
         mon = self.monitor
         span = self.span
-        seconds = (end_ns - self._start_ns) / 1e9
-        if seconds < 0:  # time can go backwards (suspended VMs)
-            seconds = 0.0
-        self.duration_s = seconds
         error_type = type(error).__qualname__ if error is not None else None
 
         # 1. duration, outcome, error.type on the metrics and the span
         recording = False
         extra: dict[str, Any] = {}
         try:
+            seconds = (end_ns - self._start_ns) / 1e9
+            if seconds < 0:  # time can go backwards (suspended VMs)
+                seconds = 0.0
+            self.duration_s = seconds
             recording = span.is_recording()
             inputs = self.inputs
             if inputs is not self._shape_of:  # observe(): record_inputs() came after the start

@@ -122,11 +122,16 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
         config = model_config(**options)
         if not _state.ENABLED:
             return
-        self._monitor = get_monitor(config)
+        try:
+            mon = get_monitor(config)
+        except Exception as exc:  # noqa: BLE001 - ours: the block then runs uninstrumented
+            record_error("observe.monitor", exc)
+            return
+        self._monitor = mon
         if key is not None:
             with _cache_lock:
                 if len(_cache) < _CACHE_MAX:
-                    _cache[key] = self._monitor
+                    _cache[key] = mon
 
     def _start(self) -> Call:
         mon = self._monitor

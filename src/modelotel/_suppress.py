@@ -20,6 +20,8 @@ from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 
+from modelotel._safety import record_error
+
 try:  # the key the contrib packages and the SDK's exporters use
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _OTEL_KEY
 except ImportError:  # pragma: no cover - very old API
@@ -34,8 +36,12 @@ _get_current = otel_context.get_current
 
 def is_suppressed() -> bool:
     """Whether instrumentation is suppressed in the current context (per call; cheap)."""
-    ctx = _get_current()
-    return bool(ctx.get(_MODELOTEL_KEY) or ctx.get(_OTEL_KEY) or ctx.get(_OTEL_PLAIN_KEY))
+    try:
+        ctx = _get_current()
+        return bool(ctx.get(_MODELOTEL_KEY) or ctx.get(_OTEL_KEY) or ctx.get(_OTEL_PLAIN_KEY))
+    except Exception as exc:  # noqa: BLE001 - a broken context must not break the user's call
+        record_error("suppress.check", exc)
+        return False
 
 
 @contextmanager
