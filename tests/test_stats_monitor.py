@@ -12,7 +12,7 @@ import pytest
 import modelotel
 from modelotel import _monitor
 from modelotel import attributes as A  # noqa: N812
-from modelotel._stats_monitor import StatsMonitor, attach_stats, stats_of
+from modelotel._stats_monitor import StatsMonitor, stats_of
 from modelotel.config import model_config
 from modelotel.stats import Baseline
 from modelotel.testing import Captured, MetricPoint, capture
@@ -28,8 +28,8 @@ def _name(prefix: str) -> str:
 def _stats(model: str) -> StatsMonitor:
     mon = _monitor._monitors[(model, "")]
     sm = stats_of(mon)
-    if sm is None:  # before the hook block of _monitor.build_hooks is wired
-        sm = attach_stats(mon)
+    assert sm is not None  # wired by ModelMonitor.build_hooks
+    assert mon.finish_hooks[0] == sm.hook  # statistics run first
     return sm
 
 
@@ -237,3 +237,35 @@ def test_row_cap_samples_large_batches() -> None:
         span = cap.spans()[-1]
         assert span.attributes is not None
         assert span.attributes[A.ML_STATS_SAMPLE_RATE] == pytest.approx(0.1)
+
+
+def test_config_validates_baseline_and_feature_names(tmp_path: Any) -> None:
+    from modelotel.stats.baseline import BaselineError
+
+    with pytest.raises(BaselineError, match=r"baseline=.*does not exist"):
+        modelotel.instrument(model=_name("cfg"), baseline=str(tmp_path / "none.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "modelotel.baseline", "version": 7')
+    with pytest.raises(BaselineError, match="not valid JSON"):
+        modelotel.instrument(model=_name("cfg"), baseline=bad)
+    with pytest.raises(TypeError, match="path or a modelotel.Baseline"):
+        modelotel.instrument(model=_name("cfg"), baseline=42)
+    b = Baseline.from_data(np.ones((5, 2)), feature_names=["a", "b"])
+    with pytest.raises(ValueError, match="differ from the baseline"):
+        modelotel.instrument(model=_name("cfg"), baseline=b, feature_names=["x", "y"])
+    with pytest.raises(ValueError, match="duplicate"):
+        modelotel.instrument(model=_name("cfg"), feature_names=["x", "x"])
+    good = tmp_path / "good.json"
+    b.save(good)
+    cfg = model_config(model="m", baseline=str(good))
+    assert cfg.baseline == b
+    assert isinstance(modelotel.Baseline, type) and "Baseline" in modelotel.__all__
+
+
+def test_baseline_hash_on_model_info() -> None:
+    b = Baseline.from_data(np.random.default_rng(0).normal(size=(50, 2)))
+    predict, model = _model(lambda X: X[:, 0], baseline=b)
+    with capture() as cap:
+        predict(np.zeros((2, 2)))
+        info = _points(cap, A.METRIC_MODEL_INFO, model)
+    assert [dict(k)[A.ML_BASELINE_HASH] for k in info] == [b.hash]

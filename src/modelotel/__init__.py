@@ -17,8 +17,10 @@ from modelotel._suppress import suppress
 from modelotel._version import __version__
 from modelotel.outcomes import record_outcome
 from modelotel.setup import configure, force_flush, shutdown
+from modelotel.stats.baseline import Baseline
 
 __all__ = [
+    "Baseline",
     "PayloadConfig",
     "__version__",
     "attributes",

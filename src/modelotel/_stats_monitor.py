@@ -278,7 +278,8 @@ class _Side:
         if lo_b is None or hi_b is None:
             return
         if finite:
-            self._fire_range(call, checks.out_of_range_fast(X.min(axis=0), X.max(axis=0), lo_b, hi_b))
+            lo, hi = X.min(axis=0), X.max(axis=0)
+            self._fire_range(call, checks.out_of_range_fast(lo, hi, lo_b, hi_b))
         else:
             self._fire_range(call, checks.out_of_range(X, lo_b, hi_b))
 
@@ -560,10 +561,15 @@ _GAUGES = (
 
 
 class _StatsInstruments:
-    """The stats instruments of one provider generation (one set for all models)."""
+    """The stats instruments of one meter (one set for all models).
 
-    def __init__(self, gen: int, meter: Any) -> None:
-        self.gen = gen
+    Keyed by meter, not by provider generation: after a fork the generation moves but the
+    MeterProvider (and its meter) stay, and the SDK would ignore a second registration of
+    the same instrument names. Only the set of the current meter reports; callbacks read
+    the monitors of the current generation.
+    """
+
+    def __init__(self, meter: Any) -> None:
         # Registered first: its callback closes the windows; the SDK calls the callbacks
         # of one collection in registration order, so the others read this snapshot.
         for key, feat_name, out_name, desc in _COUNTERS:
@@ -594,9 +600,9 @@ class _StatsInstruments:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
-                if self.gen != _state.generation():
+                if _current is not self:
                     return out
-                for sm in _monitors_of(self.gen):
+                for sm in _monitors_of(_state.generation()):
                     if first:
                         sm.close_window()
                     side = sm.outputs if output else sm.inputs
@@ -611,9 +617,9 @@ class _StatsInstruments:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
-                if self.gen != _state.generation():
+                if _current is not self:
                     return out
-                for sm in _monitors_of(self.gen):
+                for sm in _monitors_of(_state.generation()):
                     out.extend(Observation(v, a) for n, v, a in sm.snapshot.gauges
                                if n == name and math.isfinite(v))
             return out
@@ -626,9 +632,9 @@ class _StatsInstruments:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
-                if self.gen != _state.generation():
+                if _current is not self:
                     return out
-                for sm in _monitors_of(self.gen):
+                for sm in _monitors_of(_state.generation()):
                     out.extend(Observation(v, a) for v, a in sm.snapshot.drift
                                if attr in a and math.isfinite(v))
             return out
@@ -638,9 +644,9 @@ class _StatsInstruments:
     def _violations(self, options: CallbackOptions) -> Iterable[Observation]:
         out: list[Observation] = []
         with guard("stats.collect"):
-            if self.gen != _state.generation():
+            if _current is not self:
                 return out
-            for sm in _monitors_of(self.gen):
+            for sm in _monitors_of(_state.generation()):
                 with sm.lock:
                     items = [(n, sm.violation_attrs[k]) for k, n in sm.violations.items()]
                 out.extend(Observation(n, a) for n, a in items)
@@ -648,22 +654,27 @@ class _StatsInstruments:
 
 
 _instruments_lock = threading.Lock()
-_instruments: _StatsInstruments | None = None
+_by_meter: weakref.WeakKeyDictionary[Any, _StatsInstruments] = weakref.WeakKeyDictionary()
+_current: _StatsInstruments | None = None
+_current_meter: Any = None
 
 
 def _instruments_for(gen: int, meter: Any) -> None:
-    global _instruments
-    inst = _instruments
-    if inst is not None and inst.gen == gen:
+    """Make the instrument set of ``meter`` current (created once per meter)."""
+    global _current, _current_meter
+    if meter is _current_meter and _current is not None:
         return
     with _instruments_lock:
-        inst = _instruments
-        if inst is not None and inst.gen == gen:
-            return
         try:
-            _instruments = _StatsInstruments(gen, meter)
+            inst = _by_meter.get(meter)
+            if inst is None:
+                inst = _StatsInstruments(meter)
+                _by_meter[meter] = inst
         except Exception as exc:  # noqa: BLE001 - instruments are telemetry, never fatal
             record_error("stats.instruments", exc)
+            return
+        _current = inst
+        _current_meter = meter
 
 
 __all__ = ["StatsMonitor", "attach_stats", "stats_of"]

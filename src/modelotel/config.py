@@ -202,6 +202,32 @@ def model_config(
                 raise TypeError(
                     f"modelotel: feature_names= must hold str only, got {type(n).__name__}"
                 )
+        if not names or any(not n for n in names):
+            raise ValueError("modelotel: feature_names= must hold non-empty names")
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"modelotel: feature_names= has duplicate names: {dup}")
+
+    # baseline=: a path is loaded now, so a missing, corrupt or future-version file fails
+    # at decoration with a message saying what is wrong (BaselineError is a ValueError).
+    if baseline is not None:
+        from modelotel.stats.baseline import Baseline, BaselineError
+
+        if isinstance(baseline, (str, os.PathLike)):
+            try:
+                baseline = Baseline.load(baseline)
+            except BaselineError as exc:
+                raise BaselineError(f"modelotel: baseline=: {exc}") from None
+        elif not isinstance(baseline, Baseline):
+            raise TypeError(
+                "modelotel: baseline= must be a path or a modelotel.Baseline, "
+                f"got {type(baseline).__name__}"
+            )
+        if names is not None and baseline.features and names != baseline.feature_names:
+            raise ValueError(
+                f"modelotel: feature_names= {list(names)} differ from the baseline's features "
+                f"{list(baseline.feature_names)}; drop feature_names= or rebuild the baseline"
+            )
 
     if max_features is None:
         max_features = _env_positive_int(env.MODELOTEL_MAX_FEATURES, _DEFAULT_MAX_FEATURES)
