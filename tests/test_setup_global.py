@@ -371,13 +371,6 @@ def test_bad_env_value_disables_only_that_signal() -> None:
     assert [log.body for log in rx.log_records()] == ["hello"]
 
 
-@pytest.mark.xfail(
-    reason="core (_monitor._instruments_for): configure() bumps the provider generation; the "
-    "observable instruments created before it (through the proxy meter, bound to the new "
-    "MeterProvider) keep their stale-generation callbacks and the new ones are dropped by "
-    "the SDK as duplicates, so a model called before configure() exports no ml.prediction.*",
-    strict=True,
-)
 def test_model_called_before_configure_keeps_its_serving_metrics() -> None:
     with OTLPHTTPReceiver() as rx:
         out = last_json(

@@ -188,7 +188,11 @@ def configure(
             return
         _setup = _build(args)
         _register_process_hooks()
-    _state.bump_generation()
+    # No _state.bump_generation() here: configure() only ever installs providers where the
+    # globals were the API's proxies, and the tracers, meters and loggers that monitors took
+    # from those proxies forward to the new providers by themselves. A new generation would
+    # make monitors re-create their observable instruments on the same MeterProvider, which
+    # the SDK ignores as duplicates (the old callbacks, of a stale generation, stay).
 
 
 def shutdown(timeout: float | None = None) -> bool:
