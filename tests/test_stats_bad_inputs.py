@@ -1,0 +1,191 @@
+"""Bad-input matrix (research/reliability.md §5 / §7.G): every input form and hostile ones go
+through an instrumented predict. For each: the result is identical to the raw function's,
+nothing is raised, no internal error is swallowed (strict mode, see conftest), no warning
+escapes (``filterwarnings = error``), and what statistics skip is counted by reason."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse
+
+import modelotel
+from modelotel import _safety
+from modelotel import attributes as A  # noqa: N812
+from modelotel.stats import Baseline
+from modelotel.stats import columns as C  # noqa: N812
+from modelotel.testing import capture
+
+
+class _ReprBomb:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+    __str__ = __repr__
+
+
+class _FakeCudaTensor:
+    __module__ = "torch"
+
+    class _Dev:
+        type = "cuda"
+
+    device = _Dev()
+
+    def cpu(self) -> None:  # pragma: no cover - calling it would be the bug
+        raise AssertionError("blocking device copy")
+
+
+def _circular() -> list[Any]:
+    a: list[Any] = []
+    a.append(a)
+    return [a]
+
+
+def _big_endian() -> np.ndarray:
+    return np.arange(12, dtype=">f8").reshape(4, 3)
+
+
+def _read_only() -> np.ndarray:
+    a = np.arange(12.0).reshape(4, 3)
+    a.setflags(write=False)
+    return a
+
+
+rng = np.random.default_rng(0)
+
+# (id, input factory, expected skip counts)
+CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
+    ("nan_inf", lambda: np.array([[np.nan, 1.0], [np.inf, -np.inf]]), {}),
+    ("negatives", lambda: -np.ones((3, 2)), {}),
+    ("empty_2d", lambda: np.empty((0, 3)), {C.SKIP_EMPTY: 1}),
+    ("empty_list", list, {C.SKIP_EMPTY: 1}),
+    ("all_nan_column", lambda: np.array([[np.nan, 1.0], [np.nan, 2.0]]), {}),
+    ("zero_d_number", lambda: np.array(5.0), {}),
+    ("zero_d_object", lambda: np.array({"a": 1}, dtype=object), {C.SKIP_ZERO_DIM: 1}),
+    ("scalar_float", lambda: 3.25, {}),
+    ("scalar_nan", lambda: float("nan"), {}),
+    ("scalar_str", lambda: "hello", {}),
+    ("none_input", lambda: None, {C.SKIP_NONE: 1}),
+    ("ragged_rows", lambda: [[1.0, 2.0], [3.0]], {C.SKIP_RAGGED: 1}),
+    ("ragged_dict", lambda: {"a": [1, 2], "b": [1]}, {C.SKIP_RAGGED: 1}),
+    ("object_array_mixed", lambda: np.array([[1, "a"], [None, 2.5]], dtype=object), {}),
+    ("strings_in_rows", lambda: [[1.0, "x"], [2.0, 3.0]], {}),
+    ("categorical_frame", lambda: pd.DataFrame({"c": pd.Categorical(["a", None, "b"])}), {}),
+    ("nat_frame", lambda: pd.DataFrame({"t": pd.to_datetime(["2024-01-01", None])}), {}),
+    ("nullable_int", lambda: pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64")}), {}),
+    ("pd_na_object", lambda: pd.DataFrame({"o": pd.Series([pd.NA, "x"], dtype=object)}), {}),
+    ("series", lambda: pd.Series([1.0, np.nan, 3.0], name="s"), {}),
+    ("dict_of_arrays", lambda: {"a": np.arange(3.0), "b": ["x", "y", None]}, {}),
+    ("list_of_dicts", lambda: [{"a": 1, "b": "u"}, {"a": None}], {}),
+    ("list_of_dicts_bad_row", lambda: [{"a": 1}, 7], {C.SKIP_RAGGED: 1}),
+    ("flat_list", lambda: [1.0, 2.0, None], {}),
+    ("float16_extremes", lambda: np.array([[65504.0, -65504.0]] * 3, dtype=np.float16), {}),
+    ("int8_extremes", lambda: np.array([[127, -128]] * 50, dtype=np.int8), {}),
+    ("uint64", lambda: np.array([[2**64 - 1, 0]], dtype=np.uint64), {}),
+    ("bool_array", lambda: np.array([[True, False], [False, False]]), {}),
+    ("datetime64_nat", lambda: np.array(["2024-01-01", "NaT"], dtype="datetime64[s]"), {}),
+    ("structured", lambda: np.array([(1, 2.5)], dtype=[("a", "i4"), ("b", "f8")]), {}),
+    ("big_endian", _big_endian, {}),
+    ("read_only", _read_only, {}),
+    ("non_contiguous", lambda: np.arange(40.0).reshape(8, 5)[::2, ::2], {}),
+    ("lone_surrogate", lambda: [["\ud800abc", 1.0]], {}),
+    ("complex", lambda: np.ones((2, 2), dtype=complex), {C.SKIP_COMPLEX: 1}),
+    ("high_rank", lambda: np.ones((2, 3, 4)), {C.SKIP_HIGH_RANK: 1}),
+    ("circular", _circular, {C.SKIP_RAGGED: 1}),
+    ("repr_bomb", _ReprBomb, {C.SKIP_UNSUPPORTED: 1}),
+    ("repr_bomb_in_rows", lambda: [[_ReprBomb()]], {C.SKIP_RAGGED: 1}),
+    ("sparse", lambda: scipy.sparse.csr_matrix(np.eye(3)), {C.SKIP_SPARSE: 1}),
+    ("pyarrow_table", lambda: __import__("pyarrow").table({"a": [1, 2]}), {C.SKIP_UNSUPPORTED: 1}),
+    ("cuda_tensor", _FakeCudaTensor, {C.SKIP_GPU: 1}),
+    ("big_batch_row_cap", lambda: rng.normal(size=(30_000, 20)), {}),
+    ("huge_width_capped", lambda: np.ones((2, 250)), {C.SKIP_MAX_FEATURES: 50}),
+]
+
+_n = [0]
+
+
+def _echo(x: Any) -> Any:
+    """The 'model': returns its input unchanged (the hardest output case too)."""
+    return x
+
+
+async def _aecho(x: Any) -> Any:
+    return x
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize(("case", "factory", "skips"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_never_raises_and_is_counted(
+    kind: str, case: str, factory: Callable[[], Any], skips: dict[str, int]
+) -> None:
+    _n[0] += 1
+    model = f"bad-{case}-{kind}-{_n[0]}"
+    x = factory()
+    fn = _echo if kind == "sync" else _aecho
+    predict = modelotel.instrument(model=model, row_cap=1000)(fn)
+    with capture() as cap:
+        got = predict(x) if kind == "sync" else asyncio.run(predict(x))
+        assert got is x  # the very same object comes back
+        cap.collect()  # closing the window must cope with whatever plan this produced
+        cap.collect()
+    # the same input is seen twice (as input and as output): count each reason per side
+    seen = {k: v for k, v in _safety.health.skipped.items() if v}
+    expected = {k: v * 2 for k, v in skips.items()}
+    if case == "big_batch_row_cap":
+        expected["stats.row_cap"] = 2 * (30_000 - 1000)
+        assert _safety.health.dropped["stats.row_cap"] == expected.pop("stats.row_cap")
+    assert seen == expected
+
+
+def test_skips_are_exported_by_reason() -> None:
+    predict = modelotel.instrument(model="bad-export")(_echo)
+    with capture() as cap:
+        predict([[1.0], [2.0, 3.0]])
+        pts = [p for p in cap.collect() if p.name == A.METRIC_TELEMETRY_SKIPPED]
+    assert {p.attributes[A.ML_TELEMETRY_REASON]: p.value for p in pts} == {C.SKIP_RAGGED: 2}
+
+
+def test_inputs_are_never_mutated() -> None:
+    X = np.array([[1.0, np.nan], [np.inf, 2.0]])
+    before = X.copy()
+    df = pd.DataFrame({"a": [1.0, None], "b": pd.array([1, None], dtype="Int64")})
+    df_before = df.copy(deep=True)
+    b = Baseline.from_data(np.random.default_rng(1).normal(size=(100, 2)))
+    predict = modelotel.instrument(model="bad-mutation", baseline=b)(_echo)
+    with capture():
+        predict(X)
+        predict(df)
+    np.testing.assert_array_equal(X, before)
+    pd.testing.assert_frame_equal(df, df_before)
+
+
+def test_exception_passes_through_and_outputs_are_not_profiled() -> None:
+    class BoomError(Exception):
+        pass
+
+    def failing(x: Any) -> Any:
+        raise BoomError("model failed")
+
+    predict = modelotel.instrument(model="bad-raise")(failing)
+    with capture() as cap:
+        with pytest.raises(BoomError, match="model failed"):
+            predict(np.ones((2, 2)))
+        pts = cap.collect()
+    counts = {p.name for p in pts if p.attributes.get(A.ML_MODEL_NAME) == "bad-raise"}
+    assert A.METRIC_FEATURE_COUNT in counts and A.METRIC_OUTPUT_COUNT not in counts
+
+
+def test_generator_output_is_not_consumed() -> None:
+    def gen_predict(x: Any) -> Any:
+        yield from (1.0, 2.0)
+
+    predict = modelotel.instrument(model="bad-gen")(gen_predict)
+    with capture() as cap:
+        assert list(predict(np.ones((2, 2)))) == [1.0, 2.0]
+        assert cap.collect() is not None
