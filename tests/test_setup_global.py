@@ -392,3 +392,27 @@ def test_model_called_before_configure_keeps_its_serving_metrics() -> None:
         assert len([s for s in rx.spans() if s.name == "predict warm"]) == 5
         calls = [p.value for p in rx.points() if p.name == "ml.prediction.calls"]
     assert calls == [6.0]
+
+
+def test_all_providers_set_by_the_application_means_no_exporter_and_no_log_filter() -> None:
+    out = last_json(
+        run_python(
+            script("""
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk._logs import LoggerProvider
+            from modelotel import _logfilter
+
+            trace.set_tracer_provider(TracerProvider())
+            metrics.set_meter_provider(MeterProvider())
+            _logs.set_logger_provider(LoggerProvider())
+            setup.configure(endpoint="http://127.0.0.1:9")
+            report(exporters=len(setup._setup.exporters), filter=_logfilter.installed(),
+                   attached=sorted(setup._setup.attached), ok=setup.shutdown())
+            """)
+        )
+    )
+    assert out["exporters"] == 0
+    assert out["filter"] is False
+    assert out["attached"] == ["logs", "metrics", "traces"]
+    assert out["ok"] is True

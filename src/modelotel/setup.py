@@ -408,7 +408,10 @@ def _build(args: dict[str, Any]) -> _Setup:
         )
     if _signal_enabled("logs", args["logs"]):
         _try_signal("logs", lambda: _setup_logs(setup, resource, factory("logs"), add_to_existing))
-    _logfilter.install(sorted({_base_url(e.endpoint) for e in setup.exporters}))
+    if setup.exporters:
+        # Only when modelotel runs exporters: an application that brought its own providers
+        # keeps its exporters' log lines as it configured them.
+        _logfilter.install(sorted({_base_url(e.endpoint) for e in setup.exporters}))
     return setup
 
 
