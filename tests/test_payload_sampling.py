@@ -11,7 +11,14 @@ import pytest
 from _payload_support import fake_call
 from modelotel import attributes as tn
 from modelotel._payload import PayloadConfig, PayloadHook
-from modelotel._payload.sampling import TokenBucket, id_hash, key_hash, sampled, threshold
+from modelotel._payload.sampling import (
+    TokenBucket,
+    hex_limit,
+    id_hash,
+    key_hash,
+    sampled,
+    threshold,
+)
 from modelotel._safety import health
 
 
@@ -56,12 +63,38 @@ def test_threshold_endpoints() -> None:
 
 def test_id_hash_parses_hex_and_hashes_the_rest() -> None:
     assert id_hash("00000000000000ff") == 255
-    assert id_hash("00000000000000ffXYZ") == 255  # only the first 16 hex digits count
+    assert id_hash("00000000000000ffXYZ") == key_hash("00000000000000ffXYZ")
+    assert id_hash("00000000000000FF") == key_hash("00000000000000FF")  # not lowercase
     assert id_hash("not-a-hex-id-at-all") == key_hash("not-a-hex-id-at-all")
     assert id_hash("abc") == key_hash("abc")  # too short to be uniform: hashed
     assert key_hash("customer-7") == key_hash("customer-7")
     assert key_hash("customer-7") != key_hash("customer-8")
     assert 0 <= key_hash("x") < 1 << 64
+
+
+def test_text_compare_equals_integer_compare() -> None:
+    rng = random.Random(11)
+    for rate in (0.0, 1e-9, 0.01, 0.5, 0.999, 1.0):
+        limit = threshold(rate)
+        lim_hex = hex_limit(limit)
+        values = [rng.getrandbits(64) for _ in range(2000)]
+        values += [0, (1 << 64) - 1] + [
+            v for v in (limit - 1, limit, limit + 1) if 0 <= v < 1 << 64
+        ]
+        for v in values:
+            pid = f"{v:016x}"
+            assert (pid < lim_hex) == (v < limit) == sampled(pid, limit)
+
+
+def test_hook_fast_path_agrees_with_the_pure_sampler() -> None:
+    hook, log = _hook(0.3)
+    ids = [f"{i * 0x9E3779B97F4A7C15 % (1 << 64):016x}" for i in range(1, 3000)]
+    ids += [f"req-{i}" for i in range(500)]  # other ids take the hashed path
+    for pid in ids:
+        hook(fake_call(pid=pid, inputs=[1], outputs=[2]))
+    kept = [r["attributes"][tn.ML_PREDICTION_ID] for r in log.records]
+    assert kept == [pid for pid in ids if sampled(pid, threshold(0.3))]
+    assert any(k.startswith("req-") for k in kept)
 
 
 @pytest.mark.parametrize("rate", [0.01, 0.3])

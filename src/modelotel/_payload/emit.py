@@ -25,7 +25,7 @@ from opentelemetry.trace import set_span_in_context
 from modelotel import attributes as tn
 from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
-from modelotel._payload.sampling import TokenBucket, key_hash, threshold
+from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
 from modelotel._safety import count_dropped, count_skipped
 
@@ -67,6 +67,28 @@ def _columns(value: Any, feature_names: tuple[str, ...] | None) -> Any:
 class PayloadHook:
     """Finish hook of one model version: outcome cache fill, sampling decision, emission."""
 
+    __slots__ = (
+        "_bytes",
+        "_cache_put",
+        "_cfg",
+        "_fast",
+        "_feature_names",
+        "_hex_limit",
+        "_keep_checks",
+        "_keep_errors",
+        "_key",
+        "_limit",
+        "_logger",
+        "_records",
+        "_redactor",
+        "cache",
+        "config",
+        "enabled",
+        "missing",
+        "model",
+        "version",
+    )
+
     def __init__(
         self,
         *,
@@ -84,11 +106,14 @@ class PayloadHook:
         self.config = config
         self.enabled = config is not None
         self.cache = outcome_cache
+        self._cache_put = outcome_cache.put if outcome_cache is not None else None
         self.missing = _missing_sentinel()
         self._limit = threshold(rate)
+        self._hex_limit = hex_limit(self._limit)
         self._logger = logger
         cfg = config or PayloadConfig()
         self._key = cfg.sample_key
+        self._fast = self.enabled and self._key is None
         self._keep_errors = self.enabled and cfg.always_keep_errors
         self._keep_checks = self.enabled and cfg.always_keep_checks
         self._feature_names = tuple(str(n) for n in feature_names) if feature_names else None
@@ -109,23 +134,26 @@ class PayloadHook:
 
     # --- per call (hot path) ---------------------------------------------------------
     def __call__(self, call: Any) -> None:
-        cache = self.cache
-        if cache is not None:
-            cache.put(call.prediction_id, call.outputs)
-        if not self.enabled:
-            return
-        if self._key is None:
+        # Measured in benchmarks/payload.py: every attribute load here shows up per call.
+        if self._cache_put is not None:
+            self._cache_put(call.prediction_id, call.outputs)
+        if self._fast:
             pid = call.prediction_id
-            try:
-                h = int(pid[:16], 16) if len(pid) >= 16 else key_hash(pid)
-            except ValueError:
-                h = key_hash(pid)
-        else:
-            h = self._key_hash(call.inputs)
-        if h < self._limit:
+            if len(pid) == 16:  # modelotel's ids: 16 lowercase hex digits, compared as text
+                if pid < self._hex_limit:
+                    self.emit(call, tn.PAYLOAD_REASON_RATE)
+                    return
+            elif id_hash(pid) < self._limit:
+                self.emit(call, tn.PAYLOAD_REASON_RATE)
+                return
+        elif not self.enabled:
+            return
+        elif self._key_hash(call.inputs) < self._limit:
             self.emit(call, tn.PAYLOAD_REASON_RATE)
-        elif call.error is not None and self._keep_errors:
-            self.emit(call, tn.PAYLOAD_REASON_ERROR)
+            return
+        if call.error is not None:
+            if self._keep_errors:
+                self.emit(call, tn.PAYLOAD_REASON_ERROR)
         elif call.checks_fired and self._keep_checks:
             self.emit(call, tn.PAYLOAD_REASON_CHECK)
 
@@ -133,7 +161,8 @@ class PayloadHook:
         """The reason ``call`` would be kept (before the budget), or ``None`` (for tests)."""
         if not self.enabled:
             return None
-        h = self._key_hash(call.inputs) if self._key is not None else _pid_hash(call.prediction_id)
+        pid = call.prediction_id
+        h = self._key_hash(call.inputs) if self._key is not None else id_hash(pid)
         if h < self._limit:
             return tn.PAYLOAD_REASON_RATE
         if call.error is not None and self._keep_errors:
@@ -295,13 +324,6 @@ def _attr_key(name: str, index: int) -> str:
     if "[REDACTED" in name:
         return f"redacted_{index}"
     return clean_text(name)[:_MAX_KEY]
-
-
-def _pid_hash(pid: str) -> int:
-    try:
-        return int(pid[:16], 16) if len(pid) >= 16 else key_hash(pid)
-    except ValueError:
-        return key_hash(pid)
 
 
 def _field(inputs: Any, name: str) -> object:

@@ -1,9 +1,9 @@
 """Deterministic payload sampling and the per-process token-bucket budget.
 
 Example:
-    >>> from modelotel._payload.sampling import threshold, id_hash, TokenBucket
+    >>> from modelotel._payload.sampling import threshold, sampled, TokenBucket
     >>> t = threshold(0.5)
-    >>> id_hash("0" * 16) < t, id_hash("f" * 16) < t
+    >>> sampled("0" * 16, t), sampled("f" * 16, t)
     (True, False)
     >>> clock = iter([0.0, 0.0, 0.0]).__next__
     >>> b = TokenBucket(rate=2.0, clock=clock)
@@ -12,7 +12,8 @@ Example:
 
 The decision for one call is ``id_hash(prediction_id) < threshold(rate)``: a 64-bit
 integer compare against a value computed once per model, so the same id always gets the
-same decision, in every process.
+same decision, in every process. For the 16-hex-digit ids that modelotel generates the
+hook does the same compare on the text (:func:`hex_limit`), which needs no parsing.
 """
 
 from __future__ import annotations
@@ -40,22 +41,37 @@ def key_hash(key: object) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def id_hash(prediction_id: str) -> int:
-    """The first 16 hex digits of the id as an int; other ids are hashed with BLAKE2b-64.
+_HEX16 = frozenset("0123456789abcdef")
 
-    Prediction ids are random hex, so their leading bits are already uniform; parsing them
-    is ~5x cheaper than hashing.
+
+def is_hex16(prediction_id: str) -> bool:
+    """Whether the id is 16 lowercase hex digits (the ids modelotel generates)."""
+    return len(prediction_id) == 16 and _HEX16.issuperset(prediction_id)
+
+
+def id_hash(prediction_id: str) -> int:
+    """A 16-hex-digit id as its integer value; any other id hashed with BLAKE2b-64.
+
+    Prediction ids are random 64-bit numbers written as 16 lowercase hex digits, so their
+    value is already uniform.
     """
-    try:
-        if len(prediction_id) >= 16:
-            return int(prediction_id[:16], 16)
-    except ValueError:
-        pass
+    if is_hex16(prediction_id):
+        return int(prediction_id, 16)
     return key_hash(prediction_id)
 
 
+def hex_limit(limit: int) -> str:
+    """``limit`` as 16 lowercase hex digits, for a text compare with 16-hex-digit ids.
+
+    Fixed-width lowercase hex sorts as text exactly as its values sort as numbers, so
+    ``pid < hex_limit(limit)`` equals ``int(pid, 16) < limit`` without parsing: that is
+    the per-call decision. ``limit == 2**64`` (rate 1) maps to ``"g"``, above every id.
+    """
+    return "g" if limit >= _TWO_64 else f"{limit:016x}"
+
+
 def sampled(prediction_id: str, limit: int) -> bool:
-    """Pure sampling decision on a prediction id (the hook inlines the same compare)."""
+    """The sampling decision on a prediction id (the hook inlines the same compare)."""
     return id_hash(prediction_id) < limit
 
 

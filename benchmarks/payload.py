@@ -1,0 +1,226 @@
+"""Per-call cost of payload sampling for calls that are NOT kept, as a ratio to S.
+
+Usage::
+
+    .venv/bin/python benchmarks/payload.py            # full run (~1 minute)
+    .venv/bin/python benchmarks/payload.py --quick    # smoke run (a few seconds)
+
+S is a bare OTel span (``with tracer.start_as_current_span("p"): f(x)``, SDK
+``TracerProvider``, ``BatchSpanProcessor``, discarding exporter), measured in the same run.
+Repeats are interleaved (round-robin over the cases; the two compared cases alternate
+order), medians reported, GC on. The machine may be shared: the ratio of interest is the
+median of paired differences, and the "hook alone" line bounds it from below.
+
+Cases (same function, same tracer/meter/logger providers; traces sampled at 100%):
+
+- off: ``instrument(..., payload_sample_rate=0.01)`` with its payload hook taken out of
+  the monitor's finish hooks: what the same model costs with payloads off (payloads off
+  registers no hook at all);
+- 1%, unsampled: the same model with the hook, and prediction ids forced into the upper
+  half of the 64-bit range, so no call is kept: the cost of the decision alone. Both this
+  case and "off" use the same id generator, so the difference is the payload hook only;
+- 1%, amortised: ``payload_sample_rate=0.01`` with the normal random ids: 1% of calls build
+  and emit a record (BatchLogRecordProcessor, discarding exporter); informational;
+- hook alone: ``PayloadHook.__call__`` on a call that is not kept.
+
+Target (issue 5): (1% unsampled - off) <= 0.05 S.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import timeit
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import modelotel
+from modelotel import _call, _monitor, _state
+from modelotel._payload import PayloadConfig, PayloadHook
+
+
+class DiscardSpans(SpanExporter):
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class DiscardLogs(LogRecordExporter):
+    def __init__(self) -> None:
+        self.n = 0
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        self.n += len(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class DiscardMetrics(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (4 if args.quick else 31)
+    min_time = 0.02 if args.quick else 0.1
+
+    tp = TracerProvider()
+    tp.add_span_processor(BatchSpanProcessor(DiscardSpans()))
+    mp = MeterProvider(
+        metric_readers=[
+            PeriodicExportingMetricReader(DiscardMetrics(), export_interval_millis=3_600_000)
+        ]
+    )
+    log_exporter = DiscardLogs()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+    _state.set_providers(tp, mp, lp)
+    tracer = tp.get_tracer("bench")
+
+    x = {"age": [41.0], "plan": ["gold"], "email": ["someone@example.com"]}
+
+    def f(v: Any) -> Any:
+        return 0.5
+
+    predict = modelotel.instrument(model="bench-payload", version="1", payload_sample_rate=0.01)(f)
+    predict(x)
+    (monitor,) = [m for m in _monitor.monitors() if m.config.model == "bench-payload"]
+    (payload_hook,) = [h for h in monitor.finish_hooks if isinstance(h, PayloadHook)]
+    other_hooks = [h for h in monitor.finish_hooks if h is not payload_hook]
+
+    real_bits = random.getrandbits
+    rng = random.Random(5)
+
+    def unsampled_bits(k: int) -> int:
+        # upper half of the range: never below 1% of 2**64
+        return rng.getrandbits(63) | (1 << 63)
+
+    def use(gen: Callable[[int], int], with_payload: bool) -> Callable[[], None]:
+        def setup() -> None:
+            _call._getrandbits = gen  # type: ignore[attr-defined]
+            # the same model, monitor and providers; only the payload hook differs
+            monitor.finish_hooks[:] = [*other_hooks, payload_hook] if with_payload else other_hooks
+
+        return setup
+
+    hook = PayloadHook(model="h", version="1", rate=0.01, config=PayloadConfig())
+    fake = SimpleNamespace(
+        prediction_id="f" * 16, inputs=x, outputs=0.5, error=None, checks_fired=[], span=None
+    )
+
+    def bare_span() -> None:
+        with tracer.start_as_current_span("p"):
+            f(x)
+
+    cases: list[tuple[str, Callable[[], None], Callable[[], Any]]] = [
+        ("S: bare OTel span", use(real_bits, True), bare_span),
+        ("off (payload hook removed)", use(unsampled_bits, False), lambda: predict(x)),
+        ("1%, unsampled ids", use(unsampled_bits, True), lambda: predict(x)),
+        ("1%, amortised (real ids, 1% emitted)", use(real_bits, True), lambda: predict(x)),
+        ("hook alone, call not kept", use(real_bits, True), lambda: hook(fake)),
+    ]
+    for _, setup, stmt in cases:  # warm up monitors, caches
+        setup()
+        for _ in range(200):
+            stmt()
+
+    loops: dict[str, int] = {}
+    for label, setup, stmt in cases:
+        setup()
+        n = 1
+        while True:
+            dt = timeit.timeit(stmt, number=n)
+            if dt >= min_time / 4 or n >= 10_000_000:
+                break
+            n *= 4
+        loops[label] = max(1, int(n * (min_time / max(dt, 1e-9))))
+
+    results: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    gc.enable()
+    for rep in range(repeats):
+        # "off" and "1%, unsampled" alternate which goes first (ABBA), so drift in machine load
+        # between the two does not bias their difference.
+        order = list(cases)
+        if rep % 2:
+            order[1], order[2] = order[2], order[1]
+        for label, setup, stmt in order:
+            setup()
+            n = loops[label]
+            results[label].append(timeit.timeit(stmt, number=n) / n * 1e6)
+    _call._getrandbits = real_bits  # type: ignore[attr-defined]
+
+    med = {label: statistics.median(v) for label, v in results.items()}
+    s = med["S: bare OTel span"]
+    width = max(len(label) for label in med)
+    print(f"modelotel payload benchmark ({repeats} interleaved repeats, medians, GC on)")
+    print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
+    print(f"{'case':<{width}}  {'median us':>10}  {'min-max us':>15}  {'x S':>6}")
+    for label, values in results.items():
+        print(
+            f"{label:<{width}}  {med[label]:>10.3f}  {min(values):>7.2f}-{max(values):<7.2f}"
+            f"  {med[label] / s:>6.3f}"
+        )
+    # the difference of medians of paired repeats is steadier than the difference of medians
+    diffs = [
+        a - b
+        for a, b in zip(
+            results["1%, unsampled ids"], results["off (payload hook removed)"], strict=True
+        )
+    ]
+    delta = statistics.median(diffs)
+    print()
+    verdict = "ok" if delta / s <= 0.05 else "OVER"
+    print(
+        f"ratio unsampled payload cost (1% unsampled - off): {delta / s:.4f} S "
+        f"({delta:.3f} us; target <= 0.05 S) {verdict}"
+    )
+    print(f"ratio hook alone: {med['hook alone, call not kept'] / s:.4f} S")
+    amortised = med["1%, amortised (real ids, 1% emitted)"] - med["off (payload hook removed)"]
+    print(f"ratio amortised payload cost at 1% (incl. kept records): {amortised / s:.4f} S")
+    lp.force_flush()
+    print(f"payload records emitted during the run: {log_exporter.n}")
+    _state.set_providers(None, None, None)
+    tp.shutdown()
+    mp.shutdown()
+    lp.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
