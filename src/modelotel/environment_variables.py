@@ -84,3 +84,22 @@ spend exporting what is buffered, when ``configure(shutdown_timeout=...)`` is no
 Positive number. Default: ``5``. (The stock SDK can take about 30 s when the collector is
 unreachable.)
 """
+
+MODELOTEL_PAYLOAD_HMAC_KEY: Final = "MODELOTEL_PAYLOAD_HMAC_KEY"
+"""
+.. envvar:: MODELOTEL_PAYLOAD_HMAC_KEY
+
+Secret key (text, UTF-8) for ``PayloadConfig(hash_fields=...)``: those fields' values are
+replaced by HMAC-SHA256 under this key, so they stay joinable without being readable. Read
+when the ``PayloadConfig`` is made; ``hash_fields`` without it is a setup error. No default.
+"""
+
+MODELOTEL_OUTCOME_CACHE_SIZE: Final = "MODELOTEL_OUTCOME_CACHE_SIZE"
+"""
+.. envvar:: MODELOTEL_OUTCOME_CACHE_SIZE
+
+Most recent predictions kept per model version (models declared with
+``task="classification"`` or ``"regression"``) so that ``modelotel.record_outcome`` can
+update ``ml.outcome.*`` metrics. Non-negative integer; ``0`` turns the cache off. Default:
+``10000``.
+"""

@@ -39,11 +39,10 @@ from modelotel import _state
 from modelotel import attributes as tn
 from modelotel._safety import count_skipped, guard, health
 from modelotel._version import __version__
+from modelotel.environment_variables import MODELOTEL_OUTCOME_CACHE_SIZE
 
 __all__ = ["record_outcome"]
 
-#: Environment variable: predictions kept per model version for outcome matching.
-MODELOTEL_OUTCOME_CACHE_SIZE = "MODELOTEL_OUTCOME_CACHE_SIZE"
 DEFAULT_CACHE_SIZE = 10_000
 #: Most distinct class labels per model version on ``ml.outcome.class``; the rest: ``__other__``.
 MAX_CLASSES = 100

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelotel._safety import health
+from modelotel.environment_variables import (
+    MODELOTEL_PAYLOAD_HMAC_KEY,
+    MODELOTEL_PAYLOAD_SAMPLE_RATE,
+)
 
-#: Environment variable holding the HMAC key for ``hash_fields`` (text; UTF-8 encoded).
-MODELOTEL_PAYLOAD_HMAC_KEY = "MODELOTEL_PAYLOAD_HMAC_KEY"
-_ENV_SAMPLE_RATE = "MODELOTEL_PAYLOAD_SAMPLE_RATE"
+_ENV_SAMPLE_RATE = MODELOTEL_PAYLOAD_SAMPLE_RATE
 
 #: Names of the built-in redaction patterns (see ``docs/payloads.md``).
 BUILTIN_PATTERNS: tuple[str, ...] = ("email", "card", "phone", "ssn", "ip")
