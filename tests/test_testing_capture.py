@@ -92,3 +92,79 @@ def test_new_capture_starts_from_zero() -> None:
         predict([1])
         assert cap.metric(tn.METRIC_PREDICTION_ROWS, **{tn.ML_MODEL_NAME: "cap-fresh"}).value == 1
         assert cap.metric(tn.METRIC_PREDICTION_CALLS, **{tn.ML_MODEL_NAME: "cap-fresh"}).value == 1
+
+
+def test_generation_change_on_the_same_provider_keeps_exporting() -> None:
+    # configure() attaching to existing providers and a fork both bump the generation
+    # without changing the MeterProvider: the instruments must not be re-created (the SDK
+    # would drop the new callbacks) and the counts must go on.
+    @modelotel.instrument(model="cap-gen")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    with capture() as cap:
+        predict([1])
+        _state.bump_generation()
+        predict([1, 2])
+        _state.bump_generation()
+        attrs = {tn.ML_MODEL_NAME: "cap-gen"}
+        assert cap.metric(tn.METRIC_PREDICTION_CALLS, **attrs).value == 2
+        assert cap.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 3
+        assert cap.metric(tn.METRIC_PREDICTION_DURATION, **attrs).count == 2
+        assert len(cap.spans()) == 2
+
+
+def test_nested_captures_report_to_the_current_one_only() -> None:
+    @modelotel.instrument(model="cap-nested")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    attrs = {tn.ML_MODEL_NAME: "cap-nested"}
+    with capture() as outer:
+        predict([1])
+        with capture() as inner:
+            predict([1, 2])
+            # the outer provider is not current: it reports nothing meanwhile
+            assert [p for p in outer.collect() if p.name.startswith("ml.prediction")] == []
+            assert inner.metric(tn.METRIC_PREDICTION_CALLS, **attrs).value == 1
+        predict([1, 2, 3])
+        # the outer provider is current again; the serving totals are process-wide and
+        # restarted when the inner capture began: the inner call and this one
+        assert outer.metric(tn.METRIC_PREDICTION_CALLS, **attrs).value == 2
+        assert outer.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 5
+        # the inner call's duration went to the inner capture, which collected it
+        assert outer.metric(tn.METRIC_PREDICTION_DURATION, **attrs).count == 1
+        assert [s.attributes[tn.ML_INPUT_ROWS] for s in outer.spans()] == [1, 3]
+        assert [s.attributes[tn.ML_INPUT_ROWS] for s in inner.spans()] == [2]
+
+
+def test_model_called_before_a_real_provider_keeps_its_counts() -> None:
+    # a call while no provider collects (the API's proxy): kept in process, then exported
+    @modelotel.instrument(model="cap-early")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    _state.set_providers()  # the global providers: the API's proxies in this test process
+    predict([1, 2])
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    _state.set_providers(mp=MeterProvider(metric_readers=[reader]))
+    try:
+        predict([1])
+        data = reader.get_metrics_data()
+        assert data is not None
+        values = {
+            m.name: p
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in m.data.data_points
+            if p.attributes.get(tn.ML_MODEL_NAME) == "cap-early"
+        }
+        assert values[tn.METRIC_PREDICTION_CALLS].value == 2
+        assert values[tn.METRIC_PREDICTION_ROWS].value == 3
+        assert values[tn.METRIC_PREDICTION_DURATION].count == 2
+    finally:
+        _state.set_providers()

@@ -28,6 +28,7 @@ monitor's running totals. What is lost: exemplars on the duration histogram.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
@@ -188,11 +189,13 @@ class ModelMonitor:
 
     # ---------------------------------------------------------------- providers
     def refresh(self) -> None:
-        """Rebuild tracer / meter / logger and instruments for the current generation.
+        """Re-fetch tracer / meter / logger after the providers changed (generation moved).
 
-        Called per call only when the generation moved (one int compare otherwise). Drops
-        the aggregations of the previous generation: they belonged to other providers (or
-        to the parent process, after a fork).
+        Called per call only when the generation moved (one int compare otherwise). The
+        in-process aggregations are kept: they are exported by whichever provider is
+        current when a reader collects (a model called before ``configure()`` keeps its
+        counts). They are dropped only after a fork (the parent's, not the child's) and when
+        ``testing.capture()`` starts.
         """
         with self._lock:
             gen = _state.generation()
@@ -201,13 +204,18 @@ class ModelMonitor:
             self.tracer = _state.tracer_provider().get_tracer(A.SCOPE_NAME, __version__)
             self.meter = _state.meter_provider().get_meter(A.SCOPE_NAME, __version__)
             self.logger = _state.logger_provider().get_logger(A.SCOPE_NAME, __version__)
-            self._ok = _DurationAgg()
-            self._err = {}
-            self.calls = 0
-            self.rows = 0
-            self.errors = {}
             self._gen = gen
-        _instruments_for(gen, self.meter)
+        ensure_instruments()
+
+    def reset(self) -> None:
+        """Forget the aggregations and totals (after a fork; when a capture starts)."""
+        self._lock = threading.Lock()  # after a fork another thread may have held it
+        self._ok = _DurationAgg()
+        self._err = {}
+        self._err_attrs = {}
+        self.calls = 0
+        self.rows = 0
+        self.errors = {}
 
     # ------------------------------------------------------------------ per call
     def record(self, seconds: float, rows: int, error_type: str | None) -> None:
@@ -313,24 +321,36 @@ def _clear_registry() -> None:
         _monitors.clear()
 
 
+def reset_all() -> None:
+    """Reset every monitor's aggregations (the child after a fork; ``testing.capture()``)."""
+    for mon in monitors():
+        mon.reset()
+
+
+if hasattr(os, "register_at_fork"):  # the child must not export what the parent counted
+    os.register_at_fork(after_in_child=reset_all)
+
+
 # ------------------------------------------------------------------- instruments
 class _Instruments:
-    """The serving and health instruments of one provider generation.
+    """The serving and health instruments on one meter provider (created once per provider).
 
-    Observable callbacks skip work when their generation is no longer current (the old
-    meter may still be collected by its reader after ``configure()`` / ``capture()``).
+    Callbacks report only while their provider is the one modelotel uses now (an old
+    provider may still be collected after ``capture()`` or ``set_providers``).
+    They report the process-wide state of every monitor: the serving aggregations are in
+    process, independent of the provider that happened to be current at call time.
     """
 
-    def __init__(self, gen: int, meter: Any) -> None:
-        self.gen = gen
+    def __init__(self, meter: Any) -> None:
+        self.key: Any = None  # the meter provider key, set right after construction
         self.duration = meter.create_histogram(
             A.METRIC_PREDICTION_DURATION,
             unit="s",
             description="Duration of predict calls.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        # The first observable instrument replays the duration aggregations: the SDK runs
-        # every callback of a collection before it collects the synchronous storages.
+        # The SDK runs every callback of a collection before it collects the synchronous
+        # storages, so replaying the durations in a callback lands in the same collection.
         meter.create_observable_counter(
             A.METRIC_PREDICTION_CALLS,
             callbacks=[self._observe_calls],
@@ -374,51 +394,52 @@ class _Instruments:
             description="Input that statistics skipped (ragged, unsupported), by reason.",
         )
 
-    def _current_monitors(self) -> list[ModelMonitor]:
-        if self.gen != _state.generation():
-            return []
-        out = []
-        for mon in monitors():
-            if mon._gen != self.gen:
-                mon.refresh()
-            if mon._gen == self.gen:
-                out.append(mon)
-        return out
+    def is_current(self) -> bool:
+        """Whether these instruments belong to the meter provider modelotel uses now."""
+        return _state.meter_provider_key() is self.key
 
     def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         with guard("metrics.collect"):
-            mons = self._current_monitors()
+            if not self.is_current():
+                return []
+            mons = monitors()
             record = self.duration.record
             for mon in mons:
                 for attrs, agg in mon.drain():
                     for value, times in replay_values(agg):
                         for _ in range(times):
                             record(value, attrs)
-            return [Observation(mon.calls, mon.metric_attributes) for mon in mons]
+            return [Observation(mon.calls, mon.metric_attributes) for mon in mons if mon.calls]
         return []
 
     def _observe_rows(self, options: CallbackOptions) -> Iterable[Observation]:
         with guard("metrics.collect"):
-            return [Observation(m.rows, m.metric_attributes) for m in self._current_monitors()]
+            if not self.is_current():
+                return []
+            return [Observation(m.rows, m.metric_attributes) for m in monitors() if m.calls]
         return []
 
     def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
-        out: list[Observation] = []
         with guard("metrics.collect"):
-            for mon in self._current_monitors():
+            if not self.is_current():
+                return []
+            out: list[Observation] = []
+            for mon in monitors():
                 with mon._lock:
-                    items = list(mon.errors.items())
-                for et, n in items:
-                    out.append(Observation(n, mon._err_attrs[et]))
-        return out
+                    items = [(mon._err_attrs[et], n) for et, n in mon.errors.items()]
+                out.extend(Observation(n, attrs) for attrs, n in items)
+            return out
+        return []
 
     def _observe_info(self, options: CallbackOptions) -> Iterable[Observation]:
         with guard("metrics.collect"):
-            return [Observation(1, m.info_attributes()) for m in self._current_monitors()]
+            if not self.is_current():
+                return []
+            return [Observation(1, m.info_attributes()) for m in monitors()]
         return []
 
     def _health(self, counts: dict[str, int], key: str) -> list[Observation]:
-        if self.gen != _state.generation():
+        if not self.is_current():
             return []
         return [Observation(n, {key: name}) for name, n in list(counts.items())]
 
@@ -438,31 +459,21 @@ class _Instruments:
         return []
 
 
-_instruments_lock = threading.Lock()
-_instruments: _Instruments | None = None
+def ensure_instruments() -> _Instruments | None:
+    """The serving / health instruments on the current provider's meter (built once per meter).
+
+    When modelotel follows the global provider they are built once, on the API's proxy if
+    no SDK is installed yet (the proxy forwards them to the real provider set later).
+    """
+    try:
+        inst, key = _state.per_meter_provider("modelotel.serving", _Instruments)
+        inst.key = key
+        return inst  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001
+        record_error("metrics.instruments", exc)
+        return None
 
 
-def _instruments_for(gen: int, meter: Any) -> _Instruments | None:
-    """The instruments of generation ``gen``, created once per generation."""
-    global _instruments
-    inst = _instruments
-    if inst is not None and inst.gen == gen:
-        return inst
-    with _instruments_lock:
-        inst = _instruments
-        if inst is not None and inst.gen == gen:
-            return inst
-        try:
-            inst = _Instruments(gen, meter)
-        except Exception as exc:  # noqa: BLE001
-            record_error("metrics.instruments", exc)
-            return None
-        _instruments = inst
-        return inst
-
-
-def current_instruments() -> _Instruments | None:
-    """The serving instruments of the current generation (built if a monitor exists)."""
-    return _instruments_for(
-        _state.generation(), _state.meter_provider().get_meter(A.SCOPE_NAME, __version__)
-    )
+# a provider change registers the instruments at once, so ml.model.info and the health
+# counters are exported even before the next predict call
+_state.on_generation_change(ensure_instruments)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -123,17 +124,77 @@ def set_providers(
         bump_generation()
 
 
+_per_provider_lock = threading.Lock()
+#: Key of "the global meter provider, whatever it is now": the API's global proxy forwards
+#: instruments created on it to the real provider set later (once), so instruments built
+#: while modelotel follows the global provider are built once, ever.
+GLOBAL = "global-meter-provider"
+_per_global: dict[str, Any] = {}
+_per_explicit: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def meter_provider_key() -> Any:
+    """Identifies the meter provider modelotel uses now: the explicit one, or :data:`GLOBAL`."""
+    mp = _meter_provider
+    return mp if mp is not None else GLOBAL
+
+
+def per_meter_provider(name: str, factory: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """``(factory(meter), key)`` built once per (``name``, current meter provider).
+
+    ``meter`` is modelotel's meter on the current provider and ``key`` the provider's
+    :func:`meter_provider_key`. Use it to create observable instruments exactly once per
+    provider: the SDK ignores a second registration of a name on a meter (it hands back the
+    first instrument and drops the new callbacks), so instruments must not be re-created
+    when only the generation moved (``configure()``, a fork). Callbacks should report only
+    while ``meter_provider_key() is key`` (an old provider may still be collected).
+    """
+    from modelotel._version import __version__
+
+    with _per_provider_lock:
+        key = meter_provider_key()
+        if key is GLOBAL:
+            slot = _per_global
+        else:
+            try:
+                slot = _per_explicit.setdefault(key, {})
+            except TypeError:  # a provider that cannot be weakly referenced: no caching
+                slot = {}
+        if name not in slot:
+            slot[name] = factory(meter_provider().get_meter("modelotel", __version__))
+        return slot[name], key
+
+
 def generation() -> int:
     """The current provider generation."""
     return _generation
 
 
 def bump_generation() -> int:
-    """Invalidate every monitor's cached tracer/meter/instruments (after fork, configure)."""
+    """Invalidate every monitor's cached tracer/meter/instruments (after fork, configure).
+
+    Then runs the :func:`on_generation_change` callbacks (each guarded).
+    """
     global _generation
     with _lock:
         _generation += 1
-        return _generation
+        gen = _generation
+        callbacks = list(_generation_callbacks)
+    from modelotel._safety import guard
+
+    for cb in callbacks:
+        with guard("state.generation"):
+            cb()
+    return gen
+
+
+_generation_callbacks: list[Callable[[], object]] = []
+
+
+def on_generation_change(callback: Callable[[], object]) -> None:
+    """Register a callback run after every provider change (e.g. to register instruments)."""
+    with _lock:
+        _generation_callbacks.append(callback)
 
 
 def on_reset(callback: Callable[[], None]) -> None:

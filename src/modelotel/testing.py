@@ -15,7 +15,8 @@ Example:
 
 ``capture()`` installs in-memory OpenTelemetry SDK providers for modelotel only (through
 ``modelotel._state``; the application's global providers are left alone) and restores the
-previous ones on exit. Spans are exported synchronously, so :meth:`Captured.spans` is
+previous ones on exit; the in-process serving aggregations start from zero when it begins.
+Spans are exported synchronously, so :meth:`Captured.spans` is
 complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`).
 """
 
@@ -40,7 +41,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from modelotel import _state
+from modelotel import _monitor, _state
 
 __all__ = ["Captured", "MetricPoint", "capture"]
 
@@ -193,6 +194,8 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     lp = LoggerProvider()
     lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     saved = _state.providers()
+    # start from zero: counts of calls made before the capture are not the test's
+    _monitor.reset_all()
     _state.set_providers(tp, mp, lp)
     captured = Captured(span_exporter, reader, log_exporter, tp, mp, lp)
     try:
