@@ -308,3 +308,19 @@ def test_an_internal_failure_is_guarded_by_the_caller(expect_internal_errors: li
     # Call.finish wraps every hook in the guard; here nothing was swallowed.
     assert expect_internal_errors == []
     assert health.errors == {}
+
+
+def test_field_attributes_are_capped_below_the_sdk_attribute_limit(sink: Sink) -> None:
+    hook = _hook(PayloadConfig(max_items=1000, **BIG))
+    inputs = {f"in{i}": i for i in range(150)}
+    outputs = {f"out{i}": i for i in range(30)}
+    attrs = _one(sink, hook, inputs=inputs, outputs=outputs)
+    in_keys = [k for k in attrs if k.startswith(tn.ML_PAYLOAD_INPUT_PREFIX)]
+    out_keys = [k for k in attrs if k.startswith(tn.ML_PAYLOAD_OUTPUT_PREFIX)]
+    assert len(in_keys) == 80
+    assert len(out_keys) == 20
+    assert in_keys[0] == "ml.payload.input.in0"
+    assert attrs[tn.ML_PAYLOAD_TRUNCATED] is True
+    assert len(attrs) <= 128  # nothing dropped by the SDK (its warning would fail the test)
+    few_out = _one(sink, hook, inputs=inputs, outputs={"score": 1})
+    assert len([k for k in few_out if k.startswith(tn.ML_PAYLOAD_INPUT_PREFIX)]) == 99

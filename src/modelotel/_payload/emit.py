@@ -30,6 +30,8 @@ from modelotel._payload.serialize import Converter, clean_text, input_rows
 from modelotel._safety import count_dropped, count_skipped
 
 _MAX_KEY = 64
+#: Most ``ml.payload.input.<field>`` + ``ml.payload.output.<field>`` attributes per record.
+MAX_FIELD_ATTRIBUTES = 100
 
 
 class _LocalMissing:
@@ -257,19 +259,34 @@ class PayloadHook:
             tn.ML_PAYLOAD_SAMPLE_REASON: reason,
         }
         sized: list[tuple[int, str]] = []
-        if has_in and plain_in is not None:
-            self._put(
-                attrs, sized, plain_in, named_in, tn.ML_PAYLOAD_INPUT_PREFIX, tn.ML_PAYLOAD_INPUTS
+        # At most MAX_FIELD_ATTRIBUTES field attributes per record (the SDK keeps 128
+        # attributes per log record by default); outputs keep a share of them.
+        n_out = len(plain_out) if isinstance(plain_out, dict) else 0
+        in_quota = MAX_FIELD_ATTRIBUTES - min(n_out, MAX_FIELD_ATTRIBUTES // 5)
+        if (
+            has_in
+            and plain_in is not None
+            and self._put(
+                attrs,
+                sized,
+                plain_in,
+                tn.ML_PAYLOAD_INPUT_PREFIX,
+                tn.ML_PAYLOAD_INPUTS,
+                in_quota,
             )
+        ):
+            conv.reasons.add(tn.REASON_PAYLOAD_ITEMS)
         if has_out and plain_out is not None:
-            self._put(
+            used = len(sized)
+            if self._put(
                 attrs,
                 sized,
                 plain_out,
-                named_out,
                 tn.ML_PAYLOAD_OUTPUT_PREFIX,
                 tn.ML_PAYLOAD_OUTPUTS,
-            )
+                MAX_FIELD_ATTRIBUTES - used,
+            ):
+                conv.reasons.add(tn.REASON_PAYLOAD_ITEMS)
         total = sum(n for n, _ in sized)
         if total > cfg.max_bytes:
             # The walk's estimate was low (escapes, wide characters): drop the largest fields.
@@ -302,22 +319,26 @@ class PayloadHook:
         attrs: dict[str, Any],
         sized: list[tuple[int, str]],
         value: Any,
-        named: bool,
         prefix: str,
         whole: str,
-    ) -> None:
-        if named and isinstance(value, dict):
+        quota: int,
+    ) -> bool:
+        """Add one side's attributes; ``True`` if fields beyond ``quota`` were left out."""
+        if isinstance(value, dict):
             for i, (name, v) in enumerate(value.items()):
+                if i >= quota:
+                    return True
                 key = prefix + _attr_key(name, i)
                 while key in attrs:
                     key += "_"
                 text = _dumps(v)
                 attrs[key] = text
                 sized.append((len(text.encode("utf-8")), key))
-            return
+            return False
         text = _dumps(value)
         attrs[whole] = text
         sized.append((len(text.encode("utf-8")), whole))
+        return False
 
 
 def _attr_key(name: str, index: int) -> str:
