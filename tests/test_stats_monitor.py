@@ -248,7 +248,7 @@ def test_config_validates_baseline_and_feature_names(tmp_path: Any) -> None:
     bad.write_text('{"format": "modelotel.baseline", "version": 7')
     with pytest.raises(BaselineError, match="not valid JSON"):
         modelotel.instrument(model=_name("cfg"), baseline=bad)
-    with pytest.raises(TypeError, match="path or a modelotel.Baseline"):
+    with pytest.raises(TypeError, match=r"path or a modelotel\.Baseline"):
         modelotel.instrument(model=_name("cfg"), baseline=42)
     b = Baseline.from_data(np.ones((5, 2)), feature_names=["a", "b"])
     with pytest.raises(ValueError, match="differ from the baseline"):

@@ -111,6 +111,8 @@ class _Side:
         self.buf_n = 0
         self.base_lo: Array | None = None
         self.base_hi: Array | None = None
+        self.base_lo0: float | None = None  # the same, as floats, for one output column
+        self.base_hi0: float | None = None
         self.fast_width = 0
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
@@ -148,6 +150,8 @@ class _Side:
             hi = [self.profiles[n].max if n in self.profiles else None for n in plan.numeric]
             self.base_lo = np.array([np.nan if v is None else v for v in lo], dtype=np.float64)
             self.base_hi = np.array([np.nan if v is None else v for v in hi], dtype=np.float64)
+            if d == 1 and lo[0] is not None and hi[0] is not None:
+                self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
         # width of a plain numeric numpy batch that needs no conversion (0: never)
         self.fast_width = d if d and not plan.categorical else 0
         self.plan = plan
@@ -202,20 +206,47 @@ class _Side:
         if width and type(x) is np.ndarray and x.dtype.kind in "fiub":
             # the hot path: a plain numeric array of the expected width, no conversion
             shape = x.shape
-            X: Array | None = None
-            if len(shape) == 2 and shape[1] == width:
-                X = x
-            elif len(shape) == 1:
-                if self.row_vector and shape[0] == width:
+            if len(shape) == 1 and not self.row_vector and width == 1:
+                # one column of outputs (scores): kept 1-D all the way into the buffer
+                if 0 < shape[0] <= SMALL_BATCH_ROWS:
+                    if self.output:
+                        self._output_checks_1d(x, call)
+                    self._buffer_1d(x)
+                    return
+            else:
+                X: Array | None = None
+                if len(shape) == 2 and shape[1] == width:
+                    X = x
+                elif len(shape) == 1 and self.row_vector and shape[0] == width:
                     X = x.reshape(1, width)
-                elif not self.row_vector and width == 1:
-                    X = x.reshape(-1, 1)
-            if X is not None and 0 < X.shape[0] <= SMALL_BATCH_ROWS:
-                if self.output:
-                    self._output_checks(X, call)
-                self._add_numeric(X, None)
-                return
+                if X is not None and 0 < X.shape[0] <= SMALL_BATCH_ROWS:
+                    if self.output:
+                        self._output_checks(X, call)
+                    self._add_numeric(X, None)
+                    return
         self._observe_any(x, call)
+
+    def _buffer_1d(self, x: Array) -> None:
+        buf = self.buf
+        assert buf is not None
+        rows = x.shape[0]
+        with self.owner.lock:
+            n = self.buf_n
+            if n + rows > buf.shape[1]:
+                self._flush_locked()
+                n = 0
+            buf[0, n : n + rows] = x
+            self.buf_n = n + rows
+
+    def _output_checks_1d(self, x: Array, call: Call) -> None:
+        lo, hi = x.min(), x.max()  # NaN propagates; +-inf shows; neither warns
+        lo_b, hi_b = self.base_lo0, self.base_hi0
+        if lo_b is not None and hi_b is not None:
+            if lo >= lo_b and hi <= hi_b:  # False for NaN, inf or out of range: one test
+                return
+        elif math.isfinite(lo + hi):  # no baseline range: only "non-finite?" to answer
+            return
+        self._output_checks(x.reshape(-1, 1), call)
 
     def _observe_any(self, x: object, call: Call) -> None:
         table = extract(x, self.row_vector)
@@ -298,7 +329,7 @@ class _Side:
                 if n + rows > buf.shape[1]:
                     self._flush_locked()
                     n = 0
-                np.copyto(buf[:, n : n + rows], X.T, casting="unsafe")
+                buf[:, n : n + rows] = X.T  # slice assignment: cheaper than np.copyto
                 self.buf_n = n + rows
                 if nulls is not None:
                     assert self.window is not None
@@ -307,7 +338,11 @@ class _Side:
             return
         assert self.window is not None
         tmp = self.window.empty_like()
-        tmp.add(X, nulls)  # off the lock: a big batch must not stall other threads
+        # off the lock: a big batch must not stall other threads
+        if X.flags.f_contiguous and not X.flags.c_contiguous:
+            tmp.add(X.T, nulls, columns_first=True)  # a pandas block: already columns first
+        else:
+            tmp.add(X, nulls)
         with lock:
             self.window.merge(tmp)
 

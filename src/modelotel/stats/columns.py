@@ -327,13 +327,26 @@ def _pandas_column(s: Any) -> tuple[np.ndarray[Any, Any], str, int] | None:
 
 
 def _from_frame(x: Any) -> Table | None:
-    names = []
+    names: list[str] = []
     cols: dict[str, np.ndarray[Any, Any]] = {}
     kinds: dict[str, str] = {}
     nulls: dict[str, int] = {}
     if x.shape[0] == 0 or x.shape[1] == 0:
         count_skipped(SKIP_EMPTY)
         return None
+    dtypes = x.dtypes
+    first = dtypes.iloc[0]
+    if (
+        isinstance(first, np.dtype)
+        and first.kind in "fiub"
+        and x.columns.is_unique
+        and (dtypes == first).all()
+    ):
+        # one numeric block: pandas stores it column by column, so to_numpy() is a
+        # (rows x cols) Fortran-ordered view: no copy, and columns-first for the reducers
+        labels = tuple(str(c) for c in x.columns)
+        if len(set(labels)) == len(labels):
+            return Table(int(x.shape[0]), labels, matrix=x.to_numpy(), named=True)
     for i, label in enumerate(x.columns):
         name = str(label)
         if name in cols:
@@ -518,7 +531,11 @@ class ColumnPlan:
         if table.matrix is not None and not self.categorical:
             m = table.matrix
             width = m.shape[1]
-            if width == n_num and m.dtype.kind != "M":
+            if (
+                width == n_num
+                and m.dtype.kind != "M"
+                and (not table.named or table.names == self.numeric)
+            ):
                 return m, None, [], issues
         rows = table.rows
         X = np.empty((rows, n_num), dtype=np.float64) if n_num else None
