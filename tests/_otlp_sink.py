@@ -7,7 +7,7 @@ Example:
 
 * :class:`OTLPHTTPReceiver` answers OTLP/HTTP protobuf POSTs to ``/v1/traces``,
   ``/v1/metrics`` and ``/v1/logs`` and decodes them with ``opentelemetry.proto``.
-* :class:`OTLPGrpcReceiver` is the same for OTLP/gRPC (traces only).
+* :class:`OTLPGrpcReceiver` is the same for OTLP/gRPC.
 * :class:`BlackHole` accepts connections and reads forever, never answering.
 * :class:`ClosedPort` holds a port that is bound but not listening: connecting is refused,
   and no other process can take the port meanwhile.
@@ -189,23 +189,39 @@ class OTLPHTTPReceiver(_Store):
 
 
 class OTLPGrpcReceiver(_Store):
-    """An OTLP/gRPC trace receiver on 127.0.0.1; ``url`` is its endpoint."""
+    """An OTLP/gRPC receiver (traces, metrics, logs) on 127.0.0.1; ``url`` is its endpoint."""
 
     def __init__(self) -> None:
         super().__init__()
         import grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         store = self
 
-        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
                 with store.lock:
                     store.traces.append(request)
                 return ExportTraceServiceResponse()
 
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._server)
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+                with store.lock:
+                    store.metrics.append(request)
+                return ExportMetricsServiceResponse()
+
+        class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+                with store.lock:
+                    store.logs.append(request)
+                return ExportLogsServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self._server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), self._server)
         port = self._server.add_insecure_port("127.0.0.1:0")
         self.url = f"http://127.0.0.1:{port}"
 
