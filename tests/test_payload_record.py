@@ -324,3 +324,22 @@ def test_field_attributes_are_capped_below_the_sdk_attribute_limit(sink: Sink) -
     assert len(attrs) <= 128  # nothing dropped by the SDK (its warning would fail the test)
     few_out = _one(sink, hook, inputs=inputs, outputs={"score": 1})
     assert len([k for k in few_out if k.startswith(tn.ML_PAYLOAD_INPUT_PREFIX)]) == 99
+
+
+class ExplodingList(list[Any]):
+    def __len__(self) -> int:
+        raise RuntimeError("len exploded")
+
+
+class ExplodingMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("items exploded")
+
+
+@pytest.mark.parametrize("value", [ExplodingList([1, 2]), ExplodingMapping(a=1)])
+def test_user_container_methods_that_raise_drop_the_record_counted(sink: Sink, value: Any) -> None:
+    hook = _hook()
+    hook(fake_call(inputs=value, outputs=[1], logger=sink.logger))
+    assert sink.logs() == []
+    assert health.dropped[tn.REASON_PAYLOAD_SERIALIZE_ERROR] == 1
+    assert health.errors == {}

@@ -240,3 +240,17 @@ def test_bytes_budget_drops_and_counts() -> None:
     clock.t += 1.0
     hook(fake_call(inputs=["x" * 600], outputs=[1]))
     assert len(log.records) == 4
+
+
+def test_sample_key_that_cannot_be_read_falls_back_and_is_counted() -> None:
+    def bad_key(inputs: Any) -> Any:
+        raise KeyError("no such field")
+
+    hook, log = _hook(1.0, PayloadConfig(sample_key=bad_key, max_records_per_second=100))
+    hook(fake_call(inputs={"x": 1}, outputs=[1]))
+    hook(fake_call(inputs={"x": 1}, error=ValueError("e")))
+    assert [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records] == ["error"]
+    assert health.skipped[tn.REASON_PAYLOAD_SAMPLE_KEY] == 2
+    field_hook, field_log = _hook(1.0, PayloadConfig(sample_key="user", max_records_per_second=100))
+    field_hook(fake_call(inputs={"x": 1}, outputs=[1]))  # field absent: key None, hashed
+    assert len(field_log.records) == 1

@@ -176,6 +176,8 @@ REASON_PAYLOAD_BYTES: Final = "payload_bytes"
 REASON_PAYLOAD_DEPTH: Final = "payload_depth"
 REASON_PAYLOAD_CIRCULAR: Final = "payload_circular"
 REASON_PAYLOAD_UNREPRESENTABLE: Final = "payload_unrepresentable"
+#: ``PayloadConfig.sample_key`` could not be read from a call's inputs (rate not applied).
+REASON_PAYLOAD_SAMPLE_KEY: Final = "payload_sample_key"
 #: Outcomes whose prediction could not be used (``ml.telemetry.skipped``).
 REASON_OUTCOME_BAD_INPUT: Final = "outcome_bad_input"
 

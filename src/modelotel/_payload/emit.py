@@ -30,6 +30,7 @@ from modelotel._payload.serialize import Converter, clean_text, input_rows
 from modelotel._safety import count_dropped, count_skipped
 
 _MAX_KEY = 64
+_TWO_64 = 1 << 64
 #: Most ``ml.payload.input.<field>`` + ``ml.payload.output.<field>`` attributes per record.
 MAX_FIELD_ATTRIBUTES = 100
 
@@ -175,8 +176,12 @@ class PayloadHook:
 
     def _key_hash(self, inputs: Any) -> int:
         key = self._key
-        value = key(inputs) if callable(key) else _field(inputs, str(key))
-        return key_hash(value)
+        try:
+            value = key(inputs) if callable(key) else _field(inputs, str(key))
+            return key_hash(value)
+        except Exception:  # noqa: BLE001 - the user's key function or input: fall back
+            count_skipped(tn.REASON_PAYLOAD_SAMPLE_KEY)
+            return _TWO_64  # no key: not kept by the rate (errors and checks still are)
 
     # --- kept calls --------------------------------------------------------------------
     def emit(self, call: Any, reason: str) -> bool:
@@ -217,8 +222,12 @@ class PayloadHook:
         raw_in, raw_out = call.inputs, call.outputs
         has_in, has_out = raw_in is not missing, raw_out is not missing
         # Outputs first: they are usually small and are what a reader looks for first.
-        plain_out = conv.convert(raw_out) if has_out else None
-        plain_in = conv.convert(raw_in) if has_in else None
+        try:
+            plain_out = conv.convert(raw_out) if has_out else None
+            plain_in = conv.convert(raw_in) if has_in else None
+        except Exception:  # noqa: BLE001 - user objects' methods (len, items, iloc) may raise
+            count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
+            return None
         plain_in = _columns(plain_in, self._feature_names)
         plain_out = _columns(plain_out, None)
         if cfg.redact is not None:
