@@ -92,6 +92,18 @@ class Proc:
         self.popen = None
         return rc
 
+    def wait(self, timeout: float) -> int | None:
+        """Wait for the process to exit by itself; SIGTERM it after ``timeout``."""
+        if self.popen is None:
+            return None
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.stop()
+        rc = self.popen.returncode
+        self.popen = None
+        return rc
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
