@@ -219,3 +219,21 @@ def test_wrapped_model_pickles_and_copies(cap: Captured, fitted: Pipeline) -> No
     spans = cap.spans()
     assert [s.name for s in spans] == ["predict wrap-pickle"] * 4
     assert {s.attributes[tn.ML_MODEL_VERSION] for s in spans} == {"9"}
+
+
+def test_wrap_of_a_class_already_decorated_is_one_span(cap: Captured) -> None:
+    class Model:
+        @modelotel.instrument(model="wrap-decorated")
+        def predict(self, x: list[int]) -> list[int]:
+            return x
+
+        def predict_proba(self, x: list[int]) -> list[float]:
+            return [0.5 for _ in x]
+
+    model = modelotel.wrap(Model(), model="wrap-decorated-proxy")
+    model.predict([1])
+    model.predict_proba([1])
+    assert [s.name for s in cap.spans()] == [
+        "predict wrap-decorated",
+        "predict wrap-decorated-proxy",
+    ]

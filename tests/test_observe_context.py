@@ -81,3 +81,27 @@ def test_observe_requires_a_model_name() -> None:
         modelotel.observe(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="task="):
         modelotel.observe("m", task="nope")
+
+
+def test_one_observe_object_shared_by_threads() -> None:
+    import threading
+
+    obs = modelotel.observe("obs-shared")
+    barrier = threading.Barrier(4)
+    seen: list[str] = []
+
+    def worker(i: int) -> None:
+        with obs as call:
+            call.record_inputs([[0.0]] * (i + 1))
+            barrier.wait(timeout=10)  # all four calls are open at once
+        seen.append(call.prediction_id)
+
+    with capture() as cap:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        spans = cap.spans()
+        assert sorted(s.attributes[tn.ML_INPUT_ROWS] for s in spans) == [1, 2, 3, 4]
+        assert {s.attributes[tn.ML_PREDICTION_ID] for s in spans} == set(seen)

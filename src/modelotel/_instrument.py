@@ -525,6 +525,8 @@ class _ModelProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         bound: dict[str, Any] = {}
         for m in methods:
             target = obj if m == "__call__" else getattr(obj, m)
+            if m != "__call__" and _is_instrumented(getattr(target, "__func__", target)):
+                continue  # the class already decorated it with @instrument: no second span
             bound[m] = _instrument_with(target, config, framework)
         self._self_methods = bound
 

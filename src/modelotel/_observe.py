@@ -16,6 +16,7 @@ handler does not re-read the environment per call.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -74,6 +75,8 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
     """
 
     __slots__ = ("_calls", "_key", "_monitor", "_options")
+    # _calls: a ContextVar holding this object's stack of open calls, so one observe object
+    # may be shared by threads and tasks (each sees its own stack) and nested.
 
     def __init__(
         self,
@@ -104,7 +107,9 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
             "payload": payload,
         }
         self._monitor: ModelMonitor | None = None
-        self._calls: list[Call] = []
+        self._calls: contextvars.ContextVar[tuple[Call, ...]] = contextvars.ContextVar(
+            "modelotel_observe_calls", default=()
+        )
         key: tuple[Any, ...] | None = tuple(options.values())
         try:
             hash(key)
@@ -139,16 +144,16 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
             call = _disabled_call()
         else:
             call = start_call(mon, MISSING, attach=True)
-        self._calls.append(call)
+        self._calls.set((*self._calls.get(), call))
         return call
 
     def _end(self, exc: BaseException | None) -> None:
-        try:
-            call = self._calls.pop()
-        except IndexError as err:  # __exit__ without __enter__: ours to swallow, not theirs
-            record_error("observe.exit", err)
+        stack = self._calls.get()
+        if not stack:  # __exit__ without __enter__ (in this context): ours to swallow
+            record_error("observe.exit", RuntimeError("observe: exit without enter"))
             return
-        call.finish(error=exc)
+        self._calls.set(stack[:-1])
+        stack[-1].finish(error=exc)
 
     def __enter__(self) -> Call:
         return self._start()
