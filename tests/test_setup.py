@@ -313,3 +313,35 @@ def test_queue_full_and_after_shutdown_drops_are_counted() -> None:
 def test_count_processor_drops_is_a_noop_without_the_hook() -> None:
     assert _exporters.count_processor_drops(object(), {}) is False
     assert _exporters.queued(object()) == 0
+
+
+class _Failing:
+    def __init__(self, result: Any = None, exc: Exception | None = None) -> None:
+        self.result = result
+        self.exc = exc
+
+    def export(self, batch: Any) -> Any:
+        if self.exc is not None:
+            raise self.exc
+        return self.result
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_failed_span_and_log_exports_are_counted() -> None:
+    from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+    spans = _exporters.ForkSafeSpanExporter(lambda: _Failing(SpanExportResult.FAILURE))
+    assert spans.export([object(), object(), object()]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+    logs = _exporters.ForkSafeLogExporter(lambda: _Failing(LogRecordExportResult.FAILURE))
+    assert logs.export([object()]) is LogRecordExportResult.FAILURE  # type: ignore[list-item]
+    boom = _exporters.ForkSafeSpanExporter(lambda: _Failing(exc=ConnectionError("x")))
+    with pytest.raises(ConnectionError):  # re-raised for the batch processor, as before
+        boom.export([object(), object()])  # type: ignore[list-item]
+    ok = _exporters.ForkSafeSpanExporter(lambda: _Failing(SpanExportResult.SUCCESS))
+    assert ok.export([object()]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+    assert dict(_safety.health.dropped) == {
+        A.REASON_SPAN_EXPORT_FAILED: 5,
+        A.REASON_LOG_EXPORT_FAILED: 1,
+    }

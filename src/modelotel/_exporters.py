@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from modelotel import _safety
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 
 _logger = logging.getLogger("modelotel")
 
@@ -205,11 +206,26 @@ class _ForkSafe:
         self._inner.shutdown(**kwargs)
 
 
+def _count_failed(reason: str, n: int) -> None:
+    with _safety.guard("setup.count_dropped"):
+        _safety.count_dropped(reason, n)
+
+
 class ForkSafeSpanExporter(_ForkSafe, SpanExporter):
-    """A span exporter that rebuilds its OTLP exporter after fork."""
+    """A span exporter that rebuilds its OTLP exporter after fork.
+
+    A batch that the exporter gives up on (its retries and timeout spent) is lost: it is
+    counted as ``ml.telemetry.dropped{reason=span_export_failed}``.
+    """
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result: SpanExportResult = self.inner.export(spans)
+        try:
+            result: SpanExportResult = self.inner.export(spans)
+        except Exception:
+            _count_failed(A.REASON_SPAN_EXPORT_FAILED, len(spans))
+            raise  # the batch processor logs it, as it would without us
+        if result is not SpanExportResult.SUCCESS:
+            _count_failed(A.REASON_SPAN_EXPORT_FAILED, len(spans))
         return result
 
     def shutdown(self) -> None:
@@ -220,10 +236,20 @@ class ForkSafeSpanExporter(_ForkSafe, SpanExporter):
 
 
 class ForkSafeLogExporter(_ForkSafe, LogRecordExporter):
-    """A log-record exporter that rebuilds its OTLP exporter after fork."""
+    """A log-record exporter that rebuilds its OTLP exporter after fork.
+
+    Lost batches count as ``ml.telemetry.dropped{reason=log_export_failed}``. (Metrics need
+    no such count: with cumulative temporality the next successful export carries them.)
+    """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        result: LogRecordExportResult = self.inner.export(batch)
+        try:
+            result: LogRecordExportResult = self.inner.export(batch)
+        except Exception:
+            _count_failed(A.REASON_LOG_EXPORT_FAILED, len(batch))
+            raise
+        if result is not LogRecordExportResult.SUCCESS:
+            _count_failed(A.REASON_LOG_EXPORT_FAILED, len(batch))
         return result
 
     def shutdown(self) -> None:

@@ -191,3 +191,7 @@ REASON_SPAN_AFTER_SHUTDOWN: Final = "span_after_shutdown"
 REASON_LOG_AFTER_SHUTDOWN: Final = "log_after_shutdown"
 #: Records still queued when the shutdown deadline passed.
 REASON_SHUTDOWN_TIMEOUT: Final = "shutdown_timeout"
+#: A batch of spans / log records that the OTLP exporter gave up on (retries and timeout
+#: spent, or a non-retryable error such as 400 or UNIMPLEMENTED).
+REASON_SPAN_EXPORT_FAILED: Final = "span_export_failed"
+REASON_LOG_EXPORT_FAILED: Final = "log_export_failed"

@@ -73,7 +73,6 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 _SERVICE_NAME = "service.name"
 _SERVICE_INSTANCE_ID = "service.instance.id"
-_SIGNALS: tuple[_exporters.Signal, ...] = ("traces", "metrics", "logs")
 _EXPORTER_ENV = {
     "traces": "OTEL_TRACES_EXPORTER",
     "metrics": "OTEL_METRICS_EXPORTER",
