@@ -88,6 +88,8 @@ class _Store:
     traces: list[ExportTraceServiceRequest] = field(default_factory=list)
     metrics: list[ExportMetricsServiceRequest] = field(default_factory=list)
     logs: list[ExportLogsServiceRequest] = field(default_factory=list)
+    #: (path, lower-cased request headers) of every OTLP/HTTP request received.
+    headers: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def spans(self) -> list[Span]:
         with self.lock:
@@ -164,6 +166,9 @@ class OTLPHTTPReceiver(_Store):
                 request = req_type.FromString(body)
                 with store.lock:
                     getattr(store, kind).append(request)
+                    store.headers.append(
+                        (self.path, {k.lower(): v for k, v in self.headers.items()})
+                    )
                 payload = resp_type().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")

@@ -416,3 +416,28 @@ def test_all_providers_set_by_the_application_means_no_exporter_and_no_log_filte
     assert out["filter"] is False
     assert out["attached"] == ["logs", "metrics", "traces"]
     assert out["ok"] is True
+
+
+def test_headers_and_compression_from_arguments_and_env() -> None:
+    with OTLPHTTPReceiver() as rx:
+        out = last_json(
+            run_python(
+                script(f"""
+                setup.configure(endpoint={rx.url!r}, headers="api-key=from-arg")
+                emit()
+                report(ok=setup.shutdown())
+                """),
+                env=clean_env(
+                    OTEL_EXPORTER_OTLP_HEADERS="api-key=from-env,x-team=ml",
+                    OTEL_EXPORTER_OTLP_COMPRESSION="gzip",
+                ),
+            )
+        )
+        assert out["ok"] is True
+        assert [s.name for s in rx.spans()] == ["work"]  # gzip bodies decoded by the receiver
+        paths = sorted({path for path, _ in rx.headers})
+        assert paths == ["/v1/logs", "/v1/metrics", "/v1/traces"]
+        for _, headers in rx.headers:
+            assert headers["api-key"] == "from-arg"  # the argument wins ...
+            assert headers["x-team"] == "ml"  # ... over the same key of the environment
+            assert headers["content-encoding"] == "gzip"
