@@ -37,8 +37,8 @@ def test_overhead_benchmark_quick_prints_the_ratios() -> None:
     lines = out.stdout.splitlines()
     assert any(line.startswith("S: bare OTel span") for line in lines)
     for label in (
-        "modelotel 100% sampled + metrics",
-        "modelotel 1% sampled + metrics",
+        "modelotel 100% sampled + serving metrics (core)",
+        "modelotel 1% sampled + serving metrics (core)",
         "modelotel disabled at runtime (set_enabled(False))",
         "modelotel disabled at decoration (MODELOTEL_ENABLED=false)",
     ):
@@ -47,6 +47,7 @@ def test_overhead_benchmark_quick_prints_the_ratios() -> None:
         )
         assert any(pattern.match(line) for line in lines), (label, out.stdout)
     assert any(line.startswith("ratio naive composition: ") for line in lines)
+    assert any(line.startswith("collect replay per recorded call") for line in lines)
 
 
 def test_demo_runs_without_a_collector_and_says_so() -> None:
