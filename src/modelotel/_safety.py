@@ -24,8 +24,9 @@ import logging
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 _logger = logging.getLogger("modelotel")
 
@@ -90,7 +91,7 @@ def record_error(component: str, exc: BaseException) -> None:
         if _strict:
             health.strict_errors.append((component, exc))
         _logger.debug("modelotel: internal error in %s (swallowed)", component, exc_info=exc)
-    except Exception:  # pragma: no cover - logging itself failed; nothing left to do
+    except Exception:  # noqa: BLE001  # pragma: no cover - logging itself failed
         pass
 
 
@@ -100,7 +101,10 @@ def count_dropped(reason: str, n: int = 1) -> None:
 
 
 def count_skipped(reason: str, n: int = 1) -> None:
-    """Count input that statistics skipped (ragged rows, strings, empty batch): ``ml.telemetry.skipped``."""
+    """Count input that statistics skipped (ragged rows, strings, empty batch).
+
+    Exported as ``ml.telemetry.skipped``.
+    """
     health.skipped[reason] += n
 
 
@@ -136,6 +140,6 @@ def guarded_call(component: str, default: T, fn: Callable[..., T], *args: object
     """Call ``fn(*args)``; on any ``Exception`` count it and return ``default``."""
     try:
         return fn(*args)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the one audited choke point
         record_error(component, exc)
         return default
