@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -352,11 +352,15 @@ class _Side:
         self.buf_n = 0
 
     # ---- window end ----------------------------------------------------------------
-    def close_window(self, snap: _Snapshot, violations: list[tuple[str, str]]) -> None:
-        """Swap the window (caller holds the lock), fold it into the totals, compute drift."""
+    def swap_window(self) -> Callable[[_Snapshot, list[tuple[str, str]]], None] | None:
+        """Close the window (caller holds the lock): flush, swap, fold into the totals.
+
+        Returns the step that computes the closed window's gauges, drift and checks, for
+        the caller to run after releasing the lock (calls are not held up by it).
+        """
         plan = self.plan
         if plan is None or self.window is None or self.total is None:
-            return
+            return None
         self._flush_locked()
         win = self.window
         self.window = win.empty_like()
@@ -365,7 +369,11 @@ class _Side:
         self.cat_window = [c.empty_like() for c in cat_win]
         for tot, w in zip(self.cat_total, cat_win, strict=True):
             tot.merge(w)
-        self._window_stats(plan, win, cat_win, snap, violations)
+
+        def step(snap: _Snapshot, violations: list[tuple[str, str]]) -> None:
+            self._window_stats(plan, win, cat_win, snap, violations)
+
+        return step
 
     def _window_stats(
         self,
@@ -535,13 +543,20 @@ class StatsMonitor:
 
     # ---- collection ----------------------------------------------------------------
     def close_window(self) -> None:
+        """End the current window: swap it out under the lock, then compute its snapshot."""
+        with self.lock:
+            in_step = self.inputs.swap_window()
+            out_step = self.outputs.swap_window()
         snap = _Snapshot()
         window_checks: list[tuple[str, str]] = []
-        with self.lock:
-            self.inputs.close_window(snap, [])
-            self.outputs.close_window(snap, window_checks)
-            for check, feature in window_checks:
-                self._count_violation((check, feature), A.ML_OUTPUT)
+        if in_step is not None:
+            in_step(snap, [])
+        if out_step is not None:
+            out_step(snap, window_checks)
+        if window_checks:
+            with self.lock:
+                for check, feature in window_checks:
+                    self._count_violation((check, feature), A.ML_OUTPUT)
         self.snapshot = snap
 
 
