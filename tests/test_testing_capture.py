@@ -168,3 +168,17 @@ def test_model_called_before_a_real_provider_keeps_its_counts() -> None:
         assert values[tn.METRIC_PREDICTION_DURATION].count == 2
     finally:
         _state.set_providers()
+
+
+def test_metrics_can_be_read_after_the_block() -> None:
+    @modelotel.instrument(model="cap-after")
+    def predict(x: list[int]) -> int:
+        return len(x)
+
+    with capture() as cap:
+        predict([1, 2])
+    predict([1])  # after the block: not captured
+    attrs = {tn.ML_MODEL_NAME: "cap-after"}
+    assert cap.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 2
+    assert cap.metric(tn.METRIC_PREDICTION_DURATION, **attrs).count == 1
+    assert len(cap.spans()) == 1

@@ -17,7 +17,8 @@ Example:
 ``modelotel._state``; the application's global providers are left alone) and restores the
 previous ones on exit; the in-process serving aggregations start from zero when it begins.
 Spans are exported synchronously, so :meth:`Captured.spans` is
-complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`).
+complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`)
+and once more when the block ends, so both can be inspected after it.
 """
 
 from __future__ import annotations
@@ -129,13 +130,20 @@ class Captured:
         self.meter_provider = meter_provider
         self.logger_provider = logger_provider
         self._last: list[MetricPoint] = []
+        self._closed = False
 
     def spans(self) -> list[ReadableSpan]:
         """Finished spans, in the order they ended."""
         return list(self.span_exporter.get_finished_spans())
 
     def collect(self) -> list[MetricPoint]:
-        """Force a metric collection now; returns its data points (cumulative values)."""
+        """Force a metric collection now; returns its data points (cumulative values).
+
+        After the ``capture()`` block has ended, returns the last collection, which the
+        block's exit made.
+        """
+        if self._closed:
+            return self._last
         self._last = _flatten(self.metric_reader.get_metrics_data())
         return self._last
 
@@ -201,6 +209,10 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     try:
         yield captured
     finally:
+        # a final collection, so metrics can be inspected after the block, like spans
+        with contextlib.suppress(Exception):
+            captured.collect()
+        captured._closed = True
         _state.set_providers(*saved)
         for provider in (tp, mp, lp):
             with contextlib.suppress(Exception):  # must not mask the test's own error
