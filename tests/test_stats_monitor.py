@@ -269,3 +269,36 @@ def test_baseline_hash_on_model_info() -> None:
         predict(np.zeros((2, 2)))
         info = _points(cap, A.METRIC_MODEL_INFO, model)
     assert [dict(k)[A.ML_BASELINE_HASH] for k in info] == [b.hash]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_reports_its_own_statistics() -> None:
+    import json
+    import os
+
+    from modelotel import _safety
+
+    predict, model = _model(lambda X: X[:, 0], feature_names=["a", "b"])
+    with capture() as cap:
+        predict(np.ones((5, 2)))
+        predict(np.ones((5, 2)))
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                predict(np.ones((3, 2)))
+                counts = _points(cap, A.METRIC_FEATURE_COUNT, model)
+                out = {
+                    "counts": sorted(v for v in counts.values()),
+                    "errors": [repr(e) for _, e in _safety.health.strict_errors],
+                }
+                os.write(write_fd, json.dumps(out).encode())
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as fh:
+            child = json.loads(fh.read())
+        os.waitpid(pid, 0)
+        parent = _points(cap, A.METRIC_FEATURE_COUNT, model)
+    assert child == {"counts": [3, 3], "errors": []}  # the child's own rows only
+    assert sorted(parent.values()) == [10, 10]
