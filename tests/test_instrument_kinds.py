@@ -400,3 +400,30 @@ def test_bad_options_fail_at_decoration() -> None:
         modelotel.instrument(payload_sample_rate=1.5)
     with pytest.raises(TypeError, match="not callable"):
         modelotel.instrument(42)  # type: ignore[call-overload]
+
+
+def test_not_sampled_span_gets_no_span_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.trace import NonRecordingSpan
+
+    calls: list[str] = []
+    for method in ("set_attribute", "set_attributes", "record_exception", "set_status"):
+        monkeypatch.setattr(
+            NonRecordingSpan, method, lambda self, *a, _m=method, **k: calls.append(_m)
+        )
+
+    @modelotel.instrument(model="kinds-unsampled-calls")
+    def predict(x: Any) -> Any:
+        if x is None:
+            raise ValueError("no input")
+        return x
+
+    with capture(sampler=ALWAYS_OFF):
+        from modelotel import _monitor
+
+        predict(np.zeros((2, 3)))
+        mon = next(m for m in _monitor.monitors() if m.config.model == "kinds-unsampled-calls")
+        mon.finish_hooks.clear()  # only the core's own calls are counted here
+        predict(np.zeros((2, 3)))
+        with pytest.raises(ValueError, match="no input"):
+            predict(None)
+    assert calls == []
