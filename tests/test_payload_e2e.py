@@ -29,7 +29,9 @@ def sink() -> Iterator[Sink]:
 
 def _payload_hooks(model: str) -> list[Any]:
     (mon,) = [m for m in monitors() if m.config.model == model]
-    return [h for h in mon.finish_hooks if isinstance(h, PayloadHook)]
+    return [
+        h.payload for h in mon.finish_hooks if isinstance(getattr(h, "payload", None), PayloadHook)
+    ]
 
 
 def test_off_by_default_registers_no_hook(sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -101,8 +101,10 @@ def test_off_means_no_hook() -> None:
         {"model": "m", "version": "", "payload": PayloadConfig(), "payload_sample_rate": 0.25},
     )()
     hook = make_payload_hook(on)
-    assert isinstance(hook, PayloadHook)
-    assert hook.enabled
+    assert hook is not None
+    assert hook.__name__ == "payload"
+    assert isinstance(hook.payload, PayloadHook)  # type: ignore[attr-defined]
+    assert hook.payload.enabled  # type: ignore[attr-defined]
 
 
 def test_numpy_pandas_lists_dicts_and_tensor_like(sink: Sink) -> None:

@@ -254,3 +254,18 @@ def test_sample_key_that_cannot_be_read_falls_back_and_is_counted() -> None:
     field_hook, field_log = _hook(1.0, PayloadConfig(sample_key="user", max_records_per_second=100))
     field_hook(fake_call(inputs={"x": 1}, outputs=[1]))  # field absent: key None, hashed
     assert len(field_log.records) == 1
+
+
+def test_function_form_decides_like_the_object() -> None:
+    hook, log = _hook(0.3)
+    fn = hook.function()
+    assert fn.payload is hook  # type: ignore[attr-defined]
+    ids = [f"{i * 0x9E3779B97F4A7C15 % (1 << 64):016x}" for i in range(1, 2000)] + ["x-1", "x-2"]
+    for pid in ids:
+        fn(fake_call(pid=pid, inputs=[1], outputs=[2]))
+    fn(fake_call(pid="f" * 16, inputs=[1], error=ValueError("e")))
+    fn(fake_call(pid="f" * 16, inputs=[1], checks=["constant_output"]))
+    kept = [r["attributes"][tn.ML_PREDICTION_ID] for r in log.records]
+    assert kept == [pid for pid in ids if sampled(pid, threshold(0.3))] + ["f" * 16] * 2
+    reasons = [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records[-2:]]
+    assert reasons == ["error", "check"]
