@@ -172,6 +172,20 @@ def _reset() -> None:
 _state.on_reset(_reset)
 
 
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would deadlock the child; the accuracy
+    # totals are the parent's, not this worker's.
+    global _lock, _inst_gen
+    _lock = threading.Lock()
+    _totals.clear()
+    _inst.clear()
+    _inst_gen = -1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _observe_accuracy(options: CallbackOptions) -> Iterable[Observation]:
     with _lock:
         totals = list(_totals.values())

@@ -19,8 +19,10 @@ hook does the same compare on the text (:func:`hex_limit`), which needs no parsi
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 _TWO_64 = 1 << 64
@@ -83,7 +85,7 @@ class TokenBucket:
     tests (seconds, monotonic).
     """
 
-    __slots__ = ("_clock", "_last", "_lock", "_tokens", "capacity", "rate")
+    __slots__ = ("__weakref__", "_clock", "_last", "_lock", "_tokens", "capacity", "rate")
 
     def __init__(
         self,
@@ -97,6 +99,7 @@ class TokenBucket:
         self._tokens = self.capacity
         self._last = clock()
         self._lock = threading.Lock()
+        _buckets.add(self)
 
     def take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if available; never blocks, never waits for refill."""
@@ -110,3 +113,18 @@ class TokenBucket:
                 self._tokens -= n
                 return True
             return False
+
+
+_buckets: weakref.WeakSet[TokenBucket] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held a bucket's lock at fork time; the child starts full.
+    for bucket in list(_buckets):
+        bucket._lock = threading.Lock()
+        bucket._tokens = bucket.capacity
+        bucket._last = bucket._clock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
