@@ -57,6 +57,9 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+#: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
+_SPAN_TYPES: set[type] = set()
+
 _getrandbits = random.getrandbits
 _perf_counter_ns = time.perf_counter_ns
 _set_span_in_context = trace.set_span_in_context
@@ -268,8 +271,10 @@ def start_call(monitor: ModelMonitor, inputs: Any = MISSING, *, attach: bool = T
             if features is not None:
                 attrs[A.ML_INPUT_FEATURES] = features
         s = monitor.tracer.start_span(monitor.span_name, attributes=attrs)
-        if not isinstance(s, Span):
-            raise TypeError(f"tracer returned {type(s).__name__} instead of a Span")
+        if type(s) not in _SPAN_TYPES:  # an ABC isinstance per call costs; a set lookup not
+            if not isinstance(s, Span):
+                raise TypeError(f"tracer returned {type(s).__name__} instead of a Span")
+            _SPAN_TYPES.add(type(s))
         call.span = s
     except Exception as exc:  # noqa: BLE001
         record_error("call.span_start", exc)

@@ -342,7 +342,10 @@ def _instrument_with(fn: Any, config: ModelConfig, framework: str = "") -> Any:
     else:
         wrapper = _make_sync(fn, plan)
     try:
-        functools.update_wrapper(wrapper, fn)
+        if inspect.isfunction(fn) or inspect.ismethod(fn):
+            functools.update_wrapper(wrapper, fn)
+        else:  # a callable object (a model's __call__): names only, not its instance dict
+            functools.update_wrapper(wrapper, fn, updated=())
     except Exception:  # noqa: BLE001 - an exotic callable: keep the wrapper's own names
         wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     setattr(wrapper, PLAN_ATTR, plan)
