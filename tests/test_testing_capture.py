@@ -182,3 +182,27 @@ def test_metrics_can_be_read_after_the_block() -> None:
     assert cap.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 2
     assert cap.metric(tn.METRIC_PREDICTION_DURATION, **attrs).count == 1
     assert len(cap.spans()) == 1
+
+
+def test_model_info_carries_the_baseline_hash_and_framework() -> None:
+    import numpy as np
+
+    from modelotel.stats.baseline import Baseline
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 3))
+    baseline = Baseline.from_data(train, feature_names=["a", "b", "c"])
+
+    class Model:
+        __module__ = "sklearn.linear_model._logistic"
+
+        def predict(self, x: object) -> list[int]:
+            return [0]
+
+    model = modelotel.wrap(Model(), model="cap-baseline", version="2", baseline=baseline)
+    with capture() as cap:
+        model.predict(rng.normal(size=(1, 3)))
+        info = cap.metric(tn.METRIC_MODEL_INFO, **{tn.ML_MODEL_NAME: "cap-baseline"})
+    assert info.attributes[tn.ML_BASELINE_HASH] == baseline.hash
+    assert info.attributes[tn.ML_BASELINE_HASH].startswith("sha256:")
+    assert info.attributes[tn.ML_MODEL_FRAMEWORK] == "sklearn"
