@@ -141,3 +141,30 @@ def test_canary_sweep_through_instrument_scans_spans_and_logs(sink: Sink) -> Non
     blob = sink.otlp_bytes() + encode_spans(spans).SerializeToString()
     for secret in (canary, email, "4111-1111-1111-1111", canary[7:19]):
         assert blob.count(secret.encode()) == 0, secret
+
+
+def test_a_failing_logger_never_reaches_the_caller(expect_internal_errors: list[Any]) -> None:
+    class BrokenLogger:
+        def emit(self, *a: Any, **kw: Any) -> None:
+            raise RuntimeError("exporter bug")
+
+    class BrokenLoggerProvider:
+        def get_logger(self, *a: Any, **kw: Any) -> BrokenLogger:
+            return BrokenLogger()
+
+    _state.reset()
+    saved = _state.providers()
+    _state.set_providers(None, None, BrokenLoggerProvider())  # type: ignore[arg-type]
+    try:
+
+        @modelotel.instrument(model="e2e-broken-logger", payload_sample_rate=1.0)
+        def predict(x: Any) -> str:
+            return "result"
+
+        assert predict([1]) == "result"
+    finally:
+        _state.set_providers(*saved)
+        _state.reset()
+    assert [(c, type(e).__name__) for c, e in expect_internal_errors] == [
+        ("payload", "RuntimeError")
+    ]
