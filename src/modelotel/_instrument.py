@@ -30,6 +30,7 @@ around each resumption and detached before the item is handed to the consumer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
@@ -432,16 +433,24 @@ def instrument(
         "payload": payload,
     }
     if fn is None:
-        # validate now, so a bad option fails where the decorator is written
-        model_config(default_model="model", **options)
-        return functools.partial(_decorate, options=options)
+        # resolve now, so a bad option fails where the decorator is written (and a baseline
+        # file is loaded once); only the default model name waits for the function
+        config = model_config(default_model="model", **options)
+        return functools.partial(_decorate, options=options, resolved=config)
     return _decorate(fn, options=options)
 
 
-def _decorate(fn: Any, options: dict[str, Any], framework: str = "") -> Any:
+def _decorate(
+    fn: Any, options: dict[str, Any], framework: str = "", resolved: ModelConfig | None = None
+) -> Any:
     if not callable(_unwrap_descriptor(fn)):
         raise TypeError(f"modelotel.instrument: {fn!r} is not callable")
-    config = model_config(default_model=_default_name(fn), **options)
+    if resolved is None:
+        config = model_config(default_model=_default_name(fn), **options)
+    elif options["model"] is None:
+        config = dataclasses.replace(resolved, model=_default_name(fn))
+    else:
+        config = resolved
     if not _state.ENABLED:
         return fn  # kill switch at decoration time: the user's function, untouched
     if _is_instrumented(fn):
