@@ -427,3 +427,34 @@ def test_not_sampled_span_gets_no_span_calls(monkeypatch: pytest.MonkeyPatch) ->
         with pytest.raises(ValueError, match="no input"):
             predict(None)
     assert calls == []
+
+
+def test_streams_called_with_bad_arguments_leave_no_open_span(cap: Captured) -> None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    started: list[str] = []
+
+    class Starts(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            started.append(span.name)
+
+    cap.tracer_provider.add_span_processor(Starts())
+
+    @modelotel.instrument(model="kinds-gen-badargs")
+    def stream(n: int) -> Iterator[int]:
+        yield n
+
+    @modelotel.instrument(model="kinds-agen-badargs")
+    async def astream(n: int) -> AsyncIterator[int]:
+        yield n
+
+    with pytest.raises(TypeError):
+        next(stream(1, 2))  # type: ignore[call-arg]
+
+    async def main() -> None:
+        with pytest.raises(TypeError):
+            await astream(1, 2).__anext__()  # type: ignore[call-arg]
+
+    asyncio.run(main())
+    assert started == []  # no span was started (and left open) for either stream
+    assert cap.spans() == []

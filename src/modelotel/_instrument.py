@@ -229,8 +229,8 @@ def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
         # a generator function itself: its body (and this check) runs at the first next()
         if not _state.ENABLED or is_suppressed():
             return (yield from fn(*args, **kwargs))
+        gen = fn(*args, **kwargs)  # first: bad arguments raise here, before any span starts
         call = plan.begin(args, kwargs, False)
-        gen = fn(*args, **kwargs)
         if call is None:
             return (yield from gen)
         items = 0
@@ -277,10 +277,10 @@ def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
 
 def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        agen = fn(*args, **kwargs)  # first: bad arguments raise here, before any span starts
         call = None
         if _state.ENABLED and not is_suppressed():
             call = plan.begin(args, kwargs, False)
-        agen = fn(*args, **kwargs)
         items = 0
         to_send: Any = None
         to_throw: BaseException | None = None
