@@ -302,3 +302,26 @@ def test_forked_child_reports_its_own_statistics() -> None:
         parent = _points(cap, A.METRIC_FEATURE_COUNT, model)
     assert child == {"counts": [3, 3], "errors": []}  # the child's own rows only
     assert sorted(parent.values()) == [10, 10]
+
+
+def test_row_cap_samples_records_before_converting_and_checks_every_output() -> None:
+    from modelotel import _safety
+
+    records = [{"a": float(i), "b": "x" if i % 2 else None} for i in range(1000)]
+
+    def predict_fn(rows: list[dict[str, Any]]) -> np.ndarray:
+        out = np.zeros(len(rows))
+        out[3] = np.nan  # a single bad output, most likely outside the sample
+        return out
+
+    predict, model = _model(predict_fn, row_cap=50)
+    with capture() as cap:
+        predict(records)
+        window = cap.collect()
+        span = cap.spans()[-1]
+    counts = _points(window, A.METRIC_FEATURE_COUNT, model)
+    assert counts == {((A.ML_FEATURE, "a"),): 50, ((A.ML_FEATURE, "b"),): 50}
+    assert span.attributes is not None
+    assert span.attributes[A.ML_STATS_SAMPLE_RATE] == pytest.approx(0.05)
+    assert list(span.attributes[A.ML_CHECKS_FIRED]) == [A.CHECK_OUTPUT_NONFINITE]
+    assert _safety.health.dropped["stats.row_cap"] == 2 * 950  # inputs and outputs

@@ -248,24 +248,44 @@ class _Side:
             return
         self._output_checks(x.reshape(-1, 1), call)
 
+    def _row_sample(self, rows: int, call: Call) -> slice | None:
+        """A uniform systematic sample of at most ``row_cap`` rows (None: take them all)."""
+        cap = self.owner.row_cap
+        if rows <= cap:
+            return None
+        step = -(-rows // cap)
+        sample = slice(int(self.owner.rng.integers(step)), None, step)
+        kept = len(range(rows)[sample])
+        count_dropped("stats.row_cap", rows - kept)
+        call.set_attribute(A.ML_STATS_SAMPLE_RATE, kept / rows)
+        return sample
+
     def _observe_any(self, x: object, call: Call) -> None:
+        owner = self.owner
+        if (
+            isinstance(x, (list, tuple))
+            and len(x) > owner.row_cap
+            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray)))
+        ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
+            # rows of Python objects (or a frame) are converted value by value for some
+            # columns: sample the rows before converting, not after
+            rows_in = len(x)  # type: ignore[arg-type]
+            pre = self._row_sample(rows_in, call)
+            if pre is not None:
+                x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]  # type: ignore[index]
         table = extract(x, self.row_vector)
         if table is None:
             return
         plan = self.plan_for(table)
         X, nulls, cats, issues = plan.align(table)
-        owner = self.owner
         for check, feature in issues:
             owner.fire(call, check, feature, self.attr)
         rows = table.rows
-        cap = owner.row_cap
-        sample: slice | None = None
-        if rows > cap:
-            step = -(-rows // cap)
-            sample = slice(int(owner.rng.integers(step)), None, step)
+        if X is not None and X.shape[1] and self.output:
+            self._output_checks(X, call)  # on every row: a NaN must not hide outside a sample
+        sample = self._row_sample(rows, call)
+        if sample is not None:
             kept = len(range(rows)[sample])
-            count_dropped("stats.row_cap", rows - kept)
-            call.set_attribute(A.ML_STATS_SAMPLE_RATE, kept / rows)
             if X is not None:
                 X = X[sample]
                 if nulls is not None:
@@ -275,8 +295,6 @@ class _Side:
                         nulls = np.minimum(est, np.isnan(X).sum(axis=0))
             cats = [c[sample] for c in cats]
         if X is not None and X.shape[1]:
-            if self.output:
-                self._output_checks(X, call)
             self._add_numeric(X, nulls)
         if cats:
             with owner.lock:
