@@ -214,9 +214,11 @@ class Downstream:
     def _lines(self, kind: str) -> list[dict[str, Any]]:
         out = []
         for path in sorted(self.dir.glob(f"{kind}-*.jsonl")):
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    out.append(json.loads(line))
+            text = path.read_text()
+            lines = text.split("\n")
+            if not text.endswith("\n"):
+                lines = lines[:-1]  # the exporter is still writing the last line
+            out.extend(json.loads(line) for line in lines if line.strip())
         return out
 
     def spans(self) -> list[dict[str, Any]]:

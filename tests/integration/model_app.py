@@ -39,6 +39,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--payload-rps", type=float, default=100_000.0, help="payload records/s budget")
     p.add_argument("--app-log", action="store_true", help="one plain (non-payload) log per call")
     p.add_argument("--outcomes", action="store_true", help="also observe() + record_outcome()")
+    p.add_argument("--baseline", action="store_true", help="profile training data: drift metrics")
+    p.add_argument("--rows", type=int, default=4, help="rows per batch")
     return p.parse_args(argv)
 
 
@@ -55,9 +57,21 @@ def main(argv: list[str]) -> int:
 
     app_logger = _logs.get_logger_provider().get_logger("integration-app")
     scorer = modelotel.observe(args.model + "-scorer", version=args.version, task="classification")
+    regressor = modelotel.observe(
+        args.model + "-regressor", version=args.version, task="regression"
+    )
+
+    baseline = None
+    if args.baseline:
+        # training data: incomes lower than what the model will see in serving (drift)
+        train = [{"age": 20.0 + i % 50, "income": float(i % 60), "fail": False} for i in range(500)]
+        baseline = modelotel.Baseline.from_data(
+            train, outputs=[int(r["income"] > 50.0) for r in train]
+        )
 
     @modelotel.instrument(
         model=args.model,
+        baseline=baseline,
         version=args.version,
         task="classification",
         owner="team-integration",
@@ -86,7 +100,7 @@ def main(argv: list[str]) -> int:
                 "api_token": CANARY_TOKEN,
                 "fail": fail,
             }
-            for i in range(4)
+            for i in range(args.rows)
         ]
         calls += 1
         try:
@@ -104,6 +118,12 @@ def main(argv: list[str]) -> int:
                 call.record_outputs(label)
             # a classifier that is right 3 times out of 4
             modelotel.record_outcome(call.prediction_id, label if calls % 4 else 1 - label)
+            with regressor as call:
+                call.record_inputs([[float(calls % 10)]])
+                call.record_outputs([0.5 * (calls % 10)])
+            modelotel.record_outcome(call.prediction_id, [0.5 * (calls % 10) + 0.25])
+            # a label for a prediction this process never made
+            modelotel.record_outcome("ffffffffffffffff", 1, model=args.model + "-scorer")
         if args.rate:
             time.sleep(1.0 / args.rate)
 

@@ -152,3 +152,47 @@ def test_other_log_records_take_their_own_pipeline(
         assert CANARY_VALUE in r["body"]["stringValue"]
         assert "redaction.masked.count" not in r["_attrs"]
     assert len(_payloads_of(stack, model)) == CALLS
+
+
+def test_collector_redaction_masks_values_but_never_the_fixed_keys(stack: Stack) -> None:
+    """A payload record sent straight to the collector (no SDK redaction in front): card numbers,
+    e-mails and secret-named fields are masked; the fixed keys (an all-digit prediction id, byte
+    counts) are not, so records still join to their spans."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    model = "redaction-check"
+    port = stack.collector.env["MODELOTEL_COLLECTOR_GRPC_PORT"]
+    provider = LoggerProvider(resource=Resource.create({"service.name": model}))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"127.0.0.1:{port}", insecure=True))
+    )
+    field = A.ML_PAYLOAD_INPUT_PREFIX
+    provider.get_logger(A.SCOPE_NAME).emit(
+        event_name=A.EVENT_PREDICTION_PAYLOAD,
+        attributes={
+            A.ML_MODEL_NAME: model,
+            A.ML_MODEL_VERSION: "1",
+            A.ML_PREDICTION_ID: "1234567890123456",
+            A.ML_PAYLOAD_ORIGINAL_BYTES: 4111111111111111,
+            field + "card": '["4111 1111 1111 1111"]',
+            field + "contact": '["write to jane.doe@example.com"]',
+            field + "password": '["hunter2"]',
+            field + "amount": "[12.5]",
+        },
+    )
+    provider.shutdown()
+    records = wait_until(
+        lambda: _payloads_of(stack, model), 30, what="the hand-made payload record"
+    )
+    assert len(records) == 1
+    attrs = records[0]["_attrs"]
+    assert attrs[A.ML_PREDICTION_ID] == "1234567890123456"
+    assert attrs[A.ML_PAYLOAD_ORIGINAL_BYTES] == 4111111111111111
+    assert attrs[field + "card"] == '["****"]'
+    assert attrs[field + "contact"] == '["write to ****"]'
+    assert attrs[field + "password"] == "****"
+    assert attrs[field + "amount"] == "[12.5]"
+    assert attrs["redaction.masked.count"] == 3

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from harness import COLLECTOR_CONFIG
 
+from modelotel import attributes as A  # noqa: N812
+
 pytestmark = pytest.mark.integration
 
 BACKENDS = sorted((COLLECTOR_CONFIG / "backends").glob("*.yaml"))
@@ -235,3 +237,23 @@ def test_payload_pipeline_is_redacted_and_has_no_debug_exporter() -> None:
         for pipeline_cfg in cfg["service"]["pipelines"].values():
             if "receivers" in pipeline_cfg and "otlp" in pipeline_cfg["receivers"]:
                 assert pipeline_cfg["processors"][0] == "memory_limiter"
+
+
+def test_redaction_never_touches_the_payload_records_fixed_keys() -> None:
+    """The keys that docs/payloads.md lists as never carrying user data are ignored_keys."""
+    fixed = {
+        A.ML_MODEL_NAME,
+        A.ML_MODEL_VERSION,
+        A.ML_PREDICTION_ID,
+        A.ML_PAYLOAD_SAMPLE_REASON,
+        A.ML_PAYLOAD_TRUNCATED,
+        A.ML_PAYLOAD_ORIGINAL_ROWS,
+        A.ML_PAYLOAD_ORIGINAL_BYTES,
+        A.ML_PAYLOAD_BYTES,
+        A.ML_PAYLOAD_REDACTED,
+        A.ML_CHECKS_FIRED,
+        A.ERROR_TYPE,
+    }
+    for name in ("base.yaml", "agent.yaml"):
+        cfg = yaml.safe_load((COLLECTOR_CONFIG / name).read_text())
+        assert set(cfg["processors"]["redaction/payload"]["ignored_keys"]) == fixed, name
