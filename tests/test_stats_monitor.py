@@ -325,3 +325,32 @@ def test_row_cap_samples_records_before_converting_and_checks_every_output() -> 
     assert span.attributes[A.ML_STATS_SAMPLE_RATE] == pytest.approx(0.05)
     assert list(span.attributes[A.ML_CHECKS_FIRED]) == [A.CHECK_OUTPUT_NONFINITE]
     assert _safety.health.dropped["stats.row_cap"] == 2 * 950  # inputs and outputs
+
+
+def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import DropAggregation, View
+
+    from modelotel import _state
+    from modelotel.testing import _flatten
+
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(
+        metric_readers=[reader],
+        views=[View(instrument_name=A.METRIC_FEATURE_COUNT, aggregation=DropAggregation())],
+    )
+    predict, model = _model(lambda X: X[:, 0], feature_names=["a"])
+    saved = _state.providers()
+    _state.set_providers(mp=mp)
+    try:
+        means = []
+        for value in (1.0, 5.0):
+            predict(np.full((4, 1), value))
+            points = _flatten(reader.get_metrics_data())
+            means.append(_points(points, A.METRIC_FEATURE_MEAN, model))
+        assert all(p.name != A.METRIC_FEATURE_COUNT for p in points)
+    finally:
+        _state.set_providers(*saved)
+        mp.shutdown()
+    assert means == [{((A.ML_FEATURE, "a"),): 1.0}, {((A.ML_FEATURE, "a"),): 5.0}]

@@ -36,6 +36,7 @@ mismatch) are appended to ``call.checks_fired`` and added as a span event.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import weakref
@@ -503,6 +504,7 @@ class StatsMonitor:
         self.max_features = cfg.max_features
         self.row_cap = cfg.row_cap
         self.lock = threading.Lock()
+        self._collect_lock = threading.Lock()
         self.rng = np.random.default_rng()
         self.baseline: Baseline | None = resolve(cfg.baseline)
         self.base_attrs: dict[str, Any] = dict(monitor.metric_attributes)
@@ -521,6 +523,7 @@ class StatsMonitor:
         self.violations: dict[tuple[str, str], int] = {}
         self.violation_attrs: dict[tuple[str, str], dict[str, Any]] = {}
         self.snapshot = _Snapshot()
+        self._consumed: set[int] | None = None  # callbacks that read the snapshot
 
     # ---- per call ------------------------------------------------------------------
     def hook(self, call: Call) -> None:
@@ -560,6 +563,20 @@ class StatsMonitor:
         self.violations[key] = n + 1
 
     # ---- collection ----------------------------------------------------------------
+    def touch(self, cb: int) -> None:
+        """Callback ``cb`` of a metric collection is about to read this monitor.
+
+        A callback that already read the current snapshot means a new collection began:
+        the window is closed first (normally by the first registered callback).
+        """
+        with self._collect_lock:
+            consumed = self._consumed
+            if consumed is None or cb in consumed:
+                self.close_window()
+                self._consumed = {cb}
+            else:
+                consumed.add(cb)
+
     def close_window(self) -> None:
         """End the current window: swap it out under the lock, then compute its snapshot."""
         with self.lock:
@@ -638,11 +655,14 @@ class _StatsInstruments:
     """
 
     def __init__(self, meter: Any) -> None:
-        # Registered first: its callback closes the windows; the SDK calls the callbacks
-        # of one collection in registration order, so the others read this snapshot.
+        self._ids = itertools.count()
+        # The SDK runs the callbacks of one collection in registration order: the first
+        # one (ml.feature.count) closes the windows and the others read that snapshot.
+        # Should a View drop it, the first callback that finds it already read the current
+        # snapshot knows a new collection began and closes the window itself.
         for key, feat_name, out_name, desc in _COUNTERS:
             meter.create_observable_counter(
-                feat_name, callbacks=[self._counter_cb(key, False, first=key == "count")],
+                feat_name, callbacks=[self._counter_cb(key, False)],
                 unit="{value}", description=desc,
             )
             meter.create_observable_counter(
@@ -664,15 +684,21 @@ class _StatsInstruments:
             description="Silent-failure check violations, by ml.check and ml.feature/ml.output.",
         )
 
-    def _counter_cb(self, key: str, output: bool, first: bool = False) -> Any:
+    def _monitors(self, cb: int) -> list[StatsMonitor]:
+        mons = _monitors_of(_state.generation())
+        for sm in mons:
+            sm.touch(cb)
+        return mons
+
+    def _counter_cb(self, key: str, output: bool) -> Any:
+        cb = next(self._ids)
+
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
                 if _current is not self:
                     return out
-                for sm in _monitors_of(_state.generation()):
-                    if first:
-                        sm.close_window()
+                for sm in self._monitors(cb):
                     side = sm.outputs if output else sm.inputs
                     with sm.lock:
                         points = side.counter_points(key)
@@ -682,12 +708,14 @@ class _StatsInstruments:
         return callback
 
     def _gauge_cb(self, name: str) -> Any:
+        cb = next(self._ids)
+
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
                 if _current is not self:
                     return out
-                for sm in _monitors_of(_state.generation()):
+                for sm in self._monitors(cb):
                     out.extend(Observation(v, a) for n, v, a in sm.snapshot.gauges
                                if n == name and math.isfinite(v))
             return out
@@ -696,13 +724,14 @@ class _StatsInstruments:
 
     def _drift_cb(self, output: bool) -> Any:
         attr = A.ML_OUTPUT if output else A.ML_FEATURE
+        cb = next(self._ids)
 
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             out: list[Observation] = []
             with guard("stats.collect"):
                 if _current is not self:
                     return out
-                for sm in _monitors_of(_state.generation()):
+                for sm in self._monitors(cb):
                     out.extend(Observation(v, a) for v, a in sm.snapshot.drift
                                if attr in a and math.isfinite(v))
             return out
@@ -710,11 +739,12 @@ class _StatsInstruments:
         return callback
 
     def _violations(self, options: CallbackOptions) -> Iterable[Observation]:
+        cb = -1
         out: list[Observation] = []
         with guard("stats.collect"):
             if _current is not self:
                 return out
-            for sm in _monitors_of(_state.generation()):
+            for sm in self._monitors(cb):
                 with sm.lock:
                     items = [(n, sm.violation_attrs[k]) for k, n in sm.violations.items()]
                 out.extend(Observation(n, a) for n, a in items)
