@@ -48,7 +48,7 @@ work="$dir/work"
 rm -rf "$work"
 mkdir -p "$work"
 cp "$manifest" "$work/builder.yaml"
-echo "build.sh: building otelcol-modelotel in $work (a cold build takes 10-20 min on 2 cores)" >&2
+echo "build.sh: building otelcol-modelotel in $work (a first build takes 2-5 min on 2 cores)" >&2
 start=$(date +%s)
 (cd "$work" && "$gobin/builder" --config builder.yaml >&2)
 cp "$work/_build/otelcol-modelotel" "$bin.tmp"
