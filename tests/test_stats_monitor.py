@@ -176,6 +176,8 @@ def test_output_checks_mark_the_span_and_count() -> None:
         assert spans[1].attributes is not None
         assert list(spans[1].attributes[A.ML_CHECKS_FIRED]) == [A.CHECK_OUTPUT_NONFINITE]
         assert [e.name for e in spans[1].events] == [A.EVENT_CHECK_VIOLATION]
+        assert dict(spans[1].events[0].attributes or {}) == {
+            A.ML_CHECK: A.CHECK_OUTPUT_NONFINITE, A.ML_OUTPUT: "0"}
         assert list(spans[2].attributes[A.ML_CHECKS_FIRED]) == [A.CHECK_OUTPUT_OUT_OF_RANGE]
         _stats(model)
         v = _points(cap, A.METRIC_CHECK_VIOLATIONS, model)

@@ -520,8 +520,8 @@ class StatsMonitor:
         names = self._names if self._names is not None else (b.feature_names if b else None)
         self.inputs = _Side(self, False, b.features if b else None, names)
         self.outputs = _Side(self, True, b.outputs if b else None, None)
-        self.violations: dict[tuple[str, str], int] = {}
-        self.violation_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.violations: dict[tuple[str, str, str], int] = {}
+        self.violation_attrs: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.snapshot = _Snapshot()
         self._consumed: set[int] | None = None  # callbacks that read the snapshot
 
@@ -545,20 +545,20 @@ class StatsMonitor:
 
     def fire(self, call: Call | None, check: str, feature: str, attr: str = A.ML_FEATURE) -> None:
         """Count one violation of ``check``; mark the call's span when there is a call."""
-        key = (check, feature)
         with self.lock:
-            self._count_violation(key, attr)
+            self._count_violation((check, feature, attr))
         if call is not None:
             if check not in call.checks_fired:
                 call.checks_fired.append(check)
             span = call.span
             if span.is_recording():
-                span.add_event(A.EVENT_CHECK_VIOLATION, {A.ML_CHECK: check, A.ML_FEATURE: feature})
+                span.add_event(A.EVENT_CHECK_VIOLATION, {A.ML_CHECK: check, attr: feature})
 
-    def _count_violation(self, key: tuple[str, str], attr: str) -> None:
+    def _count_violation(self, key: tuple[str, str, str]) -> None:
+        """Count one violation of ``(check, feature, ml.feature | ml.output)`` (lock held)."""
         n = self.violations.get(key)
         if n is None:
-            self.violation_attrs[key] = {**self.base_attrs, A.ML_CHECK: key[0], attr: key[1]}
+            self.violation_attrs[key] = {**self.base_attrs, A.ML_CHECK: key[0], key[2]: key[1]}
             n = 0
         self.violations[key] = n + 1
 
@@ -591,7 +591,7 @@ class StatsMonitor:
         if window_checks:
             with self.lock:
                 for check, feature in window_checks:
-                    self._count_violation((check, feature), A.ML_OUTPUT)
+                    self._count_violation((check, feature, A.ML_OUTPUT))
         self.snapshot = snap
 
 
