@@ -542,9 +542,10 @@ class ColumnPlan:
         nulls = np.zeros(n_num, dtype=np.int64) if n_num else None
         cats: list[np.ndarray[Any, Any]] = []
         positional = not table.named
+        where = {n: i for i, n in enumerate(table.names)}  # column name -> position
         present: set[str] = set()
         for j, name in enumerate(self.numeric):
-            src = self._source(table, name, positional)
+            src = self._source(table, name, positional, where)
             if src is None:
                 issues.append((A.CHECK_SCHEMA_MISSING_FEATURE, name))
                 assert X is not None
@@ -553,7 +554,7 @@ class ColumnPlan:
                 nulls[j] = rows
                 continue
             present.add(src)
-            col = table.column(src, table.names.index(src) if table.matrix is not None else 0)
+            col = table.column(src, where[src])
             kind = table.kind(src)
             if kind == CATEGORICAL and self.kinds[name] != CATEGORICAL:
                 issues.append((A.CHECK_SCHEMA_DTYPE_CHANGE, name))
@@ -565,13 +566,13 @@ class ColumnPlan:
             X[:, j] = vals
             nulls[j] = n_null + bad + (table.nulls or {}).get(src, 0) * (col.dtype.kind == "f")
         for name in self.categorical:
-            src = self._source(table, name, positional)
+            src = self._source(table, name, positional, where)
             if src is None:
                 issues.append((A.CHECK_SCHEMA_MISSING_FEATURE, name))
                 cats.append(np.full(rows, None, dtype=object))
                 continue
             present.add(src)
-            col = table.column(src, table.names.index(src) if table.matrix is not None else 0)
+            col = table.column(src, where[src])
             if table.kind(src) != CATEGORICAL and col.dtype.kind not in "iub":
                 # integer / bool labels are categories; floats or datetimes are not
                 issues.append((A.CHECK_SCHEMA_DTYPE_CHANGE, name))
@@ -584,8 +585,10 @@ class ColumnPlan:
                         break  # one issue for "more columns than the schema" is enough
         return X, nulls, cats, issues
 
-    def _source(self, table: Table, name: str, positional: bool) -> str | None:
+    def _source(
+        self, table: Table, name: str, positional: bool, where: dict[str, int]
+    ) -> str | None:
         if positional:
             pos = self.positions[name]
             return table.names[pos] if pos < len(table.names) else None
-        return name if name in (table.columns or {}) or name in table.names else None
+        return name if name in where else None
