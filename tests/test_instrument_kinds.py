@@ -458,3 +458,35 @@ def test_streams_called_with_bad_arguments_leave_no_open_span(cap: Captured) -> 
     asyncio.run(main())
     assert started == []  # no span was started (and left open) for either stream
     assert cap.spans() == []
+
+
+def test_input_shapes_of_common_and_odd_inputs() -> None:
+    import pandas as pd
+
+    from modelotel._call import MISSING, _input_shape
+
+    class Symbolic:
+        shape = (None, 3)  # a symbolic batch dimension
+
+    class Garbage:
+        shape = ("a", "b")
+
+    class SizeLike(tuple):  # torch.Size is a tuple subclass
+        pass
+
+    class Tensorish:
+        shape = SizeLike((4, 5))
+
+    assert _input_shape(np.zeros((3, 4))) == (3, 4)
+    assert _input_shape(np.zeros((2, 3, 4))) == (2, 3)
+    assert _input_shape(np.zeros(5)) == (5, None)
+    assert _input_shape(np.float64(1.0)) == (1, None)
+    assert _input_shape(pd.DataFrame({"a": [1, 2], "b": [3, 4]})) == (2, 2)
+    assert _input_shape([[1, 2, 3], [4, 5, 6]]) == (2, 3)
+    assert _input_shape(["a", "b"]) == (2, None)
+    assert _input_shape(Symbolic()) == (None, 3)
+    assert _input_shape(Garbage()) == (None, None)
+    assert _input_shape(Tensorish()) == (4, 5)
+    assert _input_shape({"a": [1]}) == (None, None)
+    assert _input_shape(MISSING) == (None, None)
+    assert _input_shape(None) == (None, None)

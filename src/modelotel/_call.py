@@ -72,6 +72,15 @@ def _new_prediction_id() -> str:
     return f"{_getrandbits(64):016x}"
 
 
+def _as_count(value: object) -> int | None:
+    """A dimension as a non-negative int, or None (unknown dims, symbolic shapes)."""
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return n if n >= 0 else None
+
+
 def _input_shape(inputs: object) -> tuple[int | None, int | None]:
     """(rows, features) of an input, from ``.shape`` or ``len()``; (None, None) if unknown.
 
@@ -81,13 +90,19 @@ def _input_shape(inputs: object) -> tuple[int | None, int | None]:
     if inputs is MISSING or inputs is None:
         return None, None
     shape = getattr(inputs, "shape", None)
-    if isinstance(shape, tuple) or (shape is not None and hasattr(shape, "__len__")):
+    if type(shape) is tuple:  # numpy, pandas: a plain tuple of ints (the common case, fast)
+        n = len(shape)
+        if n == 0:
+            return 1, None
+        rows = shape[0]
+        features = shape[1] if n >= 2 else None
+        if type(rows) is int and (features is None or type(features) is int):
+            return rows, features
+    if shape is not None and hasattr(shape, "__len__"):  # torch.Size, TensorShape, ...
         dims = tuple(shape)
         if len(dims) == 0:
             return 1, None
-        rows = int(dims[0]) if dims[0] is not None else None
-        features = int(dims[1]) if len(dims) >= 2 and dims[1] is not None else None
-        return rows, features
+        return _as_count(dims[0]), _as_count(dims[1]) if len(dims) >= 2 else None
     if isinstance(inputs, (list, tuple)):
         n = len(inputs)
         if n and isinstance(inputs[0], (list, tuple)):
