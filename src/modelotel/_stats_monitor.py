@@ -66,7 +66,8 @@ if TYPE_CHECKING:
 
 Array = np.ndarray[Any, Any]
 
-#: A batch of at most this many rows is buffered (copied) instead of reduced at once.
+#: The row buffer holds at least this many rows; a batch of up to half the buffer is
+#: copied into it (and reduced with the others when it fills) instead of reduced alone.
 SMALL_BATCH_ROWS = 256
 #: The row buffer holds about this many values per side (bounded memory per monitor).
 BUFFER_VALUES = 1 << 16
@@ -110,6 +111,7 @@ class _Side:
         self.cat_total: list[CategoricalAccumulator] = []
         self.buf: Array | None = None
         self.buf_n = 0
+        self.buffer_max_rows = 0
         self.base_lo: Array | None = None
         self.base_hi: Array | None = None
         self.base_lo0: float | None = None  # the same, as floats, for one output column
@@ -145,6 +147,7 @@ class _Side:
             # reduces along contiguous memory (several times faster binning)
             rows = max(SMALL_BATCH_ROWS, BUFFER_VALUES // d)
             self.buf = np.empty((d, rows), dtype=np.float64)
+            self.buffer_max_rows = min(rows // 2, self.owner.row_cap)
         self.buf_n = 0
         if self.output and self.profiles:
             lo = [self.profiles[n].min if n in self.profiles else None for n in plan.numeric]
@@ -209,7 +212,7 @@ class _Side:
             shape = x.shape
             if len(shape) == 1 and not self.row_vector and width == 1:
                 # one column of outputs (scores): kept 1-D all the way into the buffer
-                if 0 < shape[0] <= SMALL_BATCH_ROWS:
+                if 0 < shape[0] <= self.buffer_max_rows:
                     if self.output:
                         self._output_checks_1d(x, call)
                     self._buffer_1d(x)
@@ -220,7 +223,7 @@ class _Side:
                     X = x
                 elif len(shape) == 1 and self.row_vector and shape[0] == width:
                     X = x.reshape(1, width)
-                if X is not None and 0 < X.shape[0] <= SMALL_BATCH_ROWS:
+                if X is not None and 0 < X.shape[0] <= self.buffer_max_rows:
                     if self.output:
                         self._output_checks(X, call)
                     self._add_numeric(X, None)
@@ -342,7 +345,7 @@ class _Side:
         rows = X.shape[0]
         buf = self.buf
         lock = self.owner.lock
-        if buf is not None and rows <= SMALL_BATCH_ROWS and X.dtype.kind in "fiub":
+        if buf is not None and rows <= self.buffer_max_rows and X.dtype.kind in "fiub":
             with lock:
                 n = self.buf_n
                 if n + rows > buf.shape[1]:
