@@ -180,6 +180,7 @@ class Downstream:
         self.dir = workdir / "downstream"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.grpc_port = free_port()
+        self.http_port = free_port()
         self.health_port = free_port()
         self.runs = 0
         self.collector: Collector | None = None
@@ -192,6 +193,7 @@ class Downstream:
         self.runs += 1
         env = {
             "DOWNSTREAM_GRPC_PORT": str(self.grpc_port),
+            "DOWNSTREAM_HTTP_PORT": str(self.http_port),
             "MODELOTEL_COLLECTOR_HEALTH_PORT": str(self.health_port),
             "DOWNSTREAM_TRACES_FILE": str(self.dir / f"traces-{self.runs}.jsonl"),
             "DOWNSTREAM_LOGS_FILE": str(self.dir / f"logs-{self.runs}.jsonl"),
@@ -233,6 +235,17 @@ class Downstream:
                             {**s, "_resource": res, "_attrs": attrs_dict(s.get("attributes", []))}
                         )
         return spans
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every metric received (one entry per metric per request), with "_resource"."""
+        out = []
+        for req in self._lines("metrics"):
+            for rm in req.get("resourceMetrics", []):
+                res = attrs_dict(rm.get("resource", {}).get("attributes", []))
+                for sm in rm.get("scopeMetrics", []):
+                    for m in sm.get("metrics", []):
+                        out.append({**m, "_resource": res})
+        return out
 
     def logs(self) -> list[dict[str, Any]]:
         recs = []
