@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from harness import (
     COLLECTOR_CONFIG,
-    PROMETHEUS_DIR,
+    RULE_FILES,
     Collector,
     Downstream,
     Prometheus,
@@ -100,7 +100,7 @@ def stack(
         prometheus = Prometheus(
             prometheus_binary,
             wd,
-            rule_files=sorted(PROMETHEUS_DIR.glob("*.yml")),
+            rule_files=RULE_FILES,
             scrape_targets=[f"127.0.0.1:{env['MODELOTEL_COLLECTOR_TELEMETRY_PORT']}"],
         )
         prometheus.start()

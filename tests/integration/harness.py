@@ -26,6 +26,9 @@ COLLECTOR_CONFIG = REPO / "collector-config"
 CONFIGS = Path(__file__).resolve().parent / "configs"
 PROMETHEUS_DIR = COLLECTOR_CONFIG / "prometheus"
 GRAFANA_DIR = COLLECTOR_CONFIG / "grafana"
+#: Prometheus rule files shipped (their promtool unit tests are the *.test.yml beside them).
+RULE_FILES = sorted(p for p in PROMETHEUS_DIR.glob("*.yml") if not p.name.endswith(".test.yml"))
+RULE_TESTS = sorted(PROMETHEUS_DIR.glob("*.test.yml"))
 
 
 def free_port() -> int:

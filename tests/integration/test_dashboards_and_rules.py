@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import GRAFANA_DIR, PROMETHEUS_DIR, Proc, Stack, start_model_app, wait_until
+from harness import GRAFANA_DIR, RULE_FILES, RULE_TESTS, Proc, Stack, start_model_app, wait_until
 
 from modelotel import attributes as A  # noqa: N812
 
@@ -35,7 +35,6 @@ NOT_PRODUCED: dict[str, str] = {
     "ml_telemetry_errors_total": "appears only when modelotel swallows an internal error",
 }
 
-RULE_FILES = sorted(PROMETHEUS_DIR.glob("*.yml"))
 DASHBOARDS = sorted(GRAFANA_DIR.glob("*.json"))
 
 _LABELS = {
@@ -130,6 +129,21 @@ def test_promtool_accepts_the_rule_files(promtool_binary: Path) -> None:
             check=False,
         )
         assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_alerts_fire_on_bad_models_and_stay_quiet_on_good_ones(promtool_binary: Path) -> None:
+    """promtool's unit tests of the alerts on synthetic series (*.test.yml)."""
+    assert RULE_TESTS
+    for path in RULE_TESTS:
+        cp = subprocess.run(
+            [str(promtool_binary), "test", "rules", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "SUCCESS" in cp.stdout
 
 
 def test_prometheus_loaded_and_evaluates_every_rule(stack: Stack, produced: set[str]) -> None:
