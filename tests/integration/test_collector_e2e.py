@@ -9,6 +9,7 @@ Prometheus, queried through its HTTP API. The stack is started once per session 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,3 +197,31 @@ def test_collector_redaction_masks_values_but_never_the_fixed_keys(stack: Stack)
     assert attrs[field + "password"] == "****"
     assert attrs[field + "amount"] == "[12.5]"
     assert attrs["redaction.masked.count"] == 3
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on this port (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, hexport = local.rsplit(":", 1)
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.add(addr)
+    return found
+
+
+def test_the_running_collector_listens_on_loopback_only(stack: Stack) -> None:
+    env = stack.collector.env
+    for key in (
+        "MODELOTEL_COLLECTOR_GRPC_PORT",
+        "MODELOTEL_COLLECTOR_HTTP_PORT",
+        "MODELOTEL_COLLECTOR_HEALTH_PORT",
+        "MODELOTEL_COLLECTOR_TELEMETRY_PORT",
+    ):
+        # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex
+        assert _listening(int(env[key])) == {"0100007F"}, key
