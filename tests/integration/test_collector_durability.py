@@ -26,6 +26,7 @@ from harness import (
     Stack,
     collector_env,
     kill_quietly,
+    run_model_app,
     start_model_app,
     wait_until,
 )
@@ -133,3 +134,52 @@ def test_backend_outage_and_collector_restart_lose_nothing(
     finally:
         stop.touch()
         kill_quietly(model, collector2, collector, downstream, prometheus)
+
+
+def test_thousands_queued_on_disk_survive_a_kill(
+    otelcol_binary: Path, prometheus_binary: Path, tmp_path: Path
+) -> None:
+    """The backend is down for the whole run: 10,000 predictions (10,000 spans + 10,000 payload
+    records) wait in the collector's persistent queues; the collector is killed (SIGKILL), started
+    again, the backend comes up: all of them arrive."""
+    calls = 10_000
+    downstream = Downstream(otelcol_binary, tmp_path)
+    prometheus = Prometheus(prometheus_binary, tmp_path)
+    env = collector_env(
+        tmp_path,
+        MODELOTEL_COLLECTOR_TRACES_ENDPOINT=downstream.endpoint,
+        MODELOTEL_COLLECTOR_LOGS_ENDPOINT=downstream.endpoint,
+        MODELOTEL_COLLECTOR_PROMETHEUS_ENDPOINT=prometheus.remote_write_url,
+    )
+    base = [COLLECTOR_CONFIG / "base.yaml"]
+    collector = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-1")
+    collector2: Collector | None = None
+    try:
+        prometheus.start()
+        collector.start()
+        app = Stack(tmp_path, downstream, prometheus, collector)
+        app_env = {
+            **app.otlp_env("grpc"),
+            # the SDK's own buffers must hold a burst this size (defaults: 2048 each)
+            "OTEL_BSP_MAX_QUEUE_SIZE": "20000",
+            "OTEL_BLRP_MAX_QUEUE_SIZE": "20000",
+        }
+        summary = run_model_app(tmp_path, ["--model", MODEL, "--calls", str(calls)], app_env)
+        assert summary == {"calls": calls, "errors": 0, "flushed": True}
+        collector.stop(signal.SIGKILL)
+        collector2 = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-2")
+        collector2.start()
+        downstream.start()
+        wait_until(
+            lambda: len(_span_ids(downstream)) >= calls and len(_payload_ids(downstream)) >= calls,
+            120,
+            what=f"{calls} spans and payload records from the queue on disk",
+        )
+        time.sleep(2)
+        spans, payloads = _span_ids(downstream), _payload_ids(downstream)
+        assert sum(spans.values()) == calls
+        assert sum(payloads.values()) == calls
+        assert set(spans) == set(payloads)
+        assert len(spans) == calls
+    finally:
+        kill_quietly(collector2, collector, downstream, prometheus)
