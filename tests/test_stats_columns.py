@@ -170,3 +170,16 @@ def test_torch_cpu_tensor_if_available() -> None:
     torch = pytest.importorskip("torch")
     t = extract(torch.ones((4, 2), dtype=torch.bfloat16, requires_grad=True))
     assert t is not None and t.matrix is not None and t.matrix.shape == (4, 2)
+
+
+def test_lists_of_numbers_take_the_dense_path() -> None:
+    rows = extract([[1.0, 2], [3.0, 4]])
+    assert rows is not None and rows.matrix is not None
+    assert rows.matrix.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    vec = extract([1, 2, 3], row_vector=True)
+    assert vec is not None and vec.matrix is not None and vec.matrix.shape == (1, 3)
+    col = extract((1.5, 2.5), row_vector=False)
+    assert col is not None and col.matrix is not None and col.matrix.shape == (2, 1)
+    # None, strings or bools keep the careful column-by-column path
+    assert extract([[1.0, None]]) is not None and extract([[1.0, None]]).matrix is None  # type: ignore[union-attr]
+    assert extract([True, 1.0]).matrix is None  # type: ignore[union-attr]

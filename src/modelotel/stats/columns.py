@@ -202,6 +202,16 @@ def _from_sequence(x: Sequence[Any], row_vector: bool) -> Table | None:
             cols[key], kinds[key] = arr, kind
             nulls[key] = sum(1 for v in vals if v is None)
         return Table(len(x), tuple(cols), columns=cols, kinds=kinds, nulls=nulls, named=True)
+    if isinstance(first, (list, tuple, np.ndarray, int, float)) and not isinstance(first, bool):
+        # all numbers (JSON rows, a feature vector): numpy converts it in C, far faster than
+        # column by column; None, strings or ragged rows fall through to the careful path
+        dense: np.ndarray[Any, Any] | None
+        try:
+            dense = np.asarray(x)
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            dense = None
+        if dense is not None and dense.dtype.kind in "fiu" and dense.ndim in (1, 2) and dense.size:
+            return _from_ndarray(dense, row_vector)
     if isinstance(first, (list, tuple, np.ndarray)):  # list of rows
         width = len(first)
         for row in x:
