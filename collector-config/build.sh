@@ -11,6 +11,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# Go (module and build caches) and the cache below need a home; CI may run without HOME set.
+if [ -z "${HOME:-}" ]; then
+  HOME=$(getent passwd "$(id -u)" | cut -d: -f6)
+  export HOME
+fi
 manifest="$here/builder.yaml"
 builder_version=v0.161.0   # keep equal to the collector release pinned in builder.yaml
 cache_root=${MODELOTEL_CACHE:-$HOME/.cache/modelotel}
