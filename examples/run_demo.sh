@@ -21,8 +21,10 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+if [ -z "${MODELOTEL_DEMO_SKIP_INSTALL:-}" ]; then # set by the test that runs this script
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+fi
 
 echo "== collector"
 OTELCOL=${MODELOTEL_OTELCOL:-$(bash collector-config/build.sh)}
