@@ -114,7 +114,22 @@ def live_model(stack: Stack) -> Iterator[Proc]:
 
 @pytest.fixture(scope="module")
 def produced(stack: Stack, live_model: Proc) -> set[str]:
-    names = stack.prometheus.metric_names()
+    """The metric names in Prometheus once every ml_* series the model makes has at least two
+    samples in the last minute (so rate() and increase() over it return data)."""
+    seen: list[set[str]] = []
+
+    def settled() -> set[str] | None:
+        names = stack.prometheus.metric_names()
+        ml = sorted(n for n in names if n.startswith("ml_"))
+        if not all(
+            stack.prometheus.query(f"count_over_time({n}[1m]) >= 2")["data"]["result"] for n in ml
+        ):
+            return None
+        seen.append(set(ml))
+        # the same names on two looks 3 s apart: nothing new is still appearing
+        return names if len(seen) >= 2 and seen[-1] == seen[-2] else None
+
+    names: set[str] = wait_until(settled, 90, interval=3.0, what="every ml_* series rate-able")
     assert "ml_prediction_calls_total" in names
     return names
 
