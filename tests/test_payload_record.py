@@ -345,3 +345,39 @@ def test_user_container_methods_that_raise_drop_the_record_counted(sink: Sink, v
     assert sink.logs() == []
     assert health.dropped[tn.REASON_PAYLOAD_SERIALIZE_ERROR] == 1
     assert health.errors == {}
+
+
+def test_wide_and_heavy_mappings_are_cut_and_counted(sink: Sink) -> None:
+    hook = _hook(PayloadConfig(max_items=5, max_bytes=300, **BIG))
+    attrs = _one(sink, hook, inputs=[{f"k{i}": i for i in range(50)}], outputs=0)
+    assert [k for k in attrs if k.startswith(tn.ML_PAYLOAD_INPUT_PREFIX)] == [
+        f"ml.payload.input.k{i}" for i in range(5)
+    ]
+    assert health.skipped[tn.REASON_PAYLOAD_ITEMS] >= 1
+    attrs = _one(sink, hook, inputs={"a": "x" * 200, "b": "y" * 200, "c": 1}, outputs=0)
+    assert "ml.payload.input.c" not in attrs
+    assert attrs[tn.ML_PAYLOAD_BYTES] <= 300
+    assert health.skipped[tn.REASON_PAYLOAD_BYTES] >= 1
+
+
+def test_numpy_scalars_of_every_kind(sink: Sink) -> None:
+    hook = _hook()
+    values = [
+        np.datetime64("2026-11-25T10:00"),
+        np.timedelta64(3, "s"),
+        np.bool_(True),
+        np.complex128(1 + 2j),
+        np.str_("s"),
+        np.float32("inf"),
+        {1: "int key", None: "none key", 2.5: "float key", (1, 2): "tuple key"},
+    ]
+    attrs = _one(sink, hook, inputs=values, outputs=np.int8(3))
+    got = json.loads(attrs[tn.ML_PAYLOAD_INPUTS])
+    assert got[0] == "2026-11-25T10:00"
+    assert got[1] == "3 seconds"
+    assert got[2] is True
+    assert got[3] == "(1+2j)"
+    assert got[4] == "s"
+    assert got[5] == "Infinity"
+    assert got[6] == {"1": "int key", "None": "none key", "2.5": "float key", "(1, 2)": "tuple key"}
+    assert attrs[tn.ML_PAYLOAD_OUTPUTS] == "3"

@@ -269,3 +269,18 @@ def test_function_form_decides_like_the_object() -> None:
     assert kept == [pid for pid in ids if sampled(pid, threshold(0.3))] + ["f" * 16] * 2
     reasons = [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records[-2:]]
     assert reasons == ["error", "check"]
+
+
+def test_sample_key_from_frames_and_arrays_uses_the_first_row() -> None:
+    import numpy as np
+    import pandas as pd
+
+    hook, _ = _hook(0.5, PayloadConfig(sample_key="user"))
+    for users in (["a", "b"], ["c", "d"], [7, 8]):
+        want = "rate" if key_hash(users[0]) < threshold(0.5) else None
+        assert hook.decide(fake_call(inputs=pd.DataFrame({"user": users}))) == want
+        assert hook.decide(fake_call(inputs={"user": np.array(users)})) == want
+        assert hook.decide(fake_call(inputs={"user": tuple(users)})) == want
+    assert hook.decide(fake_call(inputs="no fields")) == (
+        "rate" if key_hash(None) < threshold(0.5) else None
+    )
