@@ -168,3 +168,26 @@ def test_a_failing_logger_never_reaches_the_caller(expect_internal_errors: list[
     assert [(c, type(e).__name__) for c, e in expect_internal_errors] == [
         ("payload", "RuntimeError")
     ]
+
+
+def test_payload_of_a_call_whose_span_is_not_sampled() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    _state.reset()
+    with Sink() as sink:
+        tp = TracerProvider(sampler=ALWAYS_OFF)
+        _state.set_providers(tp, sink.mp, sink.lp)
+
+        @modelotel.instrument(model="e2e-unsampled-span", payload_sample_rate=1.0)
+        def predict(x: Any) -> int:
+            return 1
+
+        assert predict([1.0]) == 1
+        assert sink.span_exporter.get_finished_spans() == ()
+        (rec,) = sink.logs(tn.EVENT_PREDICTION_PAYLOAD)
+        # linked to the (unrecorded) span's trace: ids present, sampled flag off
+        assert rec.trace_id != 0
+        assert rec.span_id != 0
+        assert not rec.trace_flags.sampled
+    _state.reset()
