@@ -46,14 +46,20 @@ def test_cacheable_rule() -> None:
     assert keep(None) is outcomes._NOT_KEPT
 
 
-def test_cache_is_bounded_and_evicts_the_oldest() -> None:
-    cache = outcomes.PredictionCache("m", "1", "classification", size=3)
-    for i in range(5):
+def test_cache_is_bounded_and_keeps_the_most_recent() -> None:
+    size = 10
+    cache = outcomes.PredictionCache("m", "1", "classification", size=size)
+    for i in range(1000):
         cache.put(f"id{i}", i)
-    assert len(cache) == 3
+        assert len(cache) <= size
+        kept = [j for j in range(i + 1) if f"id{j}" in cache._cur or f"id{j}" in cache._prev]
+        assert kept[-1] == i
+        assert len(kept) >= min(i + 1, size // 2)
+        assert kept == list(range(i + 1 - len(kept), i + 1))  # the most recent ones
     assert cache.pop("id0") is outcomes._NOT_KEPT
-    assert cache.pop("id4") == 4
-    assert cache.pop("id4") is outcomes._NOT_KEPT  # matched once
+    assert cache.pop("id999") == 999
+    assert cache.pop("id999") is outcomes._NOT_KEPT  # matched once
+    assert cache.pop("id995") == 995  # from the previous generation
 
 
 def test_cache_only_for_declared_tasks(monkeypatch: pytest.MonkeyPatch) -> None:

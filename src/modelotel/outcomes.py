@@ -22,12 +22,10 @@ scalars as a tuple copy. Anything else is not kept. See ``docs/payloads.md``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,34 +73,44 @@ def _cacheable(value: Any) -> Any:
 
 
 class PredictionCache:
-    """Bounded map prediction id -> predicted value of one model version (oldest evicted)."""
+    """Bounded map prediction id -> predicted value of one model version.
 
-    __slots__ = ("_data", "model", "size", "task", "version")
+    Two generations of plain dicts: ``put`` writes into the current one; when it holds
+    ``size // 2`` entries it becomes the previous one (the older previous is dropped whole).
+    So the cache keeps at least the ``size // 2`` and at most the ``size`` most recent
+    predictions, and a put is one dict store and one length check (no per-entry eviction).
+    """
+
+    __slots__ = ("_cur", "_half", "_prev", "model", "size", "task", "version")
 
     def __init__(self, model: str, version: str, task: str, size: int) -> None:
         self.model = model
         self.version = version
         self.task = task
         self.size = size
-        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._half = max(1, size // 2)
+        self._cur: dict[str, Any] = {}
+        self._prev: dict[str, Any] = {}
 
     def put(self, prediction_id: str, outputs: Any) -> None:
-        """Keep ``outputs`` if cheap (see the module docstring); evict the oldest entry."""
+        """Keep ``outputs`` if cheap (see the module docstring)."""
         value = _cacheable(outputs)
         if value is _NOT_KEPT:
             return
-        data = self._data
-        data[prediction_id] = value
-        if len(data) > self.size:
-            with contextlib.suppress(KeyError):  # another thread emptied it first
-                data.popitem(last=False)
+        cur = self._cur
+        cur[prediction_id] = value
+        if len(cur) >= self._half:
+            self._prev, self._cur = cur, {}
 
     def pop(self, prediction_id: str) -> Any:
         """The kept prediction (removed: each is matched once), or ``_NOT_KEPT``."""
-        return self._data.pop(prediction_id, _NOT_KEPT)
+        value = self._cur.pop(prediction_id, _NOT_KEPT)
+        if value is _NOT_KEPT:
+            value = self._prev.pop(prediction_id, _NOT_KEPT)
+        return value
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._cur) + len(self._prev)
 
 
 class _Totals:
