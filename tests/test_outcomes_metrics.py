@@ -215,3 +215,17 @@ def test_no_cache_without_a_declared_task(sink: Sink) -> None:
     # no task: nothing cached; the version is unknown to record_outcome
     assert sink.value(tn.METRIC_OUTCOME_UNMATCHED, **_attrs("plain", "")) == 1
     assert sink.logs(tn.EVENT_PREDICTION_PAYLOAD) == []
+
+
+def test_cache_and_payloads_together(sink: Sink) -> None:
+    @modelotel.instrument(model="both", version="1", task="regression", payload_sample_rate=1.0)
+    def predict(x: float) -> float:
+        return x + 1.0
+
+    predict(1.0)
+    (span,) = sink.span_exporter.get_finished_spans()
+    (rec,) = sink.logs(tn.EVENT_PREDICTION_PAYLOAD)
+    pid = str(span.attributes[tn.ML_PREDICTION_ID])
+    assert rec.attributes[tn.ML_PREDICTION_ID] == pid
+    modelotel.record_outcome(pid, 2.5, model="both", version="1")
+    assert sink.value(tn.METRIC_OUTCOME_ABSOLUTE_ERROR, **_attrs("both", "1")) == (0.5, 1)

@@ -167,7 +167,13 @@ class PayloadHook:
         than ``__call__`` on an instance. It carries ``.payload`` (this object) and is
         named ``payload`` (the component name if it ever raises into ``Call.finish``).
         """
-        if self._cache_put is not None or not self._fast:
+        put = self._cache_put
+        if put is not None and not self.enabled:  # outcome cache only (payloads off)
+
+            def hook(call: Any) -> None:
+                put(call.prediction_id, call.outputs)
+
+        elif put is not None or not self._fast:  # cache + payloads, or a sample_key
             method = self.__call__
 
             def hook(call: Any) -> None:
