@@ -82,7 +82,7 @@ def main(backend_dir: str, prom: str) -> int:
         ),
         (
             "highest feature drift",
-            'topk(3, max by (ml_feature, ml_drift_method) ({__name__=~"ml_feature_drift.*"}))',
+            'topk(3, max by (ml_feature, ml_drift_method) (ml_feature_drift))',
         ),
     ]:
         for s in _query(prom, expr):

@@ -372,7 +372,8 @@ class _Instruments:
         meter.create_observable_gauge(
             A.METRIC_MODEL_INFO,
             callbacks=[self._observe_info],
-            unit="1",
+            # an annotation, not "1": Prometheus would name a unit-1 gauge ml_model_info_ratio
+            unit="{info}",
             description="Always 1; carries the model's owner, task, framework, baseline hash.",
         )
         meter.create_observable_counter(

@@ -675,11 +675,13 @@ class _StatsInstruments:
         for name, desc in _GAUGES:
             meter.create_observable_gauge(name, callbacks=[self._gauge_cb(name)], description=desc)
         meter.create_observable_gauge(
-            A.METRIC_FEATURE_DRIFT, callbacks=[self._drift_cb(False)], unit="1",
+            # A drift score (PSI, JS distance, KS statistic, ...) is not a ratio: an annotation,
+            # not "1", which Prometheus would translate into ml_feature_drift_ratio.
+            A.METRIC_FEATURE_DRIFT, callbacks=[self._drift_cb(False)], unit="{score}",
             description="Drift of the last window against the baseline, by ml.drift.method.",
         )
         meter.create_observable_gauge(
-            A.METRIC_OUTPUT_DRIFT, callbacks=[self._drift_cb(True)], unit="1",
+            A.METRIC_OUTPUT_DRIFT, callbacks=[self._drift_cb(True)], unit="{score}",
             description="Drift of the outputs of the last window against the baseline.",
         )
         meter.create_observable_counter(
