@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from modelotel import attributes, testing
+from modelotel._call import last_prediction_id
 from modelotel._instrument import instrument, wrap
 from modelotel._observe import observe
 from modelotel._payload.config import PayloadConfig
@@ -27,6 +28,7 @@ __all__ = [
     "configure",
     "force_flush",
     "instrument",
+    "last_prediction_id",
     "observe",
     "record_outcome",
     "shutdown",

@@ -20,7 +20,8 @@ replaces the user's result or exception.
 1. duration, outcome and ``error.type`` on the span and the serving metrics;
 2. ``for hook in monitor.finish_hooks: hook(call)``, each in its own guard (statistics
    first, payload second), with the call's span still the current span for function
-   calls (log records emitted there are linked to it);
+   calls (log records emitted there are linked to it); skipped for a *secondary* call
+   (a ``wrap()``-ed model's method other than its primary one, see :func:`start_call`);
 3. ``ml.checks.fired`` from :attr:`Call.checks_fired`, then the span ends.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -65,6 +67,39 @@ _perf_counter_ns = time.perf_counter_ns
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
 _detach = otel_context.detach
+
+#: The prediction id of the latest primary call started in the current context.
+_LAST_PREDICTION_ID: ContextVar[str] = ContextVar("modelotel.last_prediction_id", default="")
+_set_last_prediction_id = _LAST_PREDICTION_ID.set
+_NO_HOOKS: tuple[()] = ()
+
+
+def last_prediction_id() -> str | None:
+    """The prediction id of the latest instrumented predict call made in this context.
+
+    Example:
+        >>> import modelotel
+        >>> @modelotel.instrument(model="churn", version="3")
+        ... def predict(X):
+        ...     return [0 for _ in X]
+        >>> labels = predict([[1.0, 2.0]])
+        >>> pid = modelotel.last_prediction_id()     # keep it with the request ...
+        >>> modelotel.record_outcome(pid, [1], model="churn", version="3")   # ... label later
+
+    The id is the call's ``ml.prediction.id`` (on its span and payload record), the key
+    that :func:`modelotel.record_outcome` joins a label on. "This context" is the
+    calling thread, or the asyncio task: a call awaited directly counts, a call run in
+    another task (``asyncio.create_task``) or thread does not. For a generator it is set
+    when the stream starts. A ``wrap()``-ed model's secondary methods (``predict_proba``
+    when ``predict`` is the primary one) do not change it: it stays the id of the call
+    whose outputs were kept for outcomes. With ``modelotel.observe`` use ``call.prediction_id``.
+
+    Calls made while modelotel is disabled or suppressed do not change it.
+
+    Returns:
+        16 hex digits, or None when no instrumented call was made in this context yet.
+    """
+    return _LAST_PREDICTION_ID.get() or None
 
 
 def _new_prediction_id() -> str:
@@ -122,6 +157,8 @@ class Call:
         outputs: the return value, or what ``record_outputs`` gave; ``MISSING`` for streams.
         error: the exception that ended the call, or None.
         checks_fired: names of silent-failure checks that fired (hooks append).
+        hooks: the finish hooks this call runs: the monitor's, or none for a secondary
+            call (spans and serving metrics only).
     """
 
     # No __slots__: class-level defaults mean a call only sets what differs (cheaper per call).
@@ -132,6 +169,7 @@ class Call:
     outputs: Any = MISSING
     error: BaseException | None = None
     checks_fired: list[str]
+    hooks: Any = None  # None: the monitor's finish_hooks (looked up at finish)
     stream_items: int | None = None
     closed_early: bool = False
     duration_s: float = 0.0
@@ -232,7 +270,8 @@ class Call:
                 record_error("call.span_attributes", exc)
 
         # 2. hooks of the statistics and payload parts
-        for hook in mon.finish_hooks:
+        hooks = self.hooks
+        for hook in mon.finish_hooks if hooks is None else hooks:
             try:
                 hook(self)
             except Exception as exc:  # noqa: BLE001
@@ -251,29 +290,46 @@ class Call:
             self.detach(token)
 
 
-def start_call(monitor: ModelMonitor, inputs: Any = MISSING, *, attach: bool = True) -> Call:
+def start_call(
+    monitor: ModelMonitor,
+    inputs: Any = MISSING,
+    *,
+    attach: bool = True,
+    span_attributes: dict[str, Any] | None = None,
+    primary: bool = True,
+) -> Call:
     """Start one prediction: id, span (if sampled), start time. Never raises.
 
     With ``attach`` the span becomes the current span until :meth:`Call.finish`
     (functions and context managers); generators attach around each resumption instead.
+    ``span_attributes`` replaces the monitor's start attributes (``wrap()`` adds
+    ``ml.model.method``). A call that is not ``primary`` gets its span and serving metrics
+    only: no finish hooks (statistics, payload, outcome cache) and it leaves
+    :func:`last_prediction_id` alone.
     """
     call = Call.__new__(Call)
     call.monitor = monitor
     call.checks_fired = []
+    if not primary:
+        call.hooks = _NO_HOOKS
     try:
         pid = _new_prediction_id()
         if type(pid) is not str:
             raise TypeError(f"prediction id generator returned {type(pid).__name__}")
+        if primary:
+            _set_last_prediction_id(pid)
     except Exception as exc:  # noqa: BLE001
         record_error("call.prediction_id", exc)
         pid = ""
+        if primary:  # not the id of an earlier call
+            _set_last_prediction_id(pid)
     call.prediction_id = pid
     try:
         if monitor._gen != _state._generation:
             monitor.refresh()
         # Everything known at the start goes into the start attributes: one dict per call
         # (~0.1 µs) is much cheaper than set_attribute calls on the span later (~0.7 µs each).
-        attrs = {**monitor.span_attributes}
+        attrs = {**(monitor.span_attributes if span_attributes is None else span_attributes)}
         if pid:
             attrs[A.ML_PREDICTION_ID] = pid
         if inputs is not MISSING:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar, overload
 import wrapt
 
 from modelotel import _state
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._call import MISSING, Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
 from modelotel._safety import record_error
@@ -134,27 +135,52 @@ def _default_name(fn: Any) -> str:
     return name.replace(".<locals>", "")
 
 
-def _rebuild_plan(config: ModelConfig, pos: int, name: str | None, framework: str) -> _Plan:
-    return _Plan(config, pos, name, framework)
+def _rebuild_plan(
+    config: ModelConfig,
+    pos: int,
+    name: str | None,
+    framework: str,
+    method: str = "",
+    primary: bool = True,
+) -> _Plan:
+    return _Plan(config, pos, name, framework, method, primary)
 
 
 class _Plan:
     """What every call of one instrumented callable shares (built at decoration).
 
+    ``method`` (set by ``wrap()``) goes on the span as ``ml.model.method``; a plan that is
+    not ``primary`` (a wrapped model's secondary method) starts its calls without the
+    monitor's finish hooks: decided here, once, so a call pays nothing for it.
     Pickles as its config (the monitor is rebuilt lazily in the process that unpickles).
     """
 
-    __slots__ = ("config", "framework", "monitor", "name", "pos")
+    __slots__ = ("config", "framework", "method", "monitor", "name", "pos", "primary", "span_attrs")
 
-    def __init__(self, config: ModelConfig, pos: int, name: str | None, framework: str) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        pos: int,
+        name: str | None,
+        framework: str,
+        method: str = "",
+        primary: bool = True,
+    ) -> None:
         self.config = config
         self.pos = pos
         self.name = name
         self.monitor: ModelMonitor | None = None
         self.framework = framework
+        self.method = method
+        self.primary = primary
+        #: start attributes of the span (the monitor's plus ml.model.method); None: the monitor's
+        self.span_attrs: dict[str, Any] | None = None
 
     def __reduce__(self) -> Any:
-        return (_rebuild_plan, (self.config, self.pos, self.name, self.framework))
+        return (
+            _rebuild_plan,
+            (self.config, self.pos, self.name, self.framework, self.method, self.primary),
+        )
 
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any], attach: bool) -> Call | None:
         """Start a call (never raises; None when not even a monitor could be built)."""
@@ -164,6 +190,8 @@ class _Plan:
                 mon = get_monitor(self.config)
                 if self.framework and not mon.framework:
                     mon.framework = self.framework
+                if self.method:
+                    self.span_attrs = {**mon.span_attributes, A.ML_MODEL_METHOD: self.method}
                 self.monitor = mon
             pos = self.pos
             if len(args) > pos:
@@ -174,7 +202,9 @@ class _Plan:
         except Exception as exc:  # noqa: BLE001
             record_error("instrument.begin", exc)
             return None
-        return start_call(mon, inputs, attach=attach)
+        return start_call(
+            mon, inputs, attach=attach, span_attributes=self.span_attrs, primary=self.primary
+        )
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -326,14 +356,16 @@ def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
     return wrapper
 
 
-def _instrument_with(fn: Any, config: ModelConfig, framework: str = "") -> Any:
+def _instrument_with(
+    fn: Any, config: ModelConfig, framework: str = "", method: str = "", primary: bool = True
+) -> Any:
     """Instrument ``fn`` with an already resolved config (decoration and unpickling)."""
     if isinstance(fn, staticmethod):
-        return staticmethod(_instrument_with(fn.__func__, config, framework))
+        return staticmethod(_instrument_with(fn.__func__, config, framework, method, primary))
     if isinstance(fn, classmethod):
-        return classmethod(_instrument_with(fn.__func__, config, framework))
+        return classmethod(_instrument_with(fn.__func__, config, framework, method, primary))
     pos, name = _input_selector(fn, config.input_arg)
-    plan = _Plan(config, pos, name, framework)
+    plan = _Plan(config, pos, name, framework, method, primary)
     if inspect.isasyncgenfunction(fn):
         wrapper = _make_async_generator(fn, plan)
     elif inspect.iscoroutinefunction(fn):
@@ -527,6 +559,8 @@ class _ModelProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     ``isinstance`` and attribute access behave as on the original (wrapt proxy); only the
     listed methods are replaced, on the proxy, so the model's internal calls (a
     ``predict`` that calls ``self.decision_function``) do not make nested spans.
+    The first listed method is the primary one: only its calls feed the statistics, the
+    payload sampler and the outcome cache; every method's span carries ``ml.model.method``.
     """
 
     def __init__(self, obj: Any, methods: tuple[str, ...], config: ModelConfig, framework: str):
@@ -535,11 +569,11 @@ class _ModelProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_framework = framework
         self._self_method_names = methods
         bound: dict[str, Any] = {}
-        for m in methods:
+        for i, m in enumerate(methods):
             target = obj if m == "__call__" else getattr(obj, m)
             if m != "__call__" and _is_instrumented(getattr(target, "__func__", target)):
                 continue  # the class already decorated it with @instrument: no second span
-            bound[m] = _instrument_with(target, config, framework)
+            bound[m] = _instrument_with(target, config, framework, m, primary=i == 0)
         self._self_methods = bound
 
     def __getattr__(self, name: str) -> Any:
@@ -634,7 +668,15 @@ def wrap(
             :func:`instrument` would.
         model: model name; defaults to the class name.
         methods: names of the methods to instrument; by default the predict-like ones
-            (:func:`find_predict_methods`).
+            (:func:`find_predict_methods`). The first one is the *primary* method: by
+            default the first found in :data:`PREDICT_METHODS` order (``predict`` before
+            ``predict_proba``, ...). Only calls of the primary method feed the input and
+            output statistics, drift, checks, payload sampling, the outcome cache and
+            :func:`modelotel.last_prediction_id`, so class labels from ``predict`` are not
+            mixed with probabilities from ``predict_proba`` and a batch passed to both is
+            counted once. Every method gets spans (with ``ml.model.method``) and the
+            serving metrics. A caller that only uses ``predict_proba`` passes
+            ``methods=["predict_proba", "predict"]`` to make it the primary one.
         version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
             payload_sample_rate, payload: as for :func:`instrument`.
 

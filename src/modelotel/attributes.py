@@ -29,6 +29,9 @@ ML_MODEL_VERSION: Final = "ml.model.version"
 ML_MODEL_TASK: Final = "ml.model.task"
 ML_MODEL_OWNER: Final = "ml.model.owner"
 ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
+#: Span attribute set by ``wrap()``: the model method that was called (``predict``,
+#: ``predict_proba``, ``__call__``, ...).
+ML_MODEL_METHOD: Final = "ml.model.method"
 ML_BASELINE_HASH: Final = "ml.baseline.hash"
 ML_PREDICTION_ID: Final = "ml.prediction.id"
 ML_INPUT_ROWS: Final = "ml.input.rows"
