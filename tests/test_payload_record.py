@@ -381,3 +381,20 @@ def test_numpy_scalars_of_every_kind(sink: Sink) -> None:
     assert got[5] == "Infinity"
     assert got[6] == {"1": "int key", "None": "none key", "2.5": "float key", "(1, 2)": "tuple key"}
     assert attrs[tn.ML_PAYLOAD_OUTPUTS] == "3"
+
+
+def test_real_torch_tensors_when_installed(sink: Sink) -> None:
+    torch = pytest.importorskip("torch")
+    hook = _hook(PayloadConfig(max_rows=2, **BIG))
+    attrs = _one(
+        sink,
+        hook,
+        inputs=torch.arange(8.0).reshape(4, 2).requires_grad_(),
+        outputs=torch.ones(3, dtype=torch.bfloat16),
+    )
+    assert json.loads(attrs[tn.ML_PAYLOAD_INPUTS]) == [[0.0, 1.0], [2.0, 3.0]]
+    assert attrs[tn.ML_PAYLOAD_OUTPUTS] == "[1.0,1.0]"
+    assert attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] == 4
+    scalar = _one(sink, hook, inputs=torch.tensor(7), outputs=torch.tensor(True))
+    assert scalar[tn.ML_PAYLOAD_INPUTS] == "7"
+    assert scalar[tn.ML_PAYLOAD_OUTPUTS] == "true"

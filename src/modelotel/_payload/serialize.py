@@ -338,10 +338,13 @@ class Converter:
 
     def _tensor(self, t: Any, depth: int, rows: bool) -> Any:
         shape = tuple(t.shape)
-        if not shape:
-            return self._array(np.asarray(t.detach().cpu().numpy()), depth, rows)
         cap = self.max_rows if rows else self.max_items
-        if shape[0] > cap:
+        if shape and shape[0] > cap:
             self._cut(tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS)
-        arr = np.asarray(t[:cap].detach().cpu().numpy())
-        return self._array(arr, depth, rows)
+        view = (t[:cap] if shape else t).detach().cpu()
+        try:
+            arr = view.numpy()
+        except TypeError:
+            # dtypes numpy lacks (bfloat16, float8): widen the few kept values to float32
+            arr = view.float().numpy()
+        return self._array(np.asarray(arr), depth, rows)
