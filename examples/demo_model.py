@@ -12,12 +12,28 @@ its code. :func:`modelotel.configure` sets up the OTel SDK with OTLP exporters (
 ``OTEL_*`` variables apply). The script says plainly whether a collector answers at the
 OTLP endpoint (a TCP probe) and keeps predicting either way: telemetry export is never in
 the way of the model, and an unreachable collector costs a log line now and then.
-Halfway through, the input distribution shifts, so drift shows up in the statistics.
+
+The story it tells, as a user would write it:
+
+1. at training time, :meth:`modelotel.Baseline.from_data` profiles the training inputs and
+   the model's outputs on them (saved to ``--baseline`` and loaded from there by ``wrap``);
+2. in production, every ``predict`` call feeds per-feature statistics; at each metric
+   export (every ``--export-interval-ms``) the window's drift against the baseline is
+   exported as ``ml.feature.drift`` (PSI, JS, KS, Wasserstein);
+3. halfway through, ``monthly_charges`` and ``support_calls`` shift (``tenure_months`` and
+   ``age`` do not): their drift rises, the others' stays low;
+4. labels arrive later: for a share of the predictions the true outcome (from the true
+   relationship, which the linear model only approximates near its training data) is
+   reported with :func:`modelotel.record_outcome`, joined by the id from
+   :func:`modelotel.last_prediction_id`; accuracy per model version (``ml.outcome.*``)
+   drops after the shift.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import socket
 import sys
@@ -56,15 +72,35 @@ class ChurnModel:
         return (self.predict_proba(x)[:, 1] >= 0.5).astype(np.int64)
 
 
+#: The features that the input shift moves (the others keep their training distribution).
+SHIFTED = ("monthly_charges", "support_calls")
+
+
 def make_data(rng: np.random.Generator, rows: int, shift: float = 0.0) -> np.ndarray:
+    """Customers; with ``shift=1`` charges rise by 1.5 standard deviations, support calls triple."""
     return np.column_stack(
         [
-            rng.gamma(2.0, 12.0, rows) * (1.0 - shift * 0.5),  # tenure shrinks under drift
-            rng.normal(70.0 + 30.0 * shift, 20.0, rows),
-            rng.poisson(1.0 + 2.0 * shift, rows).astype(float),
-            rng.normal(45.0, 12.0, rows),
+            rng.gamma(2.0, 12.0, rows),  # tenure_months
+            rng.normal(70.0 + 30.0 * shift, 20.0, rows),  # monthly_charges
+            rng.poisson(1.0 + 2.0 * shift, rows).astype(float),  # support_calls
+            rng.normal(45.0, 12.0, rows),  # age
         ]
     )
+
+
+def true_churn(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """Who really churns: not linear. Charges matter up to about 90 (customers paying over
+    100 are on premium plans and stay), support calls up to 2; 3% label noise. A linear
+    model fitted on the training range gets it mostly right there, and wrong after the shift."""
+    tenure, charges, calls = x[:, 0], x[:, 1], x[:, 2]
+    score = (
+        np.minimum(charges, 90.0) / 100.0
+        + np.minimum(calls, 2.0) / 3.0
+        - tenure / 40.0
+        - 0.4 * (charges > 100.0)
+    )
+    y = (score > 0.6).astype(np.int64)
+    return np.where(rng.random(len(y)) < 0.03, 1 - y, y)
 
 
 def otlp_endpoint() -> str:
@@ -107,55 +143,94 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS", 30)))
     parser.add_argument("--rate", type=float, default=50.0, help="predict calls per second")
     parser.add_argument("--service-name", default="modelotel-demo")
+    parser.add_argument(
+        "--export-interval-ms",
+        type=int,
+        default=1000,
+        help="metric export interval = drift window (short, so a 30 s run shows several)",
+    )
+    parser.add_argument(
+        "--baseline", help="where to save the training baseline (default: kept in memory)"
+    )
+    parser.add_argument("--label-share", type=float, default=0.5, help="predictions labelled")
+    parser.add_argument(
+        "--label-delay", type=float, default=0.5, help="seconds until a label arrives"
+    )
+    parser.add_argument("--run-file", help="write the run's timeline (JSON) here")
     args = parser.parse_args(argv)
 
     endpoint = otlp_endpoint()
     reachable = say_collector(endpoint)
-    modelotel.configure(service_name=args.service_name, export_interval_ms=5000)
+    modelotel.configure(service_name=args.service_name, export_interval_ms=args.export_interval_ms)
 
+    # --- training time: fit, then profile the training data for drift detection
     rng = np.random.default_rng(42)
     x_train = make_data(rng, 5000)
-    y_train = (x_train[:, 1] / 100.0 + x_train[:, 2] / 3.0 - x_train[:, 0] / 40.0 > 0.6).astype(
-        float
+    y_train = true_churn(rng, x_train)
+    fitted = ChurnModel().fit(x_train, y_train.astype(float))
+    profile = modelotel.Baseline.from_data(
+        x_train, outputs=fitted.predict(x_train), feature_names=FEATURES
     )
+    baseline: object = profile
+    if args.baseline:  # as a training pipeline would: a file shipped with the model
+        digest = profile.save(args.baseline)
+        baseline = args.baseline
+        print(f"baseline: training profile saved to {baseline} ({digest})", flush=True)
+
+    # --- serving time: the same model object, instrumented without touching its code
     model = modelotel.wrap(
-        ChurnModel().fit(x_train, y_train),
+        fitted,
         model="churn-demo",
         version="1",
         task="classification",
         owner="demo-team",
         feature_names=FEATURES,
+        baseline=baseline,
     )
     print(
         f"model: churn-demo v1 ({model.__class__.__name__}, instrumented with modelotel "
         f"{modelotel.__version__}); predicting for {args.seconds:g} s at about "
-        f"{args.rate:g} calls/s",
+        f"{args.rate:g} calls/s; inputs shift at {args.seconds / 2:g} s "
+        f"({', '.join(SHIFTED)}); labels for {args.label_share:.0%} of the predictions "
+        f"arrive {args.label_delay:g} s later",
         flush=True,
     )
 
+    timeline = {"start": time.time(), "shift": 0.0, "end": 0.0}
     start = time.monotonic()
     deadline = start + args.seconds
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
-    calls = rows = positives = 0
+    calls = rows = positives = labelled = 0
+    # labels that arrive later: (due time, prediction id, true labels)
+    pending: collections.deque[tuple[float, str, list[int]]] = collections.deque()
     next_report = start + 5.0
     while True:
         now = time.monotonic()
         if now >= deadline:
             break
         shift = 1.0 if now - start > args.seconds / 2 else 0.0
+        if shift and not timeline["shift"]:
+            timeline["shift"] = time.time()
         batch = make_data(rng, int(rng.integers(1, 33)), shift)
         labels = model.predict(batch)
+        prediction_id = modelotel.last_prediction_id()  # this call's ml.prediction.id
         if calls % 4 == 0:
-            model.predict_proba(batch)
+            model.predict_proba(batch)  # a secondary method: a span, no statistics
         calls += 1
         rows += len(batch)
         positives += int(labels.sum())
+        if prediction_id and rng.random() < args.label_share:
+            pending.append((now + args.label_delay, prediction_id, true_churn(rng, batch).tolist()))
+        while pending and pending[0][0] <= now:
+            _, pid, actual = pending.popleft()
+            modelotel.record_outcome(pid, actual, model="churn-demo", version="1")
+            labelled += 1
         if now >= next_report:
             status = "reachable" if reachable else "NOT reachable"
             print(
                 f"  {now - start:5.1f} s: {calls} calls, {rows} rows, "
-                f"{positives / max(rows, 1):.1%} predicted churn, drift "
-                f"{'on' if shift else 'off'}, collector {status}",
+                f"{positives / max(rows, 1):.1%} predicted churn, {labelled} labelled, "
+                f"input shift {'on' if shift else 'off'}, collector {status}",
                 flush=True,
             )
             next_report = now + 5.0
@@ -166,10 +241,31 @@ def main(argv: list[str] | None = None) -> int:
         if interval:
             time.sleep(interval)
 
+    for _, pid, actual in pending:  # the last labels arrive
+        modelotel.record_outcome(pid, actual, model="churn-demo", version="1")
+        labelled += 1
+    timeline["end"] = time.time()
+    if args.run_file:
+        with open(args.run_file, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    **timeline,
+                    "export_interval_s": args.export_interval_ms / 1000.0,
+                    "label_delay_s": args.label_delay,
+                    "model": "churn-demo",
+                    "version": "1",
+                    "features": FEATURES,
+                    "shifted": SHIFTED,
+                },
+                f,
+            )
     # with no collector there is nothing to wait for: keep the exit short
     flushed = modelotel.shutdown(timeout=5.0 if reachable else 1.0)
     outcome = "flushed to the collector" if flushed and reachable else "not delivered"
-    print(f"done: {calls} predict calls, {rows} rows; telemetry {outcome}", flush=True)
+    print(
+        f"done: {calls} predict calls, {rows} rows, {labelled} labelled; telemetry {outcome}",
+        flush=True,
+    )
     return 0
 
 

@@ -7,9 +7,14 @@
 #   4. starts, on 127.0.0.1: a local tracing/logs backend (a second collector writing JSON files),
 #      Prometheus (remote-write receiver on, our alert rules loaded) and our collector with
 #      collector-config/base.yaml in front of them,
-#   5. runs examples/demo_model.py (an instrumented model predicting in a loop, input drift
-#      halfway) for DEMO_SECONDS (default 30), with 5% of payloads sampled,
-#   6. prints what arrived and where to look, then stops everything it started.
+#   5. runs examples/demo_model.py for DEMO_SECONDS (default 30), with 5% of payloads sampled:
+#      a model fitted and profiled (training baseline) at start, predicting in a loop, two of
+#      its four input features shifting halfway, labels for half of the predictions arriving
+#      a moment later (record_outcome),
+#   6. prints what arrived: spans, payload records, metric names, and from Prometheus the
+#      drift per feature before / after the shift (PSI, JS), the checks that fired, the
+#      alerts pending and the accuracy per model version before / after the shift; where to
+#      look; then stops everything it started.
 #
 #   DEMO_SECONDS=60 bash examples/run_demo.sh
 #   DEMO_KEEP=1 bash examples/run_demo.sh      # keep the backends up until Enter, to explore
@@ -109,11 +114,13 @@ echo "Prometheus: http://127.0.0.1:$PROM_PORT"
 echo "== the instrumented model (examples/demo_model.py, ${DEMO_SECONDS:-30} s)"
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$HTTP_PORT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
 MODELOTEL_PAYLOAD_SAMPLE_RATE=${MODELOTEL_PAYLOAD_SAMPLE_RATE:-0.05} \
-  .venv/bin/python examples/demo_model.py --seconds "${DEMO_SECONDS:-30}"
-sleep 6 # one more metric export and a Prometheus scrape
+  .venv/bin/python examples/demo_model.py --seconds "${DEMO_SECONDS:-30}" \
+  --baseline "$demo/churn-demo-v1.baseline.json" --run-file "$demo/run.json"
+sleep 6 # the collector's batches reach Prometheus; an alert rule evaluation
 
 echo
-.venv/bin/python examples/demo_summary.py "$demo/backend" "http://127.0.0.1:$PROM_PORT" || true
+.venv/bin/python examples/demo_summary.py "$demo/backend" "http://127.0.0.1:$PROM_PORT" \
+  "$demo/run.json" || true
 cat <<EOF
 
 == where to look
@@ -121,6 +128,7 @@ cat <<EOF
   payload and other log records:              $demo/backend/logs.jsonl
   Prometheus (while running):                 http://127.0.0.1:$PROM_PORT/graph?g0.expr=ml_prediction_calls_total
   Grafana dashboard to import:                collector-config/grafana/modelotel-dashboard.json
+  training baseline of the model:             $demo/churn-demo-v1.baseline.json
   alert rules:                                collector-config/prometheus/modelotel-rules.yml
   collector / backend / Prometheus logs:      $demo/*.log
 EOF

@@ -24,7 +24,7 @@ def test_run_demo_shows_what_arrived_and_stops_everything(
 ) -> None:
     env = dict(os.environ)
     env.update(
-        DEMO_SECONDS="6",
+        DEMO_SECONDS="10",  # 1 s drift windows: a few on each side of the shift at 5 s
         MODELOTEL_DEMO_SKIP_INSTALL="1",  # tests/run.sh installed the package already
         MODELOTEL_OTELCOL=str(otelcol_binary),
         MODELOTEL_DEMO_DIR=str(tmp_path / "demo"),
@@ -49,6 +49,55 @@ def test_run_demo_shows_what_arrived_and_stops_everything(
     assert "  ml_prediction_calls_total" in out
     assert re.search(r"predict calls: (\d+)\s+\{ml_model_name=churn-demo,ml_model_version=1\}", out)
     assert (tmp_path / "demo" / "backend" / "traces.jsonl").stat().st_size > 0
+    assert (tmp_path / "demo" / "churn-demo-v1.baseline.json").stat().st_size > 0
+    methods = re.search(r"by method \(ml\.model\.method.*\): (.+)$", out, re.M)
+    assert methods
+    assert "predict " in methods.group(1)
+    assert "predict_proba " in methods.group(1)
+
+    # the drift story, with real numbers from the real Prometheus
+    table = {
+        m.group(1): [None if v == "-" else float(v) for v in m.group(2, 3, 4, 5)]
+        for m in re.finditer(
+            r"^  (\w+(?: \w+)?)" + r"\s+([\d.]+|-)" * 4 + r"(?:  <- shifted)?$",
+            out,
+            re.M,
+        )
+    }
+    assert set(table) >= {"tenure_months", "monthly_charges", "support_calls", "age"}, out
+    for shifted in ("monthly_charges", "support_calls"):
+        psi_before, psi_after, js_before, js_after = table[shifted]
+        assert psi_before is not None
+        assert psi_before < 0.2, out
+        assert psi_after is not None
+        assert psi_after > 0.2, out  # crosses the alert threshold
+        assert js_after is not None
+        assert js_before is not None
+        assert js_after > js_before, out
+    for stable in ("tenure_months", "age"):
+        psi_before, psi_after, _, js_after = table[stable]
+        assert psi_before is not None
+        assert psi_after is not None
+        assert psi_before < 0.2, out
+        assert psi_after < 0.2, out  # unshifted: stays below
+        assert js_after is not None
+        assert js_after < min(table[s][3] or 0.0 for s in ("monthly_charges", "support_calls"))
+    assert re.search(
+        r"pending: ModelFeatureDrift  \{ml_feature=(monthly_charges|support_calls)\}", out
+    )
+    assert not re.search(r"ModelFeatureDrift  \{ml_feature=(tenure_months|age)\}", out)
+
+    # labels that arrived later: accuracy per model version, lower after the shift
+    assert re.search(
+        r"accuracy since start: 0\.\d+  \{ml_model_name=churn-demo,ml_model_version=1\}", out
+    )
+    before = re.search(r"accuracy before the shift: ([\d.]+)  \((\d+) of (\d+)", out)
+    after = re.search(r"accuracy after the shift: ([\d.]+)  \((\d+) of (\d+)", out)
+    assert before, out
+    assert after, out
+    assert int(before.group(3)) > 100
+    assert int(after.group(3)) > 100
+    assert float(after.group(1)) < float(before.group(1)), out
     # everything it started is stopped
     ports = re.search(r"OTLP gRPC 127\.0\.0\.1:(\d+), HTTP 127\.0\.0\.1:(\d+)", out)
     prom = re.search(r"Prometheus: http://127\.0\.0\.1:(\d+)", out)
