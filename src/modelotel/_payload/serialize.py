@@ -325,6 +325,11 @@ class Converter:
             self._cut(
                 tn.REASON_PAYLOAD_ITEMS, (n_cols - self.max_items) * min(n_rows, self.max_rows) * 8
             )
+        # One conversion of the (small) kept block when all columns share one numeric or
+        # bool dtype (no upcast); column by column, each keeping its dtype, otherwise.
+        dtypes = set(sub.dtypes)
+        one = next(iter(dtypes)) if len(dtypes) == 1 else None
+        block = np.asarray(sub.to_numpy()) if getattr(one, "kind", "O") in "biuf" else None
         out: dict[str, Any] = {}
         for j, col in enumerate(sub.columns):
             if self.remaining <= 0:
@@ -333,7 +338,8 @@ class Converter:
             name = self._key(col)
             while name in out:
                 name += "_"
-            out[name] = self._array(np.asarray(sub.iloc[:, j].to_numpy()), depth + 1, False)
+            column = block[:, j] if block is not None else np.asarray(sub.iloc[:, j].to_numpy())
+            out[name] = self._array(column, depth + 1, False)
         return out
 
     def _tensor(self, t: Any, depth: int, rows: bool) -> Any:
