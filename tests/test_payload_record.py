@@ -398,3 +398,19 @@ def test_real_torch_tensors_when_installed(sink: Sink) -> None:
     scalar = _one(sink, hook, inputs=torch.tensor(7), outputs=torch.tensor(True))
     assert scalar[tn.ML_PAYLOAD_INPUTS] == "7"
     assert scalar[tn.ML_PAYLOAD_OUTPUTS] == "true"
+
+
+def test_single_dtype_frame_block_path_keeps_values_and_names(sink: Sink) -> None:
+    hook = _hook(PayloadConfig(max_rows=2, max_items=3, **BIG))
+    df = pd.DataFrame(np.arange(40, dtype=np.int32).reshape(10, 4), columns=["a", "b", "c", "d"])
+    attrs = _one(sink, hook, inputs=df, outputs=0)
+    fields = {
+        k: json.loads(v) for k, v in attrs.items() if k.startswith(tn.ML_PAYLOAD_INPUT_PREFIX)
+    }
+    assert fields == {
+        "ml.payload.input.a": [0, 4],
+        "ml.payload.input.b": [1, 5],
+        "ml.payload.input.c": [2, 6],
+    }
+    assert attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] == 10
+    assert attrs[tn.ML_PAYLOAD_TRUNCATED] is True
