@@ -100,7 +100,8 @@ def true_churn(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
         - 0.4 * (charges > 100.0)
     )
     y = (score > 0.6).astype(np.int64)
-    return np.where(rng.random(len(y)) < 0.03, 1 - y, y)
+    noisy: np.ndarray = np.where(rng.random(len(y)) < 0.03, 1 - y, y)
+    return noisy
 
 
 def otlp_endpoint() -> str:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             status = "reachable" if reachable else "NOT reachable"
             print(
                 f"  {now - start:5.1f} s: {calls} calls, {rows} rows, "
-                f"{positives / max(rows, 1):.1%} predicted churn, {labelled} labelled, "
+                f"{positives / max(rows, 1):.1%} predicted churn, labels for {labelled} calls, "
                 f"input shift {'on' if shift else 'off'}, collector {status}",
                 flush=True,
             )
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     flushed = modelotel.shutdown(timeout=5.0 if reachable else 1.0)
     outcome = "flushed to the collector" if flushed and reachable else "not delivered"
     print(
-        f"done: {calls} predict calls, {rows} rows, {labelled} labelled; telemetry {outcome}",
+        f"done: {calls} predict calls, {rows} rows, labels for {labelled} calls; "
+        f"telemetry {outcome}",
         flush=True,
     )
     return 0

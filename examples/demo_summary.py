@@ -221,8 +221,8 @@ def main(backend_dir: str, prom: str, run_file: str | None = None) -> int:
             "(rate(ml_prediction_duration_seconds_bucket[1m])))",
         ),
         (
-            "highest feature drift",
-            "topk(3, max by (ml_feature, ml_drift_method) (ml_feature_drift))",
+            "highest feature drift (PSI)",
+            'topk(3, max by (ml_feature) (ml_feature_drift{ml_drift_method="psi"}))',
         ),
     ]:
         for s in _query(prom, expr):
