@@ -303,13 +303,18 @@ class CountingProcessorMetrics:
     def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
         self._inner.register_queue_size(get_queue_size)
 
-    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
+    # This hook is private SDK API and its signatures changed between releases (1.44:
+    # drop_items(count), finish_items(count, error); 1.45: drop_items(count, error_type),
+    # finish_items(count)). A TypeError here would escape from span.end() into the user's
+    # code or stop the export worker, so pass on exactly what the SDK gave us.
+    def drop_items(self, count: int, *args: Any, **kwargs: Any) -> None:
         with _safety.guard("setup.count_dropped"):
+            error_type = args[0] if args else kwargs.get("error_type", "queue_full")
             _safety.count_dropped(self._reasons.get(error_type, error_type), count)
-        self._inner.drop_items(count, error_type)
+        self._inner.drop_items(count, *args, **kwargs)
 
-    def finish_items(self, count: int) -> None:
-        self._inner.finish_items(count)
+    def finish_items(self, count: int, *args: Any, **kwargs: Any) -> None:
+        self._inner.finish_items(count, *args, **kwargs)
 
 
 def count_processor_drops(processor: Any, reasons: Mapping[str, str]) -> bool:
