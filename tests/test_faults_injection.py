@@ -68,8 +68,8 @@ FAULTS: dict[str, tuple[Injector, Callable[[str, str], bool]]] = {
         lambda mp: mp.setattr(SdkSpan, "set_attributes", _boom),
         ON_ERROR_OR_STREAM,
     ),
-    "span record_exception raises": (
-        lambda mp: mp.setattr(SdkSpan, "record_exception", _boom),
+    "span add_event (exception) raises": (
+        lambda mp: mp.setattr(SdkSpan, "add_event", _boom),
         ON_ERROR,
     ),
     "span is_recording raises": (lambda mp: mp.setattr(SdkSpan, "is_recording", _boom), ALWAYS),

@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 import modelotel
-from modelotel import _state
+from modelotel import _call, _state
 from modelotel import attributes as tn
 from modelotel.testing import Captured, capture
 
@@ -65,7 +65,8 @@ def test_exception_is_the_same_object_with_the_same_traceback(cap: Captured) -> 
     assert span.status.description == "ModelError"
     (event,) = span.events
     assert event.name == "exception"
-    assert event.attributes["exception.message"] == "bad input"
+    # the user's text stays out of telemetry unless payload capture is on
+    assert dict(event.attributes) == {tn.EXCEPTION_TYPE: "ModelError"}
     point = cap.metric(tn.METRIC_PREDICTION_ERRORS, **{tn.ML_MODEL_NAME: "behaviour-raise"})
     assert point.value == 1
     assert point.attributes[tn.ERROR_TYPE] == "ModelError"
@@ -347,3 +348,31 @@ def test_otel_contrib_suppression_key_is_honoured(cap: Captured, key: str) -> No
         otel_context.detach(token)
     assert cap.spans() == []
     assert os.environ.get("MODELOTEL_ENABLED") is None
+
+
+def test_exception_text_is_exported_only_with_payload_capture_on(cap: Captured) -> None:
+    canary = "CANARY-jane@example.com"
+
+    @modelotel.instrument(model="behaviour-raise-quiet")
+    def quiet(x: int) -> int:
+        raise ValueError(f"could not convert {canary!r}")
+
+    @modelotel.instrument(model="behaviour-raise-loud", payload_sample_rate=1.0)
+    def loud(x: int) -> int:
+        raise ValueError(f"could not convert {canary!r}" + "x" * 5000)
+
+    for fn in (quiet, loud):
+        with pytest.raises(ValueError, match="could not convert"):
+            fn(1)
+    by_model = {s.attributes[tn.ML_MODEL_NAME]: s for s in cap.spans()}
+    quiet_span = by_model["behaviour-raise-quiet"]
+    assert canary not in repr([dict(e.attributes) for e in quiet_span.events])
+    assert canary not in (quiet_span.status.description or "")
+    (event,) = by_model["behaviour-raise-loud"].events
+    assert event.attributes[tn.EXCEPTION_TYPE] == "ValueError"
+    message = event.attributes[tn.EXCEPTION_MESSAGE]
+    assert canary in message
+    assert len(message) == _call.MAX_EXCEPTION_TEXT
+    stack = event.attributes[tn.EXCEPTION_STACKTRACE]
+    assert len(stack) == _call.MAX_EXCEPTION_TEXT
+    assert stack.rstrip().endswith("x")

@@ -406,7 +406,7 @@ def test_not_sampled_span_gets_no_span_calls(monkeypatch: pytest.MonkeyPatch) ->
     from opentelemetry.trace import NonRecordingSpan
 
     calls: list[str] = []
-    for method in ("set_attribute", "set_attributes", "record_exception", "set_status"):
+    for method in ("set_attribute", "set_attributes", "add_event", "set_status"):
         monkeypatch.setattr(
             NonRecordingSpan, method, lambda self, *a, _m=method, **k: calls.append(_m)
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 import time
+import traceback
 from contextvars import ContextVar
 from typing import Any
 
@@ -100,6 +101,30 @@ def last_prediction_id() -> str | None:
         16 hex digits, or None when no instrumented call was made in this context yet.
     """
     return _LAST_PREDICTION_ID.get() or None
+
+
+#: Longest exception message / stack trace put on a span when payload capture is on.
+MAX_EXCEPTION_TEXT = 1024
+
+
+def _record_exception(
+    span: Span, error: BaseException, error_type: str | None, details: bool
+) -> None:
+    """Add the standard ``exception`` event to ``span``, without the user's text by default.
+
+    ``span.record_exception`` would export the message and the stack trace, which often quote
+    the inputs (``could not convert 'jane@example.com' to float``): a leak through a channel
+    that the payload redaction never sees. So the event carries ``exception.type`` only,
+    unless payload capture is on for this model (the user opted in to exporting data); then
+    the message and the stack trace are added, each capped at :data:`MAX_EXCEPTION_TEXT`.
+    """
+    attributes: dict[str, str] = {A.EXCEPTION_TYPE: error_type or type(error).__qualname__}
+    if details:
+        message = str(error)
+        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        attributes[A.EXCEPTION_MESSAGE] = message[:MAX_EXCEPTION_TEXT]
+        attributes[A.EXCEPTION_STACKTRACE] = stack[-MAX_EXCEPTION_TEXT:]
+    span.add_event(A.EVENT_EXCEPTION, attributes)
 
 
 def _new_prediction_id() -> str:
@@ -264,7 +289,7 @@ class Call:
                 if extra:
                     span.set_attributes(extra)
                 if error is not None:
-                    span.record_exception(error, escaped=True)
+                    _record_exception(span, error, error_type, mon.config.payload is not None)
                     span.set_status(Status(StatusCode.ERROR, error_type))
             except Exception as exc:  # noqa: BLE001
                 record_error("call.span_attributes", exc)

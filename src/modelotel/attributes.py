@@ -48,6 +48,14 @@ ML_STREAM_CLOSED_EARLY: Final = "ml.stream.closed_early"
 #: Standard OTel attribute (semantic conventions): the class of error that ended the call.
 ERROR_TYPE: Final = "error.type"
 
+#: Standard OTel exception event and its attributes (semantic conventions). modelotel puts
+#: only ``exception.type`` on it unless payload capture is on for the model: exception
+#: messages and stack traces often quote the inputs.
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
 #: Span event added when a silent-failure check fires (attributes: ML_CHECK, ML_FEATURE).
 EVENT_CHECK_VIOLATION: Final = "ml.check.violation"
 
