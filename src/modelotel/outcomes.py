@@ -126,8 +126,13 @@ class _Totals:
 _lock = threading.Lock()
 _caches: dict[tuple[str, str], PredictionCache] = {}
 _totals: dict[tuple[str, str], _Totals] = {}
-_inst: dict[str, Any] = {}
-_inst_gen = -1
+#: (generation, {name: instrument, "logger": logger}) for the current generation; swapped
+#: whole, never mutated, so a reader holds a consistent dict.
+_inst: tuple[int, dict[str, Any]] = (-1, {})
+# Creating instruments takes the SDK's measurement-consumer lock, which a collection holds
+# while it runs _Instruments.observe_accuracy (that takes _lock): never create them under
+# _lock, or a collection and the first outcome of a generation can deadlock.
+_inst_lock = threading.Lock()
 
 
 def cache_size() -> int:
@@ -169,12 +174,11 @@ def cache_for(
 
 
 def _reset() -> None:
-    global _inst_gen
+    global _inst
     with _lock:
         _caches.clear()
         _totals.clear()
-        _inst.clear()
-        _inst_gen = -1
+        _inst = (-1, {})
 
 
 _state.on_reset(_reset)
@@ -183,69 +187,88 @@ _state.on_reset(_reset)
 def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time would deadlock the child; the accuracy
     # totals are the parent's, not this worker's.
-    global _lock, _inst_gen
+    global _lock, _inst_lock, _inst
     _lock = threading.Lock()
+    _inst_lock = threading.Lock()
     _totals.clear()
-    _inst.clear()
-    _inst_gen = -1
+    _inst = (-1, {})
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _observe_accuracy(options: CallbackOptions) -> Iterable[Observation]:
-    with _lock:
-        totals = list(_totals.values())
-    return [Observation(t.correct / t.count, t.attrs) for t in totals if t.count]
+class _Instruments:
+    """The outcome instruments on one meter provider (built once per provider).
 
+    Built through ``_state.per_meter_provider``: a generation bump on the same provider
+    (``configure()`` attaching to it, a fork) must not register them again (the SDK keeps
+    the first registration of a name). The accuracy gauge reports only while its provider
+    is the one modelotel uses; it reports the process-wide totals.
+    """
 
-def _instruments() -> dict[str, Any]:
-    global _inst_gen
-    gen = _state.generation()
-    if gen == _inst_gen and _inst:
-        return _inst
-    with _lock:
-        if gen == _inst_gen and _inst:
-            return _inst
-        meter = _state.meter_provider().get_meter(tn.SCOPE_NAME, __version__)
-        logger = _state.logger_provider().get_logger(tn.SCOPE_NAME, __version__)
-        _inst.clear()
-        _inst.update(
-            logger=logger,
-            count=meter.create_counter(
+    def __init__(self, meter: Any) -> None:
+        self.key: Any = None  # the meter provider key, set right after construction
+        self.by_name: dict[str, Any] = {
+            "count": meter.create_counter(
                 tn.METRIC_OUTCOME_COUNT,
                 unit="{outcome}",
                 description="Outcomes matched to a prediction.",
             ),
-            correct=meter.create_counter(
+            "correct": meter.create_counter(
                 tn.METRIC_OUTCOME_CORRECT,
                 unit="{outcome}",
                 description="Classification outcomes equal to the prediction.",
             ),
-            classes=meter.create_counter(
+            "classes": meter.create_counter(
                 tn.METRIC_OUTCOME_CLASS,
                 unit="{outcome}",
                 description="Classification outcomes per actual class and result.",
             ),
-            abs_error=meter.create_histogram(
+            "abs_error": meter.create_histogram(
                 tn.METRIC_OUTCOME_ABSOLUTE_ERROR,
                 description="Regression outcomes: |predicted - actual|.",
             ),
-            unmatched=meter.create_counter(
+            "unmatched": meter.create_counter(
                 tn.METRIC_OUTCOME_UNMATCHED,
                 unit="{outcome}",
                 description="Outcomes whose prediction was not (or no longer) in the cache.",
             ),
-            accuracy=meter.create_observable_gauge(
+            "accuracy": meter.create_observable_gauge(
                 tn.METRIC_OUTCOME_ACCURACY,
-                callbacks=[_observe_accuracy],
+                callbacks=[self.observe_accuracy],
                 unit="1",
                 description="Classification accuracy since the process started: correct / count.",
             ),
-        )
-        _inst_gen = gen
-        return _inst
+        }
+
+    def observe_accuracy(self, options: CallbackOptions) -> Iterable[Observation]:
+        with guard("outcomes.collect"):
+            if _state.meter_provider_key() is not self.key:
+                return []  # an old provider, still collected by someone
+            with _lock:
+                totals = list(_totals.values())
+            return [Observation(t.correct / t.count, t.attrs) for t in totals if t.count]
+        return []
+
+
+def _instruments() -> dict[str, Any]:
+    """This generation's instruments and outcome logger (instruments: once per provider)."""
+    global _inst
+    gen = _state.generation()
+    cached_gen, inst = _inst
+    if cached_gen == gen:
+        return inst
+    with _inst_lock:
+        cached_gen, inst = _inst
+        if cached_gen == gen:
+            return inst
+        per_provider, key = _state.per_meter_provider("modelotel.outcomes", _Instruments)
+        per_provider.key = key
+        logger = _state.logger_provider().get_logger(tn.SCOPE_NAME, __version__)
+        inst = {**per_provider.by_name, "logger": logger}
+        _inst = (gen, inst)
+        return inst
 
 
 def _plain(value: Any) -> Any:
