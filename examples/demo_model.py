@@ -26,7 +26,11 @@ The story it tells, as a user would write it:
    relationship, which the linear model only approximates near its training data) is
    reported with :func:`modelotel.record_outcome`, joined by the id from
    :func:`modelotel.last_prediction_id`; accuracy per model version (``ml.outcome.*``)
-   drops after the shift.
+   drops after the shift;
+5. at three quarters, an incident for 10% of the run (at least 2 s): a feature-pipeline
+   release sends ``monthly_charges`` in cents. Nothing raises; the model predicts churn for
+   everyone. The silent-failure checks (``output_class_collapse``, ``output_constant``)
+   fire in ``ml.check.violations`` and the ``ModelSilentFailure`` alert with them.
 """
 
 from __future__ import annotations
@@ -188,17 +192,22 @@ def main(argv: list[str] | None = None) -> int:
         feature_names=FEATURES,
         baseline=baseline,
     )
+    shift_at = args.seconds / 2
+    incident = (
+        0.75 * args.seconds,
+        min(0.75 * args.seconds + max(0.1 * args.seconds, 2.0), args.seconds),
+    )
     print(
         f"model: churn-demo v1 ({model.__class__.__name__}, instrumented with modelotel "
         f"{modelotel.__version__}); predicting for {args.seconds:g} s at about "
-        f"{args.rate:g} calls/s; inputs shift at {args.seconds / 2:g} s "
+        f"{args.rate:g} calls/s; inputs shift at {shift_at:g} s "
         f"({', '.join(SHIFTED)}); labels for {args.label_share:.0%} of the predictions "
-        f"arrive {args.label_delay:g} s later",
+        f"arrive {args.label_delay:g} s later; an upstream incident from {incident[0]:g} s "
+        f"to {incident[1]:g} s",
         flush=True,
     )
 
-    timeline = {"start": time.time(), "shift": 0.0, "end": 0.0}
-    start = time.monotonic()
+    wall, start = time.time(), time.monotonic()
     deadline = start + args.seconds
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
     calls = rows = positives = labelled = 0
@@ -209,11 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         now = time.monotonic()
         if now >= deadline:
             break
-        shift = 1.0 if now - start > args.seconds / 2 else 0.0
-        if shift and not timeline["shift"]:
-            timeline["shift"] = time.time()
+        shift = 1.0 if now - start > shift_at else 0.0
         batch = make_data(rng, int(rng.integers(1, 33)), shift)
-        labels = model.predict(batch)
+        broken = incident[0] <= now - start < incident[1]
+        if broken:  # the upstream bug: charges in cents (the customers did not change)
+            served = batch.copy()
+            served[:, 1] *= 100.0
+            labels = model.predict(served)
+        else:
+            labels = model.predict(batch)
         prediction_id = modelotel.last_prediction_id()  # this call's ml.prediction.id
         if calls % 4 == 0:
             model.predict_proba(batch)  # a secondary method: a span, no statistics
@@ -231,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {now - start:5.1f} s: {calls} calls, {rows} rows, "
                 f"{positives / max(rows, 1):.1%} predicted churn, labels for {labelled} calls, "
-                f"input shift {'on' if shift else 'off'}, collector {status}",
+                f"input shift {'on' if shift else 'off'}"
+                f"{', INCIDENT: charges sent in cents' if broken else ''}, collector {status}",
                 flush=True,
             )
             next_report = now + 5.0
@@ -245,12 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     for _, pid, actual in pending:  # the last labels arrive
         modelotel.record_outcome(pid, actual, model="churn-demo", version="1")
         labelled += 1
-    timeline["end"] = time.time()
     if args.run_file:
         with open(args.run_file, "w", encoding="utf-8") as f:
             json.dump(
                 {
-                    **timeline,
+                    "start": wall,
+                    "shift": wall + shift_at,
+                    "incident": [wall + incident[0], wall + incident[1]],
+                    "end": wall + (time.monotonic() - start),
                     "export_interval_s": args.export_interval_ms / 1000.0,
                     "label_delay_s": args.label_delay,
                     "model": "churn-demo",

@@ -72,26 +72,33 @@ def _samples(
 def _drift_story(prom: str, run: dict[str, Any]) -> None:
     """Per-feature drift before / after the shift, checks fired, accuracy per version."""
     model, version = run["model"], run["version"]
-    shift, step = run["shift"], run["export_interval_s"]
+    shift, step = float(run["shift"]), float(run["export_interval_s"])
+    inc0, inc1 = (float(t) for t in run.get("incident") or (run["end"] + 1, run["end"] + 1))
+
+    def after_shift(t: float) -> bool:
+        # the window (t - step, t] lies after the shift and outside the incident
+        lo = t - step * 1.05
+        return lo >= shift and (t <= inc0 or lo >= inc1)
+
     lookback = time.time() - run["start"] + 60
     sel = f'ml_model_name="{model}",ml_model_version="{version}"'
     # A drift point describes the window since the previous export: (t - step, t]. Windows
     # that end before the shift saw only training-like inputs; those that start after it
-    # (t >= shift + step) only shifted ones. The window across the shift is left out.
+    # only shifted ones. Windows across the shift or the incident are left out.
     drift: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for labels, ts, vs in _samples(
         prom, f'ml_feature_drift{{{sel},ml_drift_method=~"psi|js"}}', lookback
     ):
         key = (labels.get("ml_feature", "?"), labels.get("ml_drift_method", "?"))
         before = [v for t, v in zip(ts, vs, strict=True) if t <= shift]
-        after = [v for t, v in zip(ts, vs, strict=True) if t >= shift + step * 1.05]
+        after = [v for t, v in zip(ts, vs, strict=True) if after_shift(t)]
         drift[key] = (before, after)
     for labels, ts, vs in _samples(
         prom, f'ml_output_drift{{{sel},ml_drift_method=~"psi|js"}}', lookback
     ):
         key = ("output " + labels.get("ml_output", "?"), labels.get("ml_drift_method", "?"))
         before = [v for t, v in zip(ts, vs, strict=True) if t <= shift]
-        after = [v for t, v in zip(ts, vs, strict=True) if t >= shift + step * 1.05]
+        after = [v for t, v in zip(ts, vs, strict=True) if after_shift(t)]
         drift[key] = (before, after)
 
     def med(values: list[float]) -> str:
@@ -118,7 +125,10 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
         " ModelOutputDrift go pending, and fire after 15 min)"
     )
 
-    print("\n== silent-failure checks that fired (ml.check.violations)")
+    print(
+        f"\n== silent-failure checks that fired (ml.check.violations); the incident: "
+        f"{inc0 - run['start']:.1f} s to {inc1 - run['start']:.1f} s"
+    )
     fired = _query(
         prom, f"sum by (ml_check, ml_feature, ml_output) (ml_check_violations_total{{{sel}}})"
     )
@@ -140,7 +150,10 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
         what = ",".join(
             f"{k}={lab[k]}" for k in ("ml_feature", "ml_output", "ml_check") if k in lab
         )
-        print(f"  {a.get('state', '?')}: {lab.get('alertname', '?')}  {{{what}}}")
+        print(
+            f"  {a.get('state', '?')}: {lab.get('alertname', '?')}"
+            + (f"  {{{what}}}" if what else "")
+        )
     if not alerts:
         print("  none")
 
@@ -151,25 +164,34 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
             f"  accuracy since start: {float(s['value'][1]):.3f}  "
             f"{{ml_model_name={m.get('ml_model_name')},ml_model_version={m.get('ml_model_version')}}}"
         )
-    # labels arrive label_delay_s after their prediction: outcomes counted up to shift + delay
-    # are the pre-shift predictions' ones
-    cut = shift + run.get("label_delay_s", 0.0)
-    totals: dict[str, tuple[float, float]] = {}
+    # Labels arrive label_delay_s after their prediction: the outcomes counted by time
+    # cut + delay are those of the predictions made by time cut. Counter samples come at
+    # each export; a segment is the difference of the last samples before its two cuts.
+    delay = run.get("label_delay_s", 0.0)
+    cuts = [
+        ("before the shift", run["start"], shift),
+        ("after the shift", shift, inc0),
+        ("during the incident", inc0, inc1),
+        ("after the incident", inc1, run["end"] + 3600),
+    ]
+    series: dict[str, tuple[list[float], list[float]]] = {}
     for name in ("ml_outcome_count_total", "ml_outcome_correct_total"):
         for _, ts, vs in _samples(prom, f"{name}{{{sel}}}", lookback):
-            upto = [v for t, v in zip(ts, vs, strict=True) if t <= cut]
-            totals[name] = (upto[-1] if upto else 0.0, vs[-1] if vs else 0.0)
-    if len(totals) == 2:
-        (n0, n1), (c0, c1) = totals["ml_outcome_count_total"], totals["ml_outcome_correct_total"]
-        if n0 > 0:
-            print(f"  accuracy before the shift: {c0 / n0:.3f}  ({c0:g} of {n0:g} labels correct)")
-        if n1 > n0:
-            print(
-                f"  accuracy after the shift: {(c1 - c0) / (n1 - n0):.3f}  "
-                f"({c1 - c0:g} of {n1 - n0:g} labels correct)"
-            )
-    else:
+            series[name] = (ts, vs)
+    if len(series) < 2:
         print("  no outcome metrics in Prometheus")
+        return
+
+    def at(name: str, cut: float) -> float:
+        ts, vs = series[name]
+        upto = [v for t, v in zip(ts, vs, strict=True) if t <= cut + delay]
+        return upto[-1] if upto else 0.0
+
+    for title, t0, t1 in cuts:
+        n = at("ml_outcome_count_total", t1) - at("ml_outcome_count_total", t0)
+        c = at("ml_outcome_correct_total", t1) - at("ml_outcome_correct_total", t0)
+        if n > 0:
+            print(f"  accuracy {title}: {c / n:.3f}  ({c:g} of {n:g} labels correct)")
 
 
 def main(backend_dir: str, prom: str, run_file: str | None = None) -> int:

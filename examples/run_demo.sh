@@ -9,8 +9,9 @@
 #      collector-config/base.yaml in front of them,
 #   5. runs examples/demo_model.py for DEMO_SECONDS (default 30), with 5% of payloads sampled:
 #      a model fitted and profiled (training baseline) at start, predicting in a loop, two of
-#      its four input features shifting halfway, labels for half of the predictions arriving
-#      a moment later (record_outcome),
+#      its four input features shifting halfway, an upstream incident at three quarters (a
+#      feature sent in cents), labels for half of the predictions arriving a moment later
+#      (record_outcome),
 #   6. prints what arrived: spans, payload records, metric names, and from Prometheus the
 #      drift per feature before / after the shift (PSI, JS), the checks that fired, the
 #      alerts pending and the accuracy per model version before / after the shift; where to

@@ -24,7 +24,8 @@ def test_run_demo_shows_what_arrived_and_stops_everything(
 ) -> None:
     env = dict(os.environ)
     env.update(
-        DEMO_SECONDS="10",  # 1 s drift windows: a few on each side of the shift at 5 s
+        # 1 s drift windows: a few on each side of the shift at 6 s; the incident 9-11 s
+        DEMO_SECONDS="12",
         MODELOTEL_DEMO_SKIP_INSTALL="1",  # tests/run.sh installed the package already
         MODELOTEL_OTELCOL=str(otelcol_binary),
         MODELOTEL_DEMO_DIR=str(tmp_path / "demo"),
@@ -87,6 +88,12 @@ def test_run_demo_shows_what_arrived_and_stops_everything(
     )
     assert not re.search(r"ModelFeatureDrift  \{ml_feature=(tenure_months|age)\}", out)
 
+    # the incident (charges sent in cents): the model predicts churn for everyone, silently
+    assert re.search(r"check violations: \d+  output_class_collapse \(output 0\)", out), out
+    assert re.search(
+        r"(firing|pending): ModelSilentFailure  \{ml_check=output_class_collapse\}", out
+    )
+
     # labels that arrived later: accuracy per model version, lower after the shift
     assert re.search(
         r"accuracy since start: 0\.\d+  \{ml_model_name=churn-demo,ml_model_version=1\}", out
@@ -98,6 +105,9 @@ def test_run_demo_shows_what_arrived_and_stops_everything(
     assert int(before.group(3)) > 100
     assert int(after.group(3)) > 100
     assert float(after.group(1)) < float(before.group(1)), out
+    incident = re.search(r"accuracy during the incident: ([\d.]+)  \((\d+) of (\d+)", out)
+    assert incident, out
+    assert float(incident.group(1)) < float(before.group(1)), out
     # everything it started is stopped
     ports = re.search(r"OTLP gRPC 127\.0\.0\.1:(\d+), HTTP 127\.0\.0\.1:(\d+)", out)
     prom = re.search(r"Prometheus: http://127\.0\.0\.1:(\d+)", out)
