@@ -7,11 +7,19 @@ it got.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from modelotel import _safety
+
+# CI replays the same examples every run (no flakes from a new random draw on a clean clone);
+# locally hypothesis explores fresh examples each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
