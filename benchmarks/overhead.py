@@ -26,24 +26,25 @@ thread. Its cost per call is measured separately and printed ("collect replay").
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import time
-import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricExporter,
-    MetricExportResult,
-    PeriodicExportingMetricReader,
+from _harness import (
+    Case,
+    bare_span,
+    calibrate,
+    discarding_meter_provider,
+    discarding_tracer_provider,
+    interleaved_repeats,
+    print_cases,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 import modelotel
@@ -59,46 +60,6 @@ OFF_RUNTIME = "modelotel disabled at runtime (set_enabled(False))"
 OFF_DECORATION = "modelotel disabled at decoration (MODELOTEL_ENABLED=false)"
 
 
-class DiscardSpanExporter(SpanExporter):
-    """Counts and drops spans."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        self.n += len(spans)
-        return SpanExportResult.SUCCESS
-
-
-class DiscardMetricExporter(MetricExporter):
-    """Drops metrics."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
-
-
-def tracer_provider(ratio: float) -> TracerProvider:
-    tp = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
-    tp.add_span_processor(BatchSpanProcessor(DiscardSpanExporter()))
-    return tp
-
-
-def meter_provider() -> MeterProvider:
-    reader = PeriodicExportingMetricReader(
-        DiscardMetricExporter(), export_interval_millis=3_600_000
-    )
-    return MeterProvider(metric_readers=[reader])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
@@ -108,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     min_time = 0.02 if args.quick else 0.2
 
     x = np.zeros((1, 20))
-    tp100 = tracer_provider(1.0)
-    tp1 = tracer_provider(0.01)
-    mp = meter_provider()
+    tp100 = discarding_tracer_provider(ParentBased(TraceIdRatioBased(1.0)))
+    tp1 = discarding_tracer_provider(ParentBased(TraceIdRatioBased(0.01)))
+    mp = discarding_meter_provider()
     tracer100 = tp100.get_tracer("bench")
     meter = mp.get_meter("bench")
     hist = meter.create_histogram("bench.duration", unit="s")
@@ -155,14 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     def nothing() -> None:
         _state.set_enabled(True)
 
-    def bare_span() -> None:
-        with tracer100.start_as_current_span("p"):
-            f(x)
-
-    # (label, setup, statement)
-    cases: list[tuple[str, Callable[[], None], Callable[[], Any]]] = [
+    cases: list[Case] = [
         ("bare call f(x)", nothing, lambda: f(x)),
-        ("S: bare OTel span (100%, BSP, discard)", nothing, bare_span),
+        ("S: bare OTel span (100%, BSP, discard)", nothing, bare_span(tracer100, f, x)),
         ("naive: wrapt + span + Histogram.record + Counter.add", nothing, lambda: naive_f(x)),
         (ALL100, use(tp100), lambda: predict(x)),
         (CORE100, use(tp100), lambda: predict_core(x)),
@@ -172,25 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         (OFF_DECORATION, nothing, lambda: f(x)),
     ]
 
-    # calibrate loop counts once
-    loops: dict[str, int] = {}
-    for label, setup, stmt in cases:
-        setup()
-        n = 1
-        while True:
-            dt = timeit.timeit(stmt, number=n)
-            if dt >= min_time / 4 or n >= 10_000_000:
-                break
-            n *= 4
-        loops[label] = max(1, int(n * (min_time / max(dt, 1e-9))))
-
-    results: dict[str, list[float]] = {label: [] for label, _, _ in cases}
-    gc.enable()
-    for _ in range(repeats):
-        for label, setup, stmt in cases:
-            setup()
-            n = loops[label]
-            results[label].append(timeit.timeit(stmt, number=n) / n * 1e6)
+    results = interleaved_repeats(cases, calibrate(cases, min_time), repeats)
     _state.set_enabled(True)
 
     # cost of the collection-time replay (reader thread), per call recorded: a collection
@@ -218,18 +156,12 @@ def main(argv: list[str] | None = None) -> int:
 
     med = {label: statistics.median(v) for label, v in results.items()}
     s = med["S: bare OTel span (100%, BSP, discard)"]
-    width = max(len(label) for label in med)
     print(f"modelotel overhead benchmark ({repeats} interleaved repeats, medians, GC on)")
     print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
     hooks = len(_monitor.get_monitor(getattr(predict, PLAN_ATTR).config).finish_hooks)
     print(f"finish hooks installed by default on the benchmark model: {hooks}")
     print()
-    print(f"{'case':<{width}}  {'median us':>10}  {'min-max us':>15}  {'x S':>6}")
-    for label, values in results.items():
-        lo, hi = min(values), max(values)
-        print(
-            f"{label:<{width}}  {med[label]:>10.3f}  {lo:>7.2f}-{hi:<7.2f}  {med[label] / s:>6.3f}"
-        )
+    width = print_cases(results, s)
     print(f"{'collect replay per recorded call (reader thread)':<{width}}  {replay_us:>10.3f}")
     print()
     targets = [(CORE100, 1.5), (CORE1, 0.6), (OFF_RUNTIME, 0.05), (OFF_DECORATION, 0.05)]

@@ -29,68 +29,31 @@ Target (issue 5): (1% unsampled - off) <= 0.05 S.
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import statistics
 import sys
 import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from _harness import (
+    Case,
+    DiscardLogExporter,
+    bare_span,
+    calibrate,
+    discarding_meter_provider,
+    discarding_tracer_provider,
+    interleaved_repeats,
+    print_cases,
+)
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-    LogRecordExportResult,
-)
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricExportResult,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
 import modelotel
 from modelotel import _call, _monitor, _state
 from modelotel._payload import PayloadConfig, PayloadHook
-
-
-class DiscardSpans(SpanExporter):
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-
-class DiscardLogs(LogRecordExporter):
-    def __init__(self) -> None:
-        self.n = 0
-
-    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
-        self.n += len(batch)
-        return LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
-
-
-class DiscardMetrics(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,14 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (4 if args.quick else 31)
     min_time = 0.02 if args.quick else 0.1
 
-    tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(DiscardSpans()))
-    mp = MeterProvider(
-        metric_readers=[
-            PeriodicExportingMetricReader(DiscardMetrics(), export_interval_millis=3_600_000)
-        ]
-    )
-    log_exporter = DiscardLogs()
+    tp = discarding_tracer_provider()
+    mp = discarding_meter_provider()
+    log_exporter = DiscardLogExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
     _state.set_providers(tp, mp, lp)
@@ -146,12 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         prediction_id="f" * 16, inputs=x, outputs=0.5, error=None, checks_fired=[], span=None
     )
 
-    def bare_span() -> None:
-        with tracer.start_as_current_span("p"):
-            f(x)
-
-    cases: list[tuple[str, Callable[[], None], Callable[[], Any]]] = [
-        ("S: bare OTel span", use(real_bits, True), bare_span),
+    cases: list[Case] = [
+        ("S: bare OTel span", use(real_bits, True), bare_span(tracer, f, x)),
         ("off (payload hook removed)", use(unsampled_bits, False), lambda: predict(x)),
         ("1%, unsampled ids", use(unsampled_bits, True), lambda: predict(x)),
         ("1%, amortised (real ids, 1% emitted)", use(real_bits, True), lambda: predict(x)),
@@ -162,42 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(200):
             stmt()
 
-    loops: dict[str, int] = {}
-    for label, setup, stmt in cases:
-        setup()
-        n = 1
-        while True:
-            dt = timeit.timeit(stmt, number=n)
-            if dt >= min_time / 4 or n >= 10_000_000:
-                break
-            n *= 4
-        loops[label] = max(1, int(n * (min_time / max(dt, 1e-9))))
-
-    results: dict[str, list[float]] = {label: [] for label, _, _ in cases}
-    gc.enable()
-    for rep in range(repeats):
-        # "off" and "1%, unsampled" alternate which goes first (ABBA), so drift in machine load
-        # between the two does not bias their difference.
-        order = list(cases)
-        if rep % 2:
-            order[1], order[2] = order[2], order[1]
-        for label, setup, stmt in order:
-            setup()
-            n = loops[label]
-            results[label].append(timeit.timeit(stmt, number=n) / n * 1e6)
+    # "off" and "1%, unsampled" alternate which goes first (ABBA)
+    results = interleaved_repeats(cases, calibrate(cases, min_time), repeats, alternate=(1, 2))
     _call._getrandbits = real_bits  # type: ignore[attr-defined]
 
     med = {label: statistics.median(v) for label, v in results.items()}
     s = med["S: bare OTel span"]
-    width = max(len(label) for label in med)
     print(f"modelotel payload benchmark ({repeats} interleaved repeats, medians, GC on)")
     print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
-    print(f"{'case':<{width}}  {'median us':>10}  {'min-max us':>15}  {'x S':>6}")
-    for label, values in results.items():
-        print(
-            f"{label:<{width}}  {med[label]:>10.3f}  {min(values):>7.2f}-{max(values):<7.2f}"
-            f"  {med[label] / s:>6.3f}"
-        )
+    print_cases(results, s)
     # The target compares two costs ~0.05 S apart on a machine that may be shared: measure
     # them again as many short, alternating (ABBA) pairs and take the median of the paired
     # differences, which follows load drift far better than a difference of two medians.

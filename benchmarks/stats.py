@@ -33,13 +33,12 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from _harness import bare_span, discarding_tracer_provider
 
 import modelotel
 from modelotel import _monitor, _state
@@ -48,11 +47,6 @@ from modelotel._stats_monitor import stats_of
 from modelotel.config import model_config
 from modelotel.stats import Baseline
 from modelotel.stats.accumulate import NumericAccumulator
-
-
-class DiscardSpanExporter(SpanExporter):
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
 
 
 def timed(fn: Callable[[], Any], repeats: int, number: int = 1) -> float:
@@ -192,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
               "install it with `.venv/bin/pip install whylogs`")
 
     # 4. per-call cost of a 32x20 batch vs a bare span ----------------------------------------
-    tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(DiscardSpanExporter()))
+    tp = discarding_tracer_provider()
     tracer = tp.get_tracer("bench")
     saved = _state.providers()
     _state.set_providers(tp=tp)
@@ -220,13 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         hook_call.monitor = on_mon
         hook_call.outputs = model_fn(X)
 
-        def bare() -> None:
-            with tracer.start_as_current_span("p"):
-                model_fn(X)
-
         n = 2000 if quick else 20000
         res4 = interleaved({
-            "S (bare span)": bare,
+            "S (bare span)": bare_span(tracer, model_fn, X),
             "instrumented, stats on": lambda: with_stats(X),
             "instrumented, stats off": lambda: without(X),
             "stats hook alone": lambda: on_stats.hook(hook_call),  # type: ignore[arg-type]
