@@ -695,65 +695,51 @@ class _StatsInstruments:
             sm.touch(cb)
         return mons
 
-    def _counter_cb(self, key: str, output: bool) -> Any:
-        cb = next(self._ids)
-
-        def callback(options: CallbackOptions) -> Iterable[Observation]:
-            out: list[Observation] = []
-            with guard("stats.collect"):
-                if _current is not self:
-                    return out
-                for sm in self._monitors(cb):
-                    side = sm.outputs if output else sm.inputs
-                    with sm.lock:
-                        points = side.counter_points(key)
-                    out.extend(Observation(v, a) for v, a in points)
-            return out
-
-        return callback
-
-    def _gauge_cb(self, name: str) -> Any:
-        cb = next(self._ids)
-
-        def callback(options: CallbackOptions) -> Iterable[Observation]:
-            out: list[Observation] = []
-            with guard("stats.collect"):
-                if _current is not self:
-                    return out
-                for sm in self._monitors(cb):
-                    out.extend(Observation(v, a) for n, v, a in sm.snapshot.gauges
-                               if n == name and math.isfinite(v))
-            return out
-
-        return callback
-
-    def _drift_cb(self, output: bool) -> Any:
-        attr = A.ML_OUTPUT if output else A.ML_FEATURE
-        cb = next(self._ids)
-
-        def callback(options: CallbackOptions) -> Iterable[Observation]:
-            out: list[Observation] = []
-            with guard("stats.collect"):
-                if _current is not self:
-                    return out
-                for sm in self._monitors(cb):
-                    out.extend(Observation(v, a) for v, a in sm.snapshot.drift
-                               if attr in a and math.isfinite(v))
-            return out
-
-        return callback
-
-    def _violations(self, options: CallbackOptions) -> Iterable[Observation]:
-        cb = -1
+    def _observe(
+        self, cb: int, points: Callable[[StatsMonitor], Iterable[tuple[float, Any]]]
+    ) -> list[Observation]:
+        """What one callback reports: ``points`` of every monitor, if this set is current."""
         out: list[Observation] = []
         with guard("stats.collect"):
             if _current is not self:
                 return out
             for sm in self._monitors(cb):
-                with sm.lock:
-                    items = [(n, sm.violation_attrs[k]) for k, n in sm.violations.items()]
-                out.extend(Observation(n, a) for n, a in items)
+                out.extend(Observation(v, a) for v, a in points(sm))
         return out
+
+    def _counter_cb(self, key: str, output: bool) -> Any:
+        cb = next(self._ids)
+
+        def points(sm: StatsMonitor) -> Iterable[tuple[float, Any]]:
+            side = sm.outputs if output else sm.inputs
+            with sm.lock:
+                return side.counter_points(key)
+
+        return lambda options: self._observe(cb, points)
+
+    def _gauge_cb(self, name: str) -> Any:
+        cb = next(self._ids)
+
+        def points(sm: StatsMonitor) -> Iterable[tuple[float, Any]]:
+            return ((v, a) for n, v, a in sm.snapshot.gauges if n == name and math.isfinite(v))
+
+        return lambda options: self._observe(cb, points)
+
+    def _drift_cb(self, output: bool) -> Any:
+        attr = A.ML_OUTPUT if output else A.ML_FEATURE
+        cb = next(self._ids)
+
+        def points(sm: StatsMonitor) -> Iterable[tuple[float, Any]]:
+            return ((v, a) for v, a in sm.snapshot.drift if attr in a and math.isfinite(v))
+
+        return lambda options: self._observe(cb, points)
+
+    def _violations(self, options: CallbackOptions) -> Iterable[Observation]:
+        def points(sm: StatsMonitor) -> Iterable[tuple[float, Any]]:
+            with sm.lock:
+                return [(n, sm.violation_attrs[k]) for k, n in sm.violations.items()]
+
+        return self._observe(-1, points)
 
 
 _instruments_lock = threading.Lock()
