@@ -211,7 +211,27 @@ def _count_failed(reason: str, n: int) -> None:
         _safety.count_dropped(reason, n)
 
 
-class ForkSafeSpanExporter(_ForkSafe, SpanExporter):
+class _ForkSafeBatchExporter(_ForkSafe):
+    """What the span and the log-record exporter share: a failed batch is counted as dropped."""
+
+    def _export_counted(self, batch: Sequence[Any], success: Any, reason: str) -> Any:
+        try:
+            result = self.inner.export(batch)
+        except Exception:
+            _count_failed(reason, len(batch))
+            raise  # the batch processor logs it, as it would without us
+        if result is not success:
+            _count_failed(reason, len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        self._shutdown_inner()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+class ForkSafeSpanExporter(_ForkSafeBatchExporter, SpanExporter):
     """A span exporter that rebuilds its OTLP exporter after fork.
 
     A batch that the exporter gives up on (its retries and timeout spent) is lost: it is
@@ -219,23 +239,13 @@ class ForkSafeSpanExporter(_ForkSafe, SpanExporter):
     """
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result: SpanExportResult = self.inner.export(spans)
-        except Exception:
-            _count_failed(A.REASON_SPAN_EXPORT_FAILED, len(spans))
-            raise  # the batch processor logs it, as it would without us
-        if result is not SpanExportResult.SUCCESS:
-            _count_failed(A.REASON_SPAN_EXPORT_FAILED, len(spans))
+        result: SpanExportResult = self._export_counted(
+            spans, SpanExportResult.SUCCESS, A.REASON_SPAN_EXPORT_FAILED
+        )
         return result
 
-    def shutdown(self) -> None:
-        self._shutdown_inner()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
-
-
-class ForkSafeLogExporter(_ForkSafe, LogRecordExporter):
+class ForkSafeLogExporter(_ForkSafeBatchExporter, LogRecordExporter):
     """A log-record exporter that rebuilds its OTLP exporter after fork.
 
     Lost batches count as ``ml.telemetry.dropped{reason=log_export_failed}``. (Metrics need
@@ -243,20 +253,10 @@ class ForkSafeLogExporter(_ForkSafe, LogRecordExporter):
     """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        try:
-            result: LogRecordExportResult = self.inner.export(batch)
-        except Exception:
-            _count_failed(A.REASON_LOG_EXPORT_FAILED, len(batch))
-            raise
-        if result is not LogRecordExportResult.SUCCESS:
-            _count_failed(A.REASON_LOG_EXPORT_FAILED, len(batch))
+        result: LogRecordExportResult = self._export_counted(
+            batch, LogRecordExportResult.SUCCESS, A.REASON_LOG_EXPORT_FAILED
+        )
         return result
-
-    def shutdown(self) -> None:
-        self._shutdown_inner()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
 
 
 class ForkSafeMetricExporter(_ForkSafe, MetricExporter):
