@@ -40,7 +40,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._monitor import ModelMonitor
-from modelotel._safety import record_error
+from modelotel._safety import count_skipped, record_error
 
 
 class _Missing:
@@ -136,7 +136,7 @@ def _as_count(value: object) -> int | None:
     """A dimension as a non-negative int, or None (unknown dims, symbolic shapes)."""
     try:
         n = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # None, "?", nan, inf
         return None
     return n if n >= 0 else None
 
@@ -145,10 +145,20 @@ def _input_shape(inputs: object) -> tuple[int | None, int | None]:
     """(rows, features) of an input, from ``.shape`` or ``len()``; (None, None) if unknown.
 
     Only reads ``.shape`` (numpy, pandas, torch, tensorflow, polars) or the length of a
-    list / tuple: never calls a user object's methods, never copies.
+    list / tuple: never copies. Those reads can run user code (a ``shape`` property, a
+    ``__getattr__`` that raises ``KeyError``, a list subclass's ``__len__``): whatever it
+    raises is a counted skip, and the span still starts, without the two attributes.
     """
     if inputs is MISSING or inputs is None:
         return None, None
+    try:
+        return _read_shape(inputs)
+    except Exception:  # noqa: BLE001 - the user's object misbehaved: bad input, not our bug
+        count_skipped(A.REASON_INPUT_SHAPE)
+        return None, None
+
+
+def _read_shape(inputs: object) -> tuple[int | None, int | None]:
     shape = getattr(inputs, "shape", None)
     if type(shape) is tuple:  # numpy, pandas: a plain tuple of ints (the common case, fast)
         n = len(shape)
@@ -158,7 +168,8 @@ def _input_shape(inputs: object) -> tuple[int | None, int | None]:
         features = shape[1] if n >= 2 else None
         if type(rows) is int and (features is None or type(features) is int):
             return rows, features
-    if shape is not None and hasattr(shape, "__len__"):  # torch.Size, TensorShape, ...
+    if shape is not None and hasattr(shape, "__len__") and not isinstance(shape, (str, bytes)):
+        # torch.Size, TensorShape, ...; a string is no shape ("3x2" is not 3 rows)
         dims = tuple(shape)
         if len(dims) == 0:
             return 1, None

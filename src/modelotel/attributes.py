@@ -191,6 +191,9 @@ REASON_PAYLOAD_UNREPRESENTABLE: Final = "payload_unrepresentable"
 REASON_PAYLOAD_SAMPLE_KEY: Final = "payload_sample_key"
 #: Outcomes whose prediction could not be used (``ml.telemetry.skipped``).
 REASON_OUTCOME_BAD_INPUT: Final = "outcome_bad_input"
+#: An input whose ``.shape`` / ``len()`` / first row raised or lied: the span goes out
+#: without ``ml.input.rows`` / ``ml.input.features`` (``ml.telemetry.skipped``).
+REASON_INPUT_SHAPE: Final = "input_shape_unreadable"
 
 # --- values of ml.telemetry.reason for the export pipeline (setup.py) -------------------
 #: A span / log record was dropped because the batch processor's queue was full
