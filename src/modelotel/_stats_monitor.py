@@ -207,8 +207,10 @@ class _Side:
     # ---- per call ------------------------------------------------------------------
     def observe(self, x: object, call: Call) -> None:
         width = self.fast_width
-        if width and type(x) is np.ndarray and x.dtype.kind in "fiub":
-            # the hot path: a plain numeric array of the expected width, no conversion
+        if width and type(x) is np.ndarray and x.dtype.kind in "fiub" and x.dtype.itemsize <= 8:
+            # the hot path: a plain numeric array of the expected width, no conversion; only
+            # ops that never warn (min, max, compares, a copy into float64: longdouble, whose
+            # copy can overflow, takes the other path), so no np.errstate (~1.4 us) here
             shape = x.shape
             if len(shape) == 1 and not self.row_vector and width == 1:
                 # one column of outputs (scores): kept 1-D all the way into the buffer
@@ -228,7 +230,8 @@ class _Side:
                         self._output_checks(X, call)
                     self._add_numeric(X, None)
                     return
-        self._observe_any(x, call)
+        with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
+            self._observe_any(x, call)
 
     def _buffer_1d(self, x: Array) -> None:
         buf = self.buf
@@ -248,7 +251,8 @@ class _Side:
         if lo_b is not None and hi_b is not None:
             if lo >= lo_b and hi <= hi_b:  # False for NaN, inf or out of range: one test
                 return
-        elif math.isfinite(lo + hi):  # no baseline range: only "non-finite?" to answer
+        elif math.isfinite(lo) and math.isfinite(hi):  # no range: only "non-finite?" matters
+            # (not lo + hi: -inf + inf and float16 overflow warn, or raise under np.seterr)
             return
         self._output_checks(x.reshape(-1, 1), call)
 
@@ -345,7 +349,12 @@ class _Side:
         rows = X.shape[0]
         buf = self.buf
         lock = self.owner.lock
-        if buf is not None and rows <= self.buffer_max_rows and X.dtype.kind in "fiub":
+        if (
+            buf is not None
+            and rows <= self.buffer_max_rows
+            and X.dtype.kind in "fiub"
+            and X.dtype.itemsize <= 8  # a longdouble copy can overflow: add() converts it
+        ):
             with lock:
                 n = self.buf_n
                 if n + rows > buf.shape[1]:
@@ -582,6 +591,12 @@ class StatsMonitor:
 
     def close_window(self) -> None:
         """End the current window: swap it out under the lock, then compute its snapshot."""
+        # extreme values (1e308, subnormals) overflow / underflow in the moments and drift;
+        # the host may have set np.seterr(all="raise") or run with -W error
+        with np.errstate(all="ignore"):
+            self._close_window()
+
+    def _close_window(self) -> None:
         with self.lock:
             in_step = self.inputs.swap_window()
             out_step = self.outputs.swap_window()

@@ -140,15 +140,15 @@ class NumericAccumulator:
         n = X.shape[a]
         if n == 0:
             return
-        if not a and n >= _TRANSPOSE_ROWS and self.ge.shape[0]:
-            # binning compares every value with every edge; on a columns-first copy each
-            # compare is a contiguous row against one scalar, ~3x faster than a row layout
-            # against a vector of edges, which more than pays for the copy
-            X = np.ascontiguousarray(X.T, dtype=F64)
-            a = 1
-        elif X.dtype != F64:
-            X = X.astype(F64)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # the casts too: a longdouble beyond 1.8e308 overflows
+            if not a and n >= _TRANSPOSE_ROWS and self.ge.shape[0]:
+                # binning compares every value with every edge; on a columns-first copy each
+                # compare is a contiguous row against one scalar, ~3x faster than a row layout
+                # against a vector of edges, which more than pays for the copy
+                X = np.ascontiguousarray(X.T, dtype=F64)
+                a = 1
+            elif X.dtype != F64:
+                X = X.astype(F64)
             s = X.sum(axis=a)
             if np.isfinite(s).all():
                 self._add_clean(X, n, s, bin_rows, a)
@@ -281,7 +281,8 @@ class NumericAccumulator:
 
     def merge(self, other: NumericAccumulator) -> None:
         """Add ``other`` (same columns and edges) into this accumulator."""
-        self._merge_moments(other.count, other.mean, other.m2)
+        with np.errstate(all="ignore"):  # inf - inf, 1e308 ** 2, subnormal products
+            self._merge_moments(other.count, other.mean, other.m2)
         self.null += other.null
         self.nan += other.nan
         self.inf += other.inf
