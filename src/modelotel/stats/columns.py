@@ -49,6 +49,9 @@ SKIP_SPARSE = "stats.sparse_matrix"
 
 _NS_PER_S = 1e9
 _NUMBER = (int, float, np.number, bool)
+#: Not numbers for the statistics: ``float()`` of a numpy complex scalar warns (ComplexWarning,
+#: an exception under ``-W error``) and drops the imaginary part.
+_COMPLEX = (complex, np.complexfloating)
 
 
 class Table:
@@ -168,7 +171,7 @@ def _object_column(values: Sequence[object]) -> tuple[np.ndarray[Any, Any], str]
     """A 1-D column from Python values: numeric when every non-null value is a number."""
     numeric = True
     for v in values:
-        if v is None or (isinstance(v, _NUMBER) and not isinstance(v, complex)):
+        if v is None or (isinstance(v, _NUMBER) and not isinstance(v, _COMPLEX)):
             continue
         numeric = False
         break
@@ -480,7 +483,7 @@ def to_float(col: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], int, int]
         if v is None or (type(v).__name__ in ("NAType", "NaTType")):
             out[i] = np.nan
             nulls += 1
-        elif isinstance(v, (int, float, bool, np.number)) and not isinstance(v, complex):
+        elif isinstance(v, (int, float, bool, np.number)) and not isinstance(v, _COMPLEX):
             try:
                 out[i] = float(v)
             except (TypeError, ValueError, OverflowError):
