@@ -14,6 +14,7 @@ import re
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,12 +56,11 @@ def _payload_ids(downstream: Downstream) -> Counter[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "restart_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"]
-)
-def test_backend_outage_and_collector_restart_lose_nothing(
-    otelcol_binary: Path, prometheus_binary: Path, tmp_path: Path, restart_signal: signal.Signals
-) -> None:
+def _outage_stack(
+    otelcol_binary: Path, prometheus_binary: Path, tmp_path: Path
+) -> tuple[Downstream, Prometheus, Callable[[str], Collector]]:
+    """The backend, Prometheus, and a maker of our collector (base.yaml) sending to them;
+    every collector it makes uses the same ports and the same queue directory on disk."""
     downstream = Downstream(otelcol_binary, tmp_path)
     prometheus = Prometheus(prometheus_binary, tmp_path)
     env = collector_env(
@@ -69,8 +69,38 @@ def test_backend_outage_and_collector_restart_lose_nothing(
         MODELOTEL_COLLECTOR_LOGS_ENDPOINT=downstream.endpoint,
         MODELOTEL_COLLECTOR_PROMETHEUS_ENDPOINT=prometheus.remote_write_url,
     )
-    base = [COLLECTOR_CONFIG / "base.yaml"]
-    collector = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-1")
+
+    def collector(name: str) -> Collector:
+        return Collector(otelcol_binary, [COLLECTOR_CONFIG / "base.yaml"], env, tmp_path, name=name)
+
+    return downstream, prometheus, collector
+
+
+def _assert_delivered_exactly_once(downstream: Downstream, calls: int, timeout: float) -> None:
+    """Every one of ``calls`` predictions arrives downstream as one span and one payload record."""
+    wait_until(
+        lambda: len(_span_ids(downstream)) >= calls and len(_payload_ids(downstream)) >= calls,
+        timeout,
+        what=f"{calls} spans and payload records downstream",
+    )
+    time.sleep(2)  # anything extra (duplicates) would arrive now
+    spans, payloads = _span_ids(downstream), _payload_ids(downstream)
+    assert sum(spans.values()) == calls, "spans: count in != count out"
+    assert sum(payloads.values()) == calls, "payload records: count in != count out"
+    assert len(spans) == calls
+    assert set(spans) == set(payloads)
+
+
+@pytest.mark.parametrize(
+    "restart_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"]
+)
+def test_backend_outage_and_collector_restart_lose_nothing(
+    otelcol_binary: Path, prometheus_binary: Path, tmp_path: Path, restart_signal: signal.Signals
+) -> None:
+    downstream, prometheus, new_collector = _outage_stack(
+        otelcol_binary, prometheus_binary, tmp_path
+    )
+    collector = new_collector("otelcol-1")
     stack = Stack(tmp_path, downstream, prometheus, collector)
     stop = tmp_path / "model.stop"
     summary_path = tmp_path / "summary.json"
@@ -95,7 +125,7 @@ def test_backend_outage_and_collector_restart_lose_nothing(
         time.sleep(3)
         # 2. our collector restarts during the outage (graceful, or killed)
         collector.stop(restart_signal)
-        collector2 = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-2")
+        collector2 = new_collector("otelcol-2")
         collector2.start()
         time.sleep(3)
         assert model.alive(), model.tail()
@@ -109,17 +139,7 @@ def test_backend_outage_and_collector_restart_lose_nothing(
         calls = summary["calls"]
         assert calls >= 100  # it kept predicting through the outage (about 9 s at 25/s)
 
-        wait_until(
-            lambda: len(_span_ids(downstream)) >= calls and len(_payload_ids(downstream)) >= calls,
-            90,
-            what=f"{calls} spans and payload records downstream",
-        )
-        time.sleep(2)  # anything extra (duplicates) would arrive now
-        spans, payloads = _span_ids(downstream), _payload_ids(downstream)
-        assert sum(spans.values()) == calls, "spans: count in != count out"
-        assert sum(payloads.values()) == calls, "payload records: count in != count out"
-        assert len(spans) == calls
-        assert set(spans) == set(payloads)
+        _assert_delivered_exactly_once(downstream, calls, timeout=90)
         # the outage really happened, and the restarted collector sent what the first one had
         # left in its persistent queues on disk
         assert downstream.runs == 2
@@ -143,16 +163,10 @@ def test_thousands_queued_on_disk_survive_a_kill(
     records) wait in the collector's persistent queues; the collector is killed (SIGKILL), started
     again, the backend comes up: all of them arrive."""
     calls = 10_000
-    downstream = Downstream(otelcol_binary, tmp_path)
-    prometheus = Prometheus(prometheus_binary, tmp_path)
-    env = collector_env(
-        tmp_path,
-        MODELOTEL_COLLECTOR_TRACES_ENDPOINT=downstream.endpoint,
-        MODELOTEL_COLLECTOR_LOGS_ENDPOINT=downstream.endpoint,
-        MODELOTEL_COLLECTOR_PROMETHEUS_ENDPOINT=prometheus.remote_write_url,
+    downstream, prometheus, new_collector = _outage_stack(
+        otelcol_binary, prometheus_binary, tmp_path
     )
-    base = [COLLECTOR_CONFIG / "base.yaml"]
-    collector = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-1")
+    collector = new_collector("otelcol-1")
     collector2: Collector | None = None
     try:
         prometheus.start()
@@ -167,19 +181,9 @@ def test_thousands_queued_on_disk_survive_a_kill(
         summary = run_model_app(tmp_path, ["--model", MODEL, "--calls", str(calls)], app_env)
         assert summary == {"calls": calls, "errors": 0, "flushed": True}
         collector.stop(signal.SIGKILL)
-        collector2 = Collector(otelcol_binary, base, env, tmp_path, name="otelcol-2")
+        collector2 = new_collector("otelcol-2")
         collector2.start()
         downstream.start()
-        wait_until(
-            lambda: len(_span_ids(downstream)) >= calls and len(_payload_ids(downstream)) >= calls,
-            120,
-            what=f"{calls} spans and payload records from the queue on disk",
-        )
-        time.sleep(2)
-        spans, payloads = _span_ids(downstream), _payload_ids(downstream)
-        assert sum(spans.values()) == calls
-        assert sum(payloads.values()) == calls
-        assert set(spans) == set(payloads)
-        assert len(spans) == calls
+        _assert_delivered_exactly_once(downstream, calls, timeout=120)
     finally:
         kill_quietly(collector2, collector, downstream, prometheus)
