@@ -54,6 +54,9 @@ _NOT_KEPT = object()
 _UNSET: Any = object()
 
 
+_PLAIN_TYPES = frozenset((float, int, bool))
+
+
 def _cacheable(value: Any) -> Any:
     """The value to keep for ``value``, or ``_NOT_KEPT`` (cheap: type checks, small copies)."""
     t = type(value)
@@ -64,7 +67,19 @@ def _cacheable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item() if value.dtype.kind in "biufU" else _NOT_KEPT
     if t is list or t is tuple:
-        return tuple(value) if len(value) <= _MAX_BATCH else _NOT_KEPT
+        if len(value) > _MAX_BATCH:
+            return _NOT_KEPT
+        if set(map(type, value)) <= _PLAIN_TYPES:  # the common case (~0.1 us for 2 items)
+            return tuple(value)
+        # scalars only: a kept row list, array or tensor would alias the caller's object
+        # (mutated after the call) and keep its memory (GPU memory too) alive in the cache
+        kept = []
+        for v in value:
+            k = _cacheable(v) if type(v) is not list and type(v) is not tuple else _NOT_KEPT
+            if k is _NOT_KEPT or type(k) is tuple:
+                return _NOT_KEPT
+            kept.append(k)
+        return tuple(kept)
     if t is np.ndarray:
         if value.ndim <= 1 and value.size <= _MAX_BATCH and value.dtype.kind in "biufU":
             return tuple(value.tolist()) if value.ndim else value.item()
