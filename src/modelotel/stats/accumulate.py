@@ -24,7 +24,6 @@ the last one is closed, ``[e_k-1, e_k]``, so a training maximum falls inside the
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +39,9 @@ _TRANSPOSE_ROWS = 64
 
 Array = np.ndarray[Any, Any]
 _NA_TYPES = ("NAType", "NaTType")
+#: Values the categorical code cache may keep as keys (class labels, short categories).
+_CACHED_TYPES = frozenset((str, int, bool, float))
+_CACHED_STR = 256
 
 
 def thresholds_from_edges(edges: Sequence[Array], width: int | None = None) -> Array:
@@ -356,9 +358,12 @@ class CategoricalAccumulator:
             code = len(self.categories)
         else:
             code = len(self.categories) + 1
-        if len(self._code) < self._CACHE:
-            with contextlib.suppress(TypeError):  # unhashable values are not cached
-                self._code[v] = code
+        if len(self._code) < self._CACHE and (
+            type(v) in _CACHED_TYPES and (type(v) is not str or len(v) <= _CACHED_STR)
+        ):
+            # plain labels only: the cache outlives the window, so a free-text value or a
+            # user object kept as a key would hold the caller's memory (up to _CACHE each)
+            self._code[v] = code
         return code
 
     def add(self, values: Array) -> None:
