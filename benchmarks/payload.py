@@ -32,7 +32,6 @@ import argparse
 import random
 import statistics
 import sys
-import timeit
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +46,7 @@ from _harness import (
     discarding_tracer_provider,
     interleaved_repeats,
     print_cases,
+    timed_gc_on,
 )
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         d = 0.0
         for setup, sign in order:
             setup()
-            d += sign * timeit.timeit(stmt, number=pair_loops) / pair_loops * 1e6
+            d += sign * timed_gc_on(stmt, pair_loops) / pair_loops * 1e6
         diffs.append(d)
     _call._getrandbits = real_bits  # type: ignore[attr-defined]
     spread = statistics.quantiles(diffs, n=4)
