@@ -72,6 +72,9 @@ SMALL_BATCH_ROWS = 256
 #: The row buffer holds about this many values per side (bounded memory per monitor).
 BUFFER_VALUES = 1 << 16
 
+_min_reduce = np.minimum.reduce
+_max_reduce = np.maximum.reduce
+
 
 def _missing_marker() -> object:
     from modelotel._call import MISSING
@@ -246,7 +249,9 @@ class _Side:
             self.buf_n = n + rows
 
     def _output_checks_1d(self, x: Array, call: Call) -> None:
-        lo, hi = x.min(), x.max()  # NaN propagates; +-inf shows; neither warns
+        # NaN propagates; +-inf shows; neither warns (the ufuncs' reduce directly: ~0.2 us
+        # cheaper per call than x.min() / x.max(), which go through numpy's Python layer)
+        lo, hi = _min_reduce(x), _max_reduce(x)
         lo_b, hi_b = self.base_lo0, self.base_hi0
         if lo_b is not None and hi_b is not None:
             if lo >= lo_b and hi <= hi_b:  # False for NaN, inf or out of range: one test

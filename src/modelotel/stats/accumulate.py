@@ -259,18 +259,15 @@ class NumericAccumulator:
                 ge[k] += np.add.reduce(u8, axis=0, dtype=np.int64)
             return
         # columns first: compare each contiguous column row with a scalar (the fast SIMD
-        # loop), add the masks into a per-value bin index, then one bincount for all columns
-        k_n = t.shape[0]
-        idx = np.zeros(B.shape, dtype=np.uint8 if k_n < 255 else np.uint16)
-        for k in range(k_n):
+        # loop) and count each mask row in the narrowest integer that cannot overflow (a
+        # uint16 sum along a contiguous row is ~4x faster than into int64, and much faster
+        # than a per-value bin index + bincount, which needs an intp copy of the batch)
+        n = B.shape[1]
+        acc = np.uint16 if n < 1 << 16 else np.uint32 if n < 1 << 32 else np.int64
+        ge = self.ge
+        for k in range(t.shape[0]):
             np.greater_equal(B, t[k][:, None], out=mask)
-            idx += u8 if idx.dtype == np.uint8 else mask
-        d = B.shape[0]
-        flat = idx.astype(np.intp)
-        flat += (np.arange(d, dtype=np.intp) * (k_n + 1))[:, None]
-        h = np.bincount(flat.ravel(), minlength=d * (k_n + 1)).reshape(d, k_n + 1)
-        # ge[k, j] = values of column j at or above threshold k = sum of h[j, k+1:]
-        self.ge += np.cumsum(h[:, ::-1], axis=1)[:, ::-1][:, 1:].T
+            ge[k] += np.add.reduce(u8, axis=1, dtype=acc)
 
     def _merge_moments(self, nb: Array, mean_b: Array, m2_b: Array) -> None:
         na = self.count
