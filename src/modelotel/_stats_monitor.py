@@ -768,15 +768,65 @@ _current: _StatsInstruments | None = None
 _current_meter: Any = None
 
 
+_waiting: weakref.WeakSet[Any] = weakref.WeakSet()  # meters registered by a helper thread
+_wanted: Any = None  # the meter of the latest _instruments_for call
+
+
+def _collecting(meter: Any) -> bool:
+    """Whether a metric collection of ``meter``'s SDK provider is running right now.
+
+    The SDK registers an instrument under the lock that a collection holds while it runs
+    the callbacks: registering during a collection waits for it, and forever when the
+    collection runs on this very thread (an instrumented predict called from a metric
+    callback, e.g. a canary gauge). The lock is the SDK's private measurement-consumer
+    lock; without it (another SDK, the API's proxy) this says False, as before.
+    """
+    lock = getattr(getattr(meter, "_measurement_consumer", None), "_lock", None)
+    if lock is None or not hasattr(lock, "acquire"):
+        return False
+    if not lock.acquire(blocking=False):
+        return True
+    lock.release()
+    return False
+
+
+def _register_later(meter: Any) -> None:
+    """Create the set of ``meter`` on a helper thread, once the collection has ended."""
+
+    def run() -> None:
+        global _current, _current_meter
+        try:
+            inst = _StatsInstruments(meter)  # waits for the collection, not holding our lock
+            with _instruments_lock:
+                inst = _by_meter.setdefault(meter, inst)
+                if _wanted is meter:  # no newer provider asked meanwhile: make it current
+                    _current = inst
+                    _current_meter = meter
+        except Exception as exc:  # noqa: BLE001 - instruments are telemetry, never fatal
+            record_error("stats.instruments", exc)
+        finally:
+            _waiting.discard(meter)
+
+    _waiting.add(meter)
+    threading.Thread(target=run, name="modelotel-stats-instruments", daemon=True).start()
+
+
 def _instruments_for(gen: int, meter: Any) -> None:
-    """Make the instrument set of ``meter`` current (created once per meter)."""
-    global _current, _current_meter
+    """Make the instrument set of ``meter`` current (created once per meter, never waiting
+    on a metric collection: see :func:`_collecting`; the next call makes it current)."""
+    global _current, _current_meter, _wanted
     if meter is _current_meter and _current is not None:
         return
     with _instruments_lock:
+        _wanted = meter
         try:
             inst = _by_meter.get(meter)
             if inst is None:
+                if meter in _waiting:
+                    return
+                if _collecting(meter):
+                    _register_later(meter)
+                    return
                 inst = _StatsInstruments(meter)
                 _by_meter[meter] = inst
         except Exception as exc:  # noqa: BLE001 - instruments are telemetry, never fatal
