@@ -265,9 +265,21 @@ class NumericAccumulator:
         n = B.shape[1]
         acc = np.uint16 if n < 1 << 16 else np.uint32 if n < 1 << 32 else np.int64
         ge = self.ge
-        for k in range(t.shape[0]):
-            np.greater_equal(B, t[k][:, None], out=mask)
-            ge[k] += np.add.reduce(u8, axis=1, dtype=acc)
+        # numpy's iterator packs several rows into one buffer when a row is at most half its
+        # buffer (8192 values): the row-against-scalar compare then runs ~3.5x slower (3276
+        # rows x 20: 15 -> 4.4 us per compare). A buffer no larger than a row avoids that.
+        bufsize = n // 16 * 16  # numpy wants a multiple of 16
+        old = np.getbufsize()
+        lower = 1024 <= bufsize < old  # below ~1000 the uint16 sums need the buffer
+        if lower:
+            np.setbufsize(bufsize)
+        try:
+            for k in range(t.shape[0]):
+                np.greater_equal(B, t[k][:, None], out=mask)
+                ge[k] += np.add.reduce(u8, axis=1, dtype=acc)
+        finally:
+            if lower:
+                np.setbufsize(old)
 
     def _merge_moments(self, nb: Array, mean_b: Array, m2_b: Array) -> None:
         na = self.count
