@@ -146,10 +146,11 @@ class _Side:
             self.cat_window.append(CategoricalAccumulator(cats, known))
         self.cat_total = [c.empty_like() for c in self.cat_window]
         if d:
-            # columns first: each feature's buffered values are contiguous, so the flush
-            # reduces along contiguous memory (several times faster binning)
+            # rows first, like the batches: a call's copy is one contiguous block (a
+            # columns-first buffer takes d strided writes per call, which cost more inside a
+            # real call than the transposing copy that add() makes once per flush)
             rows = max(SMALL_BATCH_ROWS, BUFFER_VALUES // d)
-            self.buf = np.empty((d, rows), dtype=np.float64)
+            self.buf = np.empty((rows, d), dtype=np.float64)
             self.buffer_max_rows = min(rows // 2, self.owner.row_cap)
         self.buf_n = 0
         if self.output and self.profiles:
@@ -242,10 +243,10 @@ class _Side:
         rows = x.shape[0]
         with self.owner.lock:
             n = self.buf_n
-            if n + rows > buf.shape[1]:
+            if n + rows > buf.shape[0]:
                 self._flush_locked()
                 n = 0
-            buf[0, n : n + rows] = x
+            buf[n : n + rows, 0] = x
             self.buf_n = n + rows
 
     def _output_checks_1d(self, x: Array, call: Call) -> None:
@@ -362,10 +363,10 @@ class _Side:
         ):
             with lock:
                 n = self.buf_n
-                if n + rows > buf.shape[1]:
+                if n + rows > buf.shape[0]:
                     self._flush_locked()
                     n = 0
-                buf[:, n : n + rows] = X.T  # slice assignment: cheaper than np.copyto
+                buf[n : n + rows] = X  # slice assignment: cheaper than np.copyto
                 self.buf_n = n + rows
                 if nulls is not None:
                     assert self.window is not None
@@ -384,7 +385,7 @@ class _Side:
 
     def _flush_locked(self) -> None:
         if self.buf_n and self.buf is not None and self.window is not None:
-            self.window.add(self.buf[:, : self.buf_n], columns_first=True)
+            self.window.add(self.buf[: self.buf_n])
         self.buf_n = 0
 
     # ---- window end ----------------------------------------------------------------
