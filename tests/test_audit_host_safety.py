@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 import modelotel
 from modelotel import _safety
@@ -140,7 +141,9 @@ def test_keyboard_interrupt_in_observe_ends_the_span_and_passes_through() -> Non
     assert span.end_time is not None
     assert span.attributes is not None
     assert span.attributes[A.ERROR_TYPE] == "KeyboardInterrupt"
+    assert span.status.status_code is StatusCode.UNSET  # interrupted, not a failed prediction
     assert calls.value == 1
+    assert not [p for p in cap.collect() if p.name == A.METRIC_PREDICTION_ERRORS]
 
 
 def test_async_generator_started_inside_suppress_stays_silent() -> None:

@@ -20,6 +20,7 @@ import cloudpickle
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import StatusCode
 
 import modelotel
 from modelotel import _call, _state
@@ -98,6 +99,16 @@ def test_async_exception_and_base_exceptions_pass_through(cap: Captured) -> None
         "predict behaviour-async-raise": "ValueError",
         "predict behaviour-interrupt": "KeyboardInterrupt",
     }
+    # only an Exception fails the call; a KeyboardInterrupt interrupts it (status UNSET,
+    # not counted in ml.prediction.errors): tests/test_interrupted_calls.py has the rest
+    status = {s.name: s.status.status_code for s in cap.spans()}
+    assert status == {
+        "predict behaviour-async-raise": StatusCode.ERROR,
+        "predict behaviour-interrupt": StatusCode.UNSET,
+    }
+    errors = [p.attributes[tn.ML_MODEL_NAME] for p in cap.collect()
+              if p.name == tn.METRIC_PREDICTION_ERRORS]
+    assert errors == ["behaviour-async-raise"]
 
 
 def test_result_is_the_same_object(cap: Captured) -> None:

@@ -17,7 +17,12 @@ replaces the user's result or exception.
 
 :meth:`Call.finish` order (the contract with the statistics and payload parts):
 
-1. duration, outcome and ``error.type`` on the span and the serving metrics;
+1. duration, outcome and ``error.type`` on the span and the serving metrics; a call
+   ended by a ``BaseException`` that is not an ``Exception`` (``asyncio.CancelledError``
+   from a client that disconnected, ``KeyboardInterrupt``, ``SystemExit``) is not a failed
+   prediction: its span gets ``error.type`` but keeps status UNSET and no ``exception``
+   event, and it counts in ``ml.prediction.calls`` and the duration without ``error.type``,
+   not in ``ml.prediction.errors``;
 2. ``for hook in monitor.finish_hooks: hook(call)``, each in its own guard (statistics
    first, payload second), with the call's span still the current span for function
    calls (log records emitted there are linked to it); skipped for a *secondary* call
@@ -191,7 +196,10 @@ class Call:
         span: the call's span (may be non-recording when not sampled).
         inputs: the model input (``input_arg``), or what ``record_inputs`` gave; ``MISSING``.
         outputs: the return value, or what ``record_outputs`` gave; ``MISSING`` for streams.
-        error: the exception that ended the call, or None.
+        error: the exception that ended the call, or None. Only an ``Exception`` makes
+            the call a failed prediction; a ``BaseException`` that is not one
+            (``asyncio.CancelledError``, ``KeyboardInterrupt``, ``SystemExit``,
+            ``GeneratorExit``) is kept here too, but only interrupted the call.
         checks_fired: names of silent-failure checks that fired (hooks append).
         hooks: the finish hooks this call runs: the monitor's, or none for a secondary
             call (spans and serving metrics only).
@@ -265,7 +273,16 @@ class Call:
         error = self.error
         mon = self.monitor
         span = self.span
-        error_type = type(error).__qualname__ if error is not None else None
+        error_type: str | None = None
+        failure: str | None = None  # error_type when the call failed (an Exception)
+        if error is not None:
+            error_type = type(error).__qualname__
+            # Only an Exception is a failed prediction. CancelledError (a client that went
+            # away), KeyboardInterrupt, SystemExit, GeneratorExit interrupt the call: error.type
+            # on the span says so, but no ERROR status, no ml.prediction.errors, no error.type
+            # on the duration (a cancelled request must not feed the error-rate alert).
+            if isinstance(error, Exception):
+                failure = error_type
 
         # 1. duration, outcome, error.type on the metrics and the span
         recording = False
@@ -285,7 +302,7 @@ class Call:
                 if self.features is not None:
                     extra[A.ML_INPUT_FEATURES] = self.features
             rows = self.rows
-            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, error_type)
+            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, failure)
         except Exception as exc:  # noqa: BLE001
             record_error("call.metrics", exc)
         if recording:
@@ -299,9 +316,9 @@ class Call:
                     extra[A.ERROR_TYPE] = error_type
                 if extra:
                     span.set_attributes(extra)
-                if error is not None:
-                    _record_exception(span, error, error_type, mon.config.payload is not None)
-                    span.set_status(Status(StatusCode.ERROR, error_type))
+                if failure is not None and error is not None:
+                    _record_exception(span, error, failure, mon.config.payload is not None)
+                    span.set_status(Status(StatusCode.ERROR, failure))
             except Exception as exc:  # noqa: BLE001
                 record_error("call.span_attributes", exc)
 

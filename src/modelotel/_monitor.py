@@ -367,7 +367,7 @@ class _Instruments:
             A.METRIC_PREDICTION_ERRORS,
             callbacks=[self._observe_errors],
             unit="{call}",
-            description="Predict calls that raised, by error.type.",
+            description="Predict calls that raised an Exception, by error.type.",
         )
         meter.create_observable_gauge(
             A.METRIC_MODEL_INFO,

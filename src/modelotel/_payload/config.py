@@ -76,7 +76,9 @@ class PayloadConfig:
         sample_key: Name of an input field, or ``callable(inputs) -> key``: the sampling
             decision is made on this key instead of the prediction id, so the same entity is
             always kept (or never). For a batch the first row's value is used.
-        always_keep_errors: Keep calls that raised, regardless of the rate (within budget).
+        always_keep_errors: Keep calls that raised an ``Exception``, regardless of the rate
+            (within budget); a cancelled or interrupted call (``asyncio.CancelledError``,
+            ``KeyboardInterrupt``) is not an error.
         always_keep_checks: Keep calls where a silent-failure check fired (within budget).
         max_records_per_second: Token-bucket budget of records per model version per process.
         max_bytes_per_second: Token-bucket budget of payload bytes per model version per process.

@@ -154,7 +154,8 @@ class PayloadHook:
         elif self._key_hash(call.inputs) < self._limit:
             self.emit(call, tn.PAYLOAD_REASON_RATE)
             return
-        if call.error is not None:
+        err = call.error
+        if err is not None and isinstance(err, Exception):  # not a cancelled / interrupted call
             if self._keep_errors:
                 self.emit(call, tn.PAYLOAD_REASON_ERROR)
         elif call.checks_fired and self._keep_checks:
@@ -200,7 +201,8 @@ class PayloadHook:
                 elif id_hash(pid) < limit:
                     emit(call, rate)
                     return
-                if call.error is not None:
+                err = call.error
+                if err is not None and isinstance(err, Exception):  # not a cancelled call
                     if keep_errors:
                         emit(call, error)
                 elif keep_checks and call.checks_fired:
@@ -218,7 +220,7 @@ class PayloadHook:
         h = self._key_hash(call.inputs) if self._key is not None else id_hash(pid)
         if h < self._limit:
             return tn.PAYLOAD_REASON_RATE
-        if call.error is not None and self._keep_errors:
+        if isinstance(call.error, Exception) and self._keep_errors:
             return tn.PAYLOAD_REASON_ERROR
         if call.checks_fired and self._keep_checks:
             return tn.PAYLOAD_REASON_CHECK
