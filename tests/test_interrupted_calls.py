@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any, cast
 
 import pytest
 from opentelemetry import trace
@@ -181,7 +181,7 @@ def test_stream_interrupted_by_the_consumer_is_not_an_error(cap: Captured) -> No
     model = "interrupted-gen"
 
     @modelotel.instrument(model=model)
-    def stream(x: Any) -> Iterator[int]:
+    def stream(x: Any) -> Generator[int, None, None]:
         yield 1
         yield 2
 
@@ -227,7 +227,9 @@ class _Log:
 
 def _payload_hook(cfg: PayloadConfig) -> tuple[PayloadHook, _Log]:
     log = _Log()
-    hook = PayloadHook(model="m", version="1", rate=0.0, config=cfg, logger=lambda call: log)
+    hook = PayloadHook(
+        model="m", version="1", rate=0.0, config=cfg, logger=lambda call: cast(Any, log)
+    )
     return hook, log
 
 
