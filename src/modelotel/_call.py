@@ -27,7 +27,9 @@ replaces the user's result or exception.
    first, payload second), with the call's span still the current span for function
    calls (log records emitted there are linked to it); skipped for a *secondary* call
    (a ``wrap()``-ed model's method other than its primary one, see :func:`start_call`);
-3. ``ml.checks.fired`` from :attr:`Call.checks_fired`, then the span ends.
+3. ``ml.checks.fired`` from :attr:`Call.checks_fired`, then the span ends;
+4. :func:`last_prediction_id` is set to this call's id (primary calls, not for a stream
+   closed early), so that the caller sees the id of the call that returned to it.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ _NO_HOOKS: tuple[()] = ()
 
 
 def last_prediction_id() -> str | None:
-    """The prediction id of the latest instrumented predict call made in this context.
+    """The prediction id of the instrumented predict call that last returned in this context.
 
     Example:
         >>> import modelotel
@@ -95,10 +97,18 @@ def last_prediction_id() -> str | None:
     The id is the call's ``ml.prediction.id`` (on its span and payload record), the key
     that :func:`modelotel.record_outcome` joins a label on. "This context" is the
     calling thread, or the asyncio task: a call awaited directly counts, a call run in
-    another task (``asyncio.create_task``) or thread does not. For a generator it is set
-    when the stream starts. A ``wrap()``-ed model's secondary methods (``predict_proba``
-    when ``predict`` is the primary one) do not change it: it stays the id of the call
-    whose outputs were kept for outcomes. With ``modelotel.observe`` use ``call.prediction_id``.
+    another task (``asyncio.create_task``) or thread does not.
+
+    It is set twice per call: when the call starts (so the predict function itself can
+    read its own id) and again when the call returns or raises, in the caller's context.
+    So after ``outer(X)``, where ``outer`` calls another instrumented model, it is the id
+    of ``outer``'s call, the one that returned to the caller (inside ``outer``, after the
+    inner call, it is the inner call's id). A generator or async generator sets it when
+    the stream starts and again when it is exhausted or raises; a stream closed early
+    (``break``, ``close()``) leaves it as it is. A ``wrap()``-ed model's secondary methods
+    (``predict_proba`` when ``predict`` is the primary one) do not change it: it stays
+    the id of the call whose outputs were kept for outcomes. With ``modelotel.observe``
+    use ``call.prediction_id`` (the block sets it too, at its start and its end).
 
     Calls made while modelotel is disabled or suppressed do not change it.
 
@@ -342,6 +352,14 @@ class Call:
             self._token = None
             self.detach(token)
 
+        # 4. last_prediction_id() is this call's id again: finish runs in the caller's context
+        # (after the function returned or raised, at __exit__, or in the stream's last
+        # resumption), and an instrumented model that this one called has set its own id
+        # there meanwhile. Not for a stream closed early: close() may come from the garbage
+        # collector, in whatever thread and context happens to run it.
+        if hooks is None and not self.closed_early:
+            _set_last_prediction_id(self.prediction_id)
+
 
 def start_call(
     monitor: ModelMonitor,
@@ -358,7 +376,8 @@ def start_call(
     ``span_attributes`` replaces the monitor's start attributes (``wrap()`` adds
     ``ml.model.method``). A call that is not ``primary`` gets its span and serving metrics
     only: no finish hooks (statistics, payload, outcome cache) and it leaves
-    :func:`last_prediction_id` alone.
+    :func:`last_prediction_id` alone (a primary call sets it here and again in
+    :meth:`Call.finish`).
     """
     call = Call.__new__(Call)
     call.monitor = monitor
