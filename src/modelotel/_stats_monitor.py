@@ -74,6 +74,13 @@ BUFFER_VALUES = 1 << 16
 
 _min_reduce = np.minimum.reduce
 _max_reduce = np.maximum.reduce
+#: float64 in native byte order: a batch of this dtype is copied into the buffer as bytes
+_F64 = np.dtype(np.float64)
+#: ``memoryview`` typed for arrays (numpy declares the buffer protocol only for 3.12+ typing)
+_memoryview: Callable[[Any], memoryview] = memoryview
+#: One column of at most this many outputs is checked with Python's sum / min / max on
+#: ``tolist()`` (no numpy reduction: inside a real call those cost ~1 us each)
+_PY_CHECK_ROWS = 64
 
 
 def _missing_marker() -> object:
@@ -113,6 +120,9 @@ class _Side:
         self.cat_window: list[CategoricalAccumulator] = []
         self.cat_total: list[CategoricalAccumulator] = []
         self.buf: Array | None = None
+        self.buf_bytes = memoryview(b"")
+        self.row_bytes = 0
+        self.buf_rows = 0
         self.buf_n = 0
         self.buffer_max_rows = 0
         self.base_lo: Array | None = None
@@ -151,6 +161,13 @@ class _Side:
             # real call than the transposing copy that add() makes once per flush)
             rows = max(SMALL_BATCH_ROWS, BUFFER_VALUES // d)
             self.buf = np.empty((rows, d), dtype=np.float64)
+            # the same memory as bytes: a float64 batch is copied in with a memoryview slice
+            # assignment (CPython's memcpy), not numpy's indexing machinery, whose code is cold
+            # after the rest of a call ran: measured inside instrumented calls, a 32 x 20
+            # copy costs ~0.9 us this way against ~3.6 us as buf[n:n + rows] = X
+            self.buf_bytes = _memoryview(self.buf).cast("B")
+            self.row_bytes = 8 * d
+            self.buf_rows = rows
             self.buffer_max_rows = min(rows // 2, self.owner.row_cap)
         self.buf_n = 0
         if self.output and self.profiles:
@@ -226,12 +243,17 @@ class _Side:
                         self._output_checks_1d(x, call)
                     buf = self.buf
                     assert buf is not None
+                    mv = _memoryview(x)
+                    raw = mv.cast("B") if x.dtype is _F64 and mv.c_contiguous else None
                     with self.owner.lock:
                         n = self.buf_n
                         if n + rows > buf.shape[0]:
                             self._flush_locked()
                             n = 0
-                        buf[n : n + rows, 0] = x
+                        if raw is not None:
+                            self.buf_bytes[8 * n : 8 * (n + rows)] = raw
+                        else:
+                            buf[n : n + rows, 0] = x
                         self.buf_n = n + rows
                     return
             else:
@@ -247,22 +269,41 @@ class _Side:
                             self._output_checks(X, call)
                         buf = self.buf
                         assert buf is not None
+                        mv = _memoryview(X)
+                        raw = mv.cast("B") if X.dtype is _F64 and mv.c_contiguous else None
                         with self.owner.lock:
                             n = self.buf_n
                             if n + rows > buf.shape[0]:
                                 self._flush_locked()
                                 n = 0
-                            buf[n : n + rows] = X  # slice assignment: cheaper than np.copyto
+                            if raw is not None:
+                                rb = self.row_bytes
+                                self.buf_bytes[rb * n : rb * (n + rows)] = raw
+                            else:  # other dtypes and layouts: numpy converts
+                                buf[n : n + rows] = X
                             self.buf_n = n + rows
                         return
         with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
             self._observe_any(x, call)
 
     def _output_checks_1d(self, x: Array, call: Call) -> None:
+        lo_b, hi_b = self.base_lo0, self.base_hi0
+        if x.shape[0] <= _PY_CHECK_ROWS:
+            # a few scores: Python floats (or ints, bools). sum() propagates NaN and inf, so
+            # s - s == 0.0 only when every value is finite (a sum that overflows to inf goes
+            # to the exact check below, which finds nothing to fire); min / max would skip a
+            # NaN, so they run only after that test
+            vals = x.tolist()
+            s = sum(vals)
+            if s - s == 0.0 and (
+                lo_b is None or hi_b is None or (min(vals) >= lo_b and max(vals) <= hi_b)
+            ):
+                return
+            self._output_checks(x.reshape(-1, 1), call)
+            return
         # NaN propagates; +-inf shows; neither warns (the ufuncs' reduce directly: ~0.2 us
         # cheaper per call than x.min() / x.max(), which go through numpy's Python layer)
         lo, hi = _min_reduce(x), _max_reduce(x)
-        lo_b, hi_b = self.base_lo0, self.base_hi0
         if lo_b is not None and hi_b is not None:
             if lo >= lo_b and hi <= hi_b:  # False for NaN, inf or out of range: one test
                 return
@@ -562,11 +603,60 @@ class StatsMonitor:
                     self._reset()
                     self._gen = gen
             _instruments_for(gen, call.monitor.meter)
-        missing = self._missing
         x = call.inputs
+        y = call.outputs
+        if (
+            type(x) is np.ndarray
+            and type(y) is np.ndarray
+            and x.dtype is _F64
+            and y.dtype is _F64
+            and call.error is None
+        ):
+            # the online case, fused: a small float64 batch in, one float64 score per row
+            # out. One lock, two byte copies and a Python check of the scores; inside a
+            # real call every numpy operation avoided here saves ~1 us (cold code)
+            inp, out = self.inputs, self.outputs
+            xs, ys = x.shape, y.shape
+            width = inp.fast_width
+            if len(xs) == 2 and len(ys) == 1 and width and xs[1] == width and out.fast_width == 1:
+                rows, n_out = xs[0], ys[0]
+                if (
+                    0 < rows <= inp.buffer_max_rows
+                    and 0 < n_out <= _PY_CHECK_ROWS
+                    and n_out <= out.buffer_max_rows
+                ):
+                    mx, my = _memoryview(x), _memoryview(y)
+                    if mx.c_contiguous and my.c_contiguous:
+                        vals = y.tolist()
+                        total = sum(vals)  # NaN and inf propagate: see _output_checks_1d
+                        lo_b, hi_b = out.base_lo0, out.base_hi0
+                        if not (
+                            total - total == 0.0
+                            and (
+                                lo_b is None
+                                or hi_b is None
+                                or (min(vals) >= lo_b and max(vals) <= hi_b)
+                            )
+                        ):
+                            out._output_checks(y.reshape(-1, 1), call)
+                        rb = inp.row_bytes
+                        with self.lock:
+                            n = inp.buf_n
+                            if n + rows > inp.buf_rows:
+                                inp._flush_locked()
+                                n = 0
+                            inp.buf_bytes[rb * n : rb * (n + rows)] = mx.cast("B")
+                            inp.buf_n = n + rows
+                            n = out.buf_n
+                            if n + n_out > out.buf_rows:
+                                out._flush_locked()
+                                n = 0
+                            out.buf_bytes[8 * n : 8 * (n + n_out)] = my.cast("B")
+                            out.buf_n = n + n_out
+                        return
+        missing = self._missing
         if x is not missing:
             self.inputs.observe(x, call)
-        y = call.outputs
         if y is not missing and call.error is None:
             self.outputs.observe(y, call)
 

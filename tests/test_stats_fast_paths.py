@@ -1,0 +1,165 @@
+"""The per-call fast paths of the statistics hook against a plain numpy oracle.
+
+A small float64 batch with one float64 score per row takes a fused path (byte copies into
+the row buffers, a Python check of the scores); other dtypes, layouts and sizes take the
+per-side paths. Whatever the path, the checks that fire on a call and the statistics that a
+window exports must be the same as numpy computes on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import modelotel
+from modelotel import attributes as A  # noqa: N812
+from modelotel.stats import Baseline
+from modelotel.testing import capture
+
+_LO, _HI = -1.0, 1.0  # the outputs' training range
+_counter = [0]
+
+
+def _baseline(width: int) -> Baseline:
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(400, width))
+    outputs = np.linspace(_LO, _HI, 400)
+    return Baseline.from_data(train, outputs=outputs)
+
+
+def _expected_checks(y: np.ndarray) -> list[str]:
+    flat = np.asarray(y, dtype=np.float64).ravel()
+    fired = []
+    if not np.isfinite(flat).all():
+        fired.append(A.CHECK_OUTPUT_NONFINITE)
+    finite = flat[np.isfinite(flat)]  # a non-finite value is reported as such, not as range
+    if ((finite < _LO) | (finite > _HI)).any():
+        fired.append(A.CHECK_OUTPUT_OUT_OF_RANGE)
+    return fired
+
+
+def _outputs(rows: int, bad: str, at: int) -> np.ndarray:
+    y = np.linspace(-0.5, 0.5, rows)
+    value = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "above": 1.5, "below": -3.0,
+             "edge": _HI, "ok": 0.25}[bad]
+    y[at] = value
+    return y
+
+
+# how the scores leave the model: (label, converter from a float64 1-D array)
+FORMS: list[tuple[str, Callable[[np.ndarray], Any]]] = [
+    ("float64 1-D (fused)", lambda y: y),
+    ("float64 strided", lambda y: np.repeat(y, 2)[::2]),
+    ("float32 1-D", lambda y: y.astype(np.float32)),
+    ("float64 (n, 1)", lambda y: y.reshape(-1, 1)),
+    ("big-endian float64", lambda y: y.astype(">f8")),
+]
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[f[0] for f in FORMS])
+@pytest.mark.parametrize("rows", [1, 5, 64, 65, 200])
+@pytest.mark.parametrize("bad", ["nan", "+inf", "-inf", "above", "below", "edge", "ok"])
+def test_checks_fire_as_numpy_says_wherever_the_bad_value_sits(
+    form: tuple[str, Callable[[np.ndarray], Any]], rows: int, bad: str
+) -> None:
+    _counter[0] += 1
+    model = f"fast-{_counter[0]}"
+    convert = form[1]
+    positions = sorted({0, rows // 2, rows - 1})
+    calls = [convert(_outputs(rows, bad, at)) for at in positions]
+    it = iter(calls)
+
+    def predict(X: np.ndarray) -> Any:
+        return next(it)
+
+    wrapped = modelotel.instrument(model=model, baseline=_baseline(3))(predict)
+    X = np.zeros((rows, 3))
+    with capture() as cap:
+        for y in calls:
+            assert wrapped(X) is y  # the result is the model's own object
+        spans = cap.spans()
+        assert len(spans) == len(calls)
+        for span, y in zip(spans, calls, strict=True):
+            attrs = span.attributes or {}
+            got = list(attrs.get(A.ML_CHECKS_FIRED, []))
+            assert got == _expected_checks(y), (form[0], rows, bad, y)
+        # the window's output statistics equal numpy's over all the calls' scores
+        every = np.concatenate([np.asarray(y, dtype=np.float64).ravel() for y in calls])
+        finite = every[np.isfinite(every)]
+        points = {(p.name, tuple(sorted(p.attributes.items()))): p.value
+                  for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == model}
+    out = {n: v for (n, attrs), v in points.items()
+           if dict(attrs).get(A.ML_OUTPUT) == "0" and A.ML_MISSING_KIND not in dict(attrs)
+           and A.ML_BIN not in dict(attrs) and A.ML_DRIFT_METHOD not in dict(attrs)}
+    assert out[A.METRIC_OUTPUT_COUNT] == every.size  # values seen, missing included
+    missing = {dict(attrs)[A.ML_MISSING_KIND]: v for (n, attrs), v in points.items()
+               if n == A.METRIC_OUTPUT_MISSING}
+    assert missing[A.MISSING_NAN] == int(np.isnan(every).sum())
+    assert missing[A.MISSING_INF] == int(np.isinf(every).sum())
+    if finite.size:
+        assert out[A.METRIC_OUTPUT_MIN] == pytest.approx(finite.min())
+        assert out[A.METRIC_OUTPUT_MAX] == pytest.approx(finite.max())
+        assert out[A.METRIC_OUTPUT_MEAN] == pytest.approx(finite.mean(), rel=1e-9, abs=1e-12)
+
+
+INPUTS: list[tuple[str, Callable[[np.ndarray], Any]]] = [
+    ("float64 C (fused)", lambda x: x),
+    ("float64 Fortran", np.asfortranarray),
+    ("float64 column slice", lambda x: np.hstack([x, x])[:, ::2]),
+    ("float32", lambda x: x.astype(np.float32)),
+    ("int64", lambda x: np.round(x * 10).astype(np.int64)),
+    ("big-endian float64", lambda x: x.astype(">f8")),
+]
+
+
+@pytest.mark.parametrize("form", INPUTS, ids=[f[0] for f in INPUTS])
+def test_input_statistics_equal_numpy_on_every_layout(
+    form: tuple[str, Callable[[np.ndarray], Any]]
+) -> None:
+    _counter[0] += 1
+    model = f"fast-in-{_counter[0]}"
+    base = _baseline(4)
+    rng = np.random.default_rng(7)
+    raw = [rng.normal(size=(rows, 4)) for rows in (1, 3, 32, 32, 7, 300)]
+    if form[0] != "int64":
+        raw[2][5, 1] = np.nan
+    batches = [form[1](r) for r in raw]
+    for b in batches:
+        b.setflags(write=False)  # the hook must not need to write to the user's arrays
+    wrapped = modelotel.instrument(model=model, baseline=base)(lambda X: np.zeros(len(X)))
+    with capture() as cap:
+        for b in batches:
+            wrapped(b)
+        points = [p for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == model]
+    data = np.concatenate([np.asarray(b, dtype=np.float64) for b in batches])
+    for j in range(4):
+        name = base.feature_names[j]
+        col = data[:, j]
+        fin = col[np.isfinite(col)]
+
+        def value(metric: str, name: str = name, **extra: str) -> Any:
+            want = {A.ML_FEATURE: name, **extra}
+            hits = [p.value for p in points if p.name == metric
+                    and all(p.attributes.get(k) == v for k, v in want.items())
+                    and (A.ML_BIN in extra or A.ML_BIN not in p.attributes)
+                    and (A.ML_MISSING_KIND in extra or A.ML_MISSING_KIND not in p.attributes)]
+            assert len(hits) == 1, (metric, want, hits)
+            return hits[0]
+
+        assert value(A.METRIC_FEATURE_COUNT) == col.size  # values seen, missing included
+        assert value(A.METRIC_FEATURE_MISSING, **{A.ML_MISSING_KIND: A.MISSING_NAN}) == (
+            col.size - fin.size)
+        assert value(A.METRIC_FEATURE_MEAN) == pytest.approx(fin.mean(), rel=1e-9)
+        assert value(A.METRIC_FEATURE_MIN) == fin.min()
+        assert value(A.METRIC_FEATURE_MAX) == fin.max()
+        edges = np.asarray(base.feature(name).edges)
+        inner, _ = np.histogram(fin[(fin >= edges[0]) & (fin <= edges[-1])], bins=edges)
+        assert value(A.METRIC_FEATURE_BIN, **{A.ML_BIN: A.BIN_BELOW}) == int(
+            (fin < edges[0]).sum())
+        assert value(A.METRIC_FEATURE_BIN, **{A.ML_BIN: A.BIN_ABOVE}) == int(
+            (fin > edges[-1]).sum())
+        for i, expected in enumerate(inner.tolist()):
+            assert value(A.METRIC_FEATURE_BIN, **{A.ML_BIN: str(i)}) == expected
