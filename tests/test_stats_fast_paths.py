@@ -1,9 +1,10 @@
 """The per-call fast paths of the statistics hook against a plain numpy oracle.
 
-A small float64 batch with one float64 score per row takes a fused path (byte copies into
-the row buffers, a Python check of the scores); other dtypes, layouts and sizes take the
-per-side paths. Whatever the path, the checks that fire on a call and the statistics that a
-window exports must be the same as numpy computes on the same data.
+A small float64 batch with one float64 score per row takes a fused path (the compiled
+kernel's ``stage``, or byte copies into the row buffers and a Python check of the scores);
+other dtypes, layouts and sizes take the per-side paths. Whatever the path, and with the
+compiled kernel or numpy reducing the buffers, the checks that fire on a call and the
+statistics that a window exports must be the same as numpy computes on the same data.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ import pytest
 
 import modelotel
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats import Baseline
+from modelotel.stats import Baseline, kernel
 from modelotel.testing import capture
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def _kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "numpy":
+        monkeypatch.setattr(kernel, "stage", None)
+        monkeypatch.setattr(kernel, "accumulate", None)
+    elif not kernel.COMPILED:
+        pytest.skip("the C kernel is not built here")
+    return str(request.param)
 
 _LO, _HI = -1.0, 1.0  # the outputs' training range
 _counter = [0]

@@ -49,7 +49,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._safety import count_dropped, count_skipped, guard, health, record_error
-from modelotel.stats import checks, drift
+from modelotel.stats import checks, drift, kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
 from modelotel.stats.columns import (
@@ -129,6 +129,7 @@ class _Side:
         self.base_hi: Array | None = None
         self.base_lo0: float | None = None  # the same, as floats, for one output column
         self.base_hi0: float | None = None
+        self.check_lo, self.check_hi = -math.inf, math.inf  # the same for the kernel's stage
         self.fast_width = 0
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
@@ -177,6 +178,7 @@ class _Side:
             self.base_hi = np.array([np.nan if v is None else v for v in hi], dtype=np.float64)
             if d == 1 and lo[0] is not None and hi[0] is not None:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
+                self.check_lo, self.check_hi = self.base_lo0, self.base_hi0
         # width of a plain numeric numpy batch that needs no conversion (0: never)
         self.fast_width = d if d and not plan.categorical else 0
         self.plan = plan
@@ -435,7 +437,7 @@ class _Side:
 
     def _flush_locked(self) -> None:
         if self.buf_n and self.buf is not None and self.window is not None:
-            self.window.add(self.buf[: self.buf_n])
+            self.window.add_rows(self.buf, self.buf_n)
         self.buf_n = 0
 
     # ---- window end ----------------------------------------------------------------
@@ -620,7 +622,31 @@ class StatsMonitor:
             width = inp.fast_width
             if len(xs) == 2 and len(ys) == 1 and width and xs[1] == width and out.fast_width == 1:
                 rows, n_out = xs[0], ys[0]
-                if (
+                stage = kernel.stage
+                if stage is not None and 0 < rows <= inp.buffer_max_rows and (
+                    0 < n_out <= out.buffer_max_rows
+                ):
+                    # the compiled kernel: both copies and the scores' check in one call
+                    # (None: x or y is not C-contiguous; the general path takes them)
+                    with self.lock:
+                        n = inp.buf_n
+                        if n + rows > inp.buf_rows:
+                            inp._flush_locked()
+                            n = 0
+                        m = out.buf_n
+                        if m + n_out > out.buf_rows:
+                            out._flush_locked()
+                            m = 0
+                        ok = stage(inp.buf_bytes, inp.row_bytes * n, x, out.buf_bytes, 8 * m, y,
+                                   out.check_lo, out.check_hi)
+                        if ok is not None:
+                            inp.buf_n = n + rows
+                            out.buf_n = m + n_out
+                    if ok is not None:
+                        if not ok:
+                            out._output_checks(y.reshape(-1, 1), call)
+                        return
+                elif (
                     0 < rows <= inp.buffer_max_rows
                     and 0 < n_out <= _PY_CHECK_ROWS
                     and n_out <= out.buffer_max_rows

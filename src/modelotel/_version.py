@@ -1,3 +1,3 @@
-"""The package version (read by hatchling and by ``modelotel.__version__``)."""
+"""The package version (read by setuptools and by ``modelotel.__version__``)."""
 
 __version__ = "0.1.0.dev0"

@@ -103,3 +103,13 @@ Most recent predictions kept per model version (models declared with
 update ``ml.outcome.*`` metrics. Non-negative integer; ``0`` turns the cache off. Default:
 ``10000``.
 """
+
+MODELOTEL_STATS_KERNEL: Final = "MODELOTEL_STATS_KERNEL"
+"""
+.. envvar:: MODELOTEL_STATS_KERNEL
+
+Which code reduces the statistics' row buffers. ``auto`` (default): the compiled kernel
+built at install time when there is one, numpy otherwise; ``numpy``: numpy always (the
+results are the same; the kernel is faster). Read once at import. Any other value warns
+once and means ``auto``. ``modelotel.stats.kernel.COMPILED`` says which one runs.
+"""

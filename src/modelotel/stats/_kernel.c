@@ -1,0 +1,371 @@
+/*
+ * modelotel.stats._kernel: the two hot loops of the statistics, compiled.
+ *
+ * Optional: modelotel works without it (numpy does the same work; see
+ * modelotel/stats/kernel.py, which picks one and which the tests hold to the same results).
+ * What it buys is measured, not assumed (benchmarks/stats.py, section 4): inside an
+ * instrumented call every numpy operation costs ~1 us of cold interpreter and numpy code,
+ * and a window's row buffer costs ~30 numpy operations to reduce. Here one call does each.
+ *
+ *   stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None
+ *       Copy the bytes of a C-contiguous float64 batch ``x`` into ``in_dst`` at byte offset
+ *       ``in_off`` and of the float64 scores ``y`` into ``out_dst`` at ``out_off``. Returns
+ *       True when every score is finite and within [lo, hi], False otherwise (the caller
+ *       then finds out which check fired, with numpy), None without copying anything when
+ *       ``x`` or ``y`` is not C-contiguous native float64. Nothing is written on an error.
+ *
+ *   accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None
+ *       Reduce the first ``n`` rows of a rows-first float64 buffer ``X`` (``n x d``):
+ *       per column, the count of finite values, their mean and sum of squared deviations
+ *       (``count``, ``mean``, ``m2``: overwritten with this batch's), NaN and +-inf counts
+ *       (``nan``, ``inf``: added to), min / max of the finite values (``lo``, ``hi``:
+ *       folded in), and for each of the ``K`` rows of thresholds ``T`` (``K x d``) the
+ *       number of finite values ``>= T[k, j]`` (``ge``, ``K x d``: added to). Thresholds
+ *       of a column ascend; +inf pads a column with fewer. The GIL is released meanwhile.
+ *
+ * Every buffer is checked for size, contiguity, writability and (where it matters) the
+ * float64 format before anything is read or written.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Values of one column gathered per block: small enough for L1, large enough for the
+   vector loops (the block holds about this many values across all columns). */
+#define BLOCK_VALUES 4096
+#define MAX_BLOCK_ROWS 512
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* one AVX2 build of the loops next to the baseline one, chosen at load time */
+#define MODELOTEL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MODELOTEL_CLONES
+#endif
+
+static int
+get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t need, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        return -1;
+    }
+    if (need >= 0 && view->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, %zd needed", what, view->len, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+is_float64(const Py_buffer *view)
+{
+    const char *f = view->format;
+    if (view->itemsize != 8 || f == NULL) {
+        return 0;
+    }
+    if (f[0] == '@' || f[0] == '=') {
+        f++;
+    }
+#if PY_LITTLE_ENDIAN
+    if (f[0] == '<') {
+        f++;
+    }
+#else
+    if (f[0] == '>' || f[0] == '!') {
+        f++;
+    }
+#endif
+    return f[0] == 'd' && f[1] == '\0';
+}
+
+/* ---- stage ------------------------------------------------------------------------ */
+
+MODELOTEL_CLONES
+static int
+scores_ok(const double *y, Py_ssize_t n, double lo, double hi)
+{
+    /* (v >= lo) & (v <= hi) is false for NaN; +-inf fail the finite test */
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = y[i];
+        ok &= (v - v == 0.0) & (v >= lo) & (v <= hi);
+    }
+    return ok;
+}
+
+static PyObject *
+stage(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *in_dst, *x, *out_dst, *y;
+    Py_ssize_t in_off, out_off;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "OnOOnOdd:stage", &in_dst, &in_off, &x, &out_dst, &out_off,
+                          &y, &lo, &hi)) {
+        return NULL;
+    }
+    Py_buffer vx, vy, vin, vout;
+    if (PyObject_GetBuffer(x, &vx, PyBUF_RECORDS_RO) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(y, &vy, PyBUF_RECORDS_RO) < 0) {
+        PyBuffer_Release(&vx);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (!is_float64(&vx) || !is_float64(&vy) || !PyBuffer_IsContiguous(&vx, 'C') ||
+        !PyBuffer_IsContiguous(&vy, 'C')) {
+        result = Py_None; /* not for this path: the caller takes the general one */
+        Py_INCREF(result);
+        goto done_xy;
+    }
+    if (get_buffer(in_dst, &vin, 1, -1, "in_dst") < 0) {
+        goto done_xy;
+    }
+    if (get_buffer(out_dst, &vout, 1, -1, "out_dst") < 0) {
+        PyBuffer_Release(&vin);
+        goto done_xy;
+    }
+    if (in_off < 0 || out_off < 0 || in_off > vin.len - vx.len || out_off > vout.len - vy.len) {
+        PyErr_SetString(PyExc_ValueError, "stage: the batch does not fit the buffer there");
+    }
+    else {
+        memcpy((char *)vin.buf + in_off, vx.buf, (size_t)vx.len);
+        memcpy((char *)vout.buf + out_off, vy.buf, (size_t)vy.len);
+        result = PyBool_FromLong(scores_ok((const double *)vy.buf, vy.len / 8, lo, hi));
+    }
+    PyBuffer_Release(&vout);
+    PyBuffer_Release(&vin);
+done_xy:
+    PyBuffer_Release(&vy);
+    PyBuffer_Release(&vx);
+    return result;
+}
+
+/* ---- accumulate ------------------------------------------------------------------- */
+
+/* Statistics of the c finite values in v (L1-resident): sum, min, max, and the squared
+   deviations from their mean (two passes: exact where the one-pass formula cancels). Four
+   partial sums let the additions overlap instead of waiting on each other. */
+MODELOTEL_CLONES
+static void
+block_moments(const double *v, Py_ssize_t c, double *sum, double *mn, double *mx, double *q)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double lo0 = v[0], lo1 = v[0], hi0 = v[0], hi1 = v[0];
+    Py_ssize_t i = 0;
+    for (; i + 4 <= c; i += 4) {
+        s0 += v[i];
+        s1 += v[i + 1];
+        s2 += v[i + 2];
+        s3 += v[i + 3];
+        double a = v[i] < v[i + 1] ? v[i] : v[i + 1];
+        double b = v[i + 2] < v[i + 3] ? v[i + 2] : v[i + 3];
+        double e = v[i] > v[i + 1] ? v[i] : v[i + 1];
+        double f = v[i + 2] > v[i + 3] ? v[i + 2] : v[i + 3];
+        lo0 = a < lo0 ? a : lo0;
+        lo1 = b < lo1 ? b : lo1;
+        hi0 = e > hi0 ? e : hi0;
+        hi1 = f > hi1 ? f : hi1;
+    }
+    for (; i < c; i++) {
+        s0 += v[i];
+        lo0 = v[i] < lo0 ? v[i] : lo0;
+        hi0 = v[i] > hi0 ? v[i] : hi0;
+    }
+    double s = (s0 + s1) + (s2 + s3);
+    double m = s / (double)c;
+    double q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+    i = 0;
+    for (; i + 4 <= c; i += 4) {
+        double a = v[i] - m, b = v[i + 1] - m, e = v[i + 2] - m, f = v[i + 3] - m;
+        q0 += a * a;
+        q1 += b * b;
+        q2 += e * e;
+        q3 += f * f;
+    }
+    for (; i < c; i++) {
+        double a = v[i] - m;
+        q0 += a * a;
+    }
+    *sum = s;
+    *mn = lo0 < lo1 ? lo0 : lo1;
+    *mx = hi0 > hi1 ? hi0 : hi1;
+    *q = (q0 + q1) + (q2 + q3);
+}
+
+/* How many of the c values are >= t: a compare and an add per value, vectorized. */
+MODELOTEL_CLONES
+static int64_t
+count_ge(const double *v, Py_ssize_t c, double t)
+{
+    int64_t g = 0;
+    for (Py_ssize_t i = 0; i < c; i++) {
+        g += v[i] >= t;
+    }
+    return g;
+}
+
+static void
+accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, const double *T, Py_ssize_t K,
+                int64_t *cnt, double *mean, double *m2, int64_t *nnan, int64_t *ninf,
+                double *lo, double *hi, int64_t *ge)
+{
+    double col[MAX_BLOCK_ROWS];
+    Py_ssize_t br = BLOCK_VALUES / d;
+    if (br > MAX_BLOCK_ROWS) {
+        br = MAX_BLOCK_ROWS;
+    }
+    if (br < 16) {
+        br = 16;
+    }
+    for (Py_ssize_t j = 0; j < d; j++) {
+        cnt[j] = 0;
+        mean[j] = 0.0;
+        m2[j] = 0.0;
+    }
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += br) {
+        Py_ssize_t rb = n - r0 < br ? n - r0 : br;
+        const double *base = X + r0 * d;
+        for (Py_ssize_t j = 0; j < d; j++) {
+            const double *p = base + j;
+            /* gather the column; v - v is 0 for finite values, NaN for NaN and +-inf (an
+               integer AND, not a floating-point sum: no 4-cycle chain from value to value) */
+            int finite = 1;
+            for (Py_ssize_t i = 0; i < rb; i++) {
+                double v = p[i * d];
+                col[i] = v;
+                finite &= v - v == 0.0;
+            }
+            Py_ssize_t c = rb;
+            if (!finite) { /* keep the finite values, count the others */
+                c = 0;
+                for (Py_ssize_t i = 0; i < rb; i++) {
+                    double v = col[i];
+                    if (v - v == 0.0) {
+                        col[c++] = v;
+                    }
+                    else if (v != v) {
+                        nnan[j]++;
+                    }
+                    else {
+                        ninf[j]++;
+                    }
+                }
+                if (c == 0) {
+                    continue;
+                }
+            }
+            double s, mn, mx, q;
+            block_moments(col, c, &s, &mn, &mx, &q);
+            if (mn < lo[j]) {
+                lo[j] = mn;
+            }
+            if (mx > hi[j]) {
+                hi[j] = mx;
+            }
+            /* Chan et al.: merge this block's (c, mean, M2) into the batch's */
+            int64_t na = cnt[j], nt = na + (int64_t)c;
+            double bm = s / (double)c;
+            double delta = bm - mean[j];
+            mean[j] += delta * ((double)c / (double)nt);
+            m2[j] += q + delta * delta * ((double)na * ((double)c / (double)nt));
+            cnt[j] = nt;
+            const double *t = T + j;
+            int64_t *g = ge + j;
+            for (Py_ssize_t k = 0; k < K; k++) {
+                int64_t above = count_ge(col, c, t[k * d]);
+                g[k * d] += above;
+                if (above == 0) { /* ascending thresholds: none of the next counts either */
+                    break;
+                }
+            }
+        }
+    }
+}
+
+static PyObject *
+accumulate(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *oX, *oT, *o[8];
+    Py_ssize_t n, d, K;
+    if (!PyArg_ParseTuple(args, "OnnOnOOOOOOOO:accumulate", &oX, &n, &d, &oT, &K, &o[0], &o[1],
+                          &o[2], &o[3], &o[4], &o[5], &o[6], &o[7])) {
+        return NULL;
+    }
+    if (n < 0 || d < 1 || K < 0 || (n > 0 && d > PY_SSIZE_T_MAX / 8 / n) ||
+        (K > 0 && d > PY_SSIZE_T_MAX / 8 / K)) {
+        PyErr_SetString(PyExc_ValueError, "accumulate: bad n, d or K");
+        return NULL;
+    }
+    static const char *names[8] = {"count", "mean", "m2", "nan", "inf", "lo", "hi", "ge"};
+    Py_buffer vX, vT, v[8];
+    int got = 0;
+    PyObject *result = NULL;
+    if (get_buffer(oX, &vX, 0, n * d * 8, "X") < 0) {
+        return NULL;
+    }
+    if (get_buffer(oT, &vT, 0, K * d * 8, "T") < 0) {
+        PyBuffer_Release(&vX);
+        return NULL;
+    }
+    if (!is_float64(&vX) || !is_float64(&vT)) {
+        PyErr_SetString(PyExc_TypeError, "accumulate: X and T must be float64");
+        goto done;
+    }
+    for (; got < 8; got++) {
+        Py_ssize_t need = (got == 7 ? K : 1) * d * 8;
+        if (get_buffer(o[got], &v[got], 1, need, names[got]) < 0) {
+            goto done;
+        }
+        if (v[got].itemsize != 8) {
+            PyErr_Format(PyExc_TypeError, "accumulate: %s must hold 8-byte items", names[got]);
+            got++;
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    accumulate_impl((const double *)vX.buf, n, d, (const double *)vT.buf, K, (int64_t *)v[0].buf,
+                    (double *)v[1].buf, (double *)v[2].buf, (int64_t *)v[3].buf,
+                    (int64_t *)v[4].buf, (double *)v[5].buf, (double *)v[6].buf,
+                    (int64_t *)v[7].buf);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < got; i++) {
+        PyBuffer_Release(&v[i]);
+    }
+    PyBuffer_Release(&vT);
+    PyBuffer_Release(&vX);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"stage", stage, METH_VARARGS,
+     "stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None: copy a float64 "
+     "batch and its scores into the row buffers; True if every score is finite and in "
+     "[lo, hi]; None (nothing copied) if x or y is not C-contiguous native float64."},
+    {"accumulate", accumulate, METH_VARARGS,
+     "accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None: reduce the "
+     "first n rows of a rows-first float64 buffer (see the module source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernel",
+    "The statistics' two hot loops, compiled (optional: see modelotel.stats.kernel).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__kernel(void)
+{
+    return PyModule_Create(&module);
+}

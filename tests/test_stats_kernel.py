@@ -1,0 +1,299 @@
+"""The compiled kernel (``modelotel.stats._kernel``) against numpy, and its argument checks.
+
+The kernel is optional (an install without a C compiler runs numpy instead); where a
+compiler is at hand, as in CI, it must have been built: the per-call target of
+benchmarks/stats.py depends on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelotel.stats import kernel
+from modelotel.stats.accumulate import NumericAccumulator
+
+needs_kernel = pytest.mark.skipif(not kernel.COMPILED, reason="the C kernel is not built here")
+
+
+def test_the_kernel_is_built_where_a_compiler_is() -> None:
+    headers = Path(sysconfig.get_paths()["include"], "Python.h").exists()
+    if not (shutil.which("cc") or shutil.which("gcc")) or not headers:
+        pytest.skip("no C compiler or Python headers: numpy runs instead")
+    if os.environ.get("MODELOTEL_STATS_KERNEL", "auto") == "numpy":
+        pytest.skip("MODELOTEL_STATS_KERNEL=numpy")
+    assert kernel.COMPILED, "pip install -e . should have compiled modelotel.stats._kernel"
+    assert kernel.stage is not None and kernel.accumulate is not None
+
+
+def test_environment_turns_the_kernel_off_and_warns_on_nonsense() -> None:
+    code = "from modelotel.stats import kernel; print(kernel.COMPILED)"
+    env = {**os.environ, "MODELOTEL_STATS_KERNEL": "numpy"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
+    env["MODELOTEL_STATS_KERNEL"] = "fortran"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == str(kernel.COMPILED)  # 'auto'
+    assert "MODELOTEL_STATS_KERNEL='fortran'" in out.stderr
+
+
+def test_without_the_compiled_module_numpy_does_the_work() -> None:
+    # an install without a C compiler has no modelotel/stats/_kernel*.so: hide it
+    code = """
+import importlib.abc, sys
+class NoKernel(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "modelotel.stats._kernel":
+            raise ImportError("not built")
+        return None
+sys.meta_path.insert(0, NoKernel())
+import numpy as np, modelotel
+from modelotel.stats import kernel
+from modelotel.testing import capture
+assert not kernel.COMPILED and kernel.stage is None and kernel.accumulate is None
+predict = modelotel.instrument(model="no-kernel", feature_names=["a", "b"])(lambda X: X[:, 0])
+with capture() as cap:
+    for _ in range(3000):  # fills and flushes the row buffer
+        predict(np.ones((32, 2)))
+    print(cap.metric("ml.feature.count", **{"ml.feature": "b"}).value)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "MODELOTEL_STRICT": "1"})
+    assert out.stdout.strip() == str(3000 * 32)
+
+
+# ---- accumulate ------------------------------------------------------------------------
+
+_SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, -1e300, 5e-324]
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> tuple[np.ndarray, list[np.ndarray], int]:
+    d = draw(st.integers(1, 12))
+    n = draw(st.integers(0, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    scale = draw(st.sampled_from([1.0, 1e-8, 1e8]))
+    X = rng.normal(size=(n, d)) * scale + draw(st.sampled_from([0.0, 5.0, 1e6]))
+    if draw(st.booleans()):
+        X = np.round(X)  # ties: many values equal to an edge
+    edges: list[np.ndarray] = []
+    for _ in range(d):
+        k = draw(st.sampled_from([0, 2, 5, 11]))
+        e = np.sort(np.round(rng.normal(size=k) * scale, 1)) if k else np.zeros(0)
+        edges.append(e)
+    if n and draw(st.booleans()):  # non-finite and extreme values at random places
+        for _ in range(draw(st.integers(1, 20))):
+            X[rng.integers(n), rng.integers(d)] = _SPECIAL[rng.integers(len(_SPECIAL))]
+    extra = draw(st.integers(0, 3))  # the buffer is longer than the rows reduced
+    buf = np.vstack([X, np.full((extra, d), 12345.0)])
+    return buf, edges, n
+
+
+def _fresh(d: int, edges: list[np.ndarray]) -> NumericAccumulator:
+    return NumericAccumulator(d, edges if any(len(e) for e in edges) else None)
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_batches())
+def test_accumulate_equals_numpy(case: tuple[np.ndarray, list[np.ndarray], int]) -> None:
+    buf, edges, n = case
+    d = buf.shape[1]
+    ours, ref = _fresh(d, edges), _fresh(d, edges)
+    ours.add_rows(buf, n)  # the kernel
+    ref.add(buf[:n])  # numpy
+    for name in ("count", "nan", "inf", "null", "ge", "binned", "min", "max"):
+        assert np.array_equal(getattr(ours, name), getattr(ref, name)), name
+    scale = np.maximum(np.abs(ref.mean), np.sqrt(np.abs(ref.m2) / np.maximum(ref.count, 1)))
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(ref.mean) & np.isfinite(ref.m2)
+    # moments: the same up to rounding (the kernel sums block by block, numpy pairwise)
+    assert np.allclose(ours.mean[finite], ref.mean[finite], rtol=1e-9,
+                       atol=1e-9 * float(scale[finite].max(initial=0.0)))
+    assert np.allclose(ours.m2[finite], ref.m2[finite], rtol=1e-7,
+                       atol=1e-9 * float((scale[finite] ** 2 * n).max(initial=0.0)))
+
+
+@needs_kernel
+def test_accumulate_folds_into_a_window_like_repeated_adds() -> None:
+    rng = np.random.default_rng(3)
+    edges = [np.linspace(-2, 2, 11)] * 4
+    ours, ref = NumericAccumulator(4, edges), NumericAccumulator(4, edges)
+    for _ in range(5):
+        X = rng.normal(size=(1000, 4))
+        X[rng.random(X.shape) < 0.02] = np.nan
+        ours.add_rows(X, 1000)
+        ref.add(X)
+    for name in ("count", "nan", "inf", "ge", "binned", "min", "max"):
+        assert np.array_equal(getattr(ours, name), getattr(ref, name)), name
+    assert np.allclose(ours.mean, ref.mean, rtol=1e-12)
+    assert np.allclose(ours.m2, ref.m2, rtol=1e-10)
+
+
+@needs_kernel
+def test_accumulate_refuses_what_it_cannot_read_or_write() -> None:
+    acc = kernel.accumulate
+    assert acc is not None
+    d, K = 3, 2
+    X = np.zeros((4, d))
+    T = np.zeros((K, d))
+
+    def outs() -> list[np.ndarray]:
+        return [np.zeros(d, np.int64), np.zeros(d), np.zeros(d), np.zeros(d, np.int64),
+                np.zeros(d, np.int64), np.zeros(d), np.zeros(d), np.zeros((K, d), np.int64)]
+
+    acc(X, 4, d, T, K, *outs())  # well-formed: fine
+    with pytest.raises(ValueError, match="X: 96 bytes, 120 needed"):
+        acc(X, 5, d, T, K, *outs())
+    with pytest.raises(ValueError, match="T:"):
+        acc(X, 4, d, T, K + 1, *outs())
+    with pytest.raises(TypeError, match="float64"):
+        acc(X.astype(np.float32), 2, d, T, K, *outs())
+    with pytest.raises(ValueError, match="bad n, d or K"):
+        acc(X, -1, d, T, K, *outs())
+    with pytest.raises(ValueError, match="bad n, d or K"):
+        acc(X, 4, 0, T, K, *outs())
+    short = outs()
+    short[7] = np.zeros(d, np.int64)
+    with pytest.raises(ValueError, match="ge:"):
+        acc(X, 4, d, T, K, *short)
+    small = outs()
+    small[0] = np.zeros(d, np.int32)
+    with pytest.raises((TypeError, ValueError)):
+        acc(X, 4, d, T, K, *small)
+    ro = outs()
+    ro[1].setflags(write=False)
+    with pytest.raises((BufferError, ValueError)):
+        acc(X, 4, d, T, K, *ro)
+    with pytest.raises((BufferError, ValueError)):  # not contiguous
+        acc(np.zeros((4, 2 * d))[:, ::2], 4, d, T, K, *outs())
+
+
+@needs_kernel
+def test_accumulate_releases_the_gil() -> None:
+    import threading
+    import time
+
+    acc = kernel.accumulate
+    assert acc is not None
+    d = 50
+    X = np.random.default_rng(0).normal(size=(60_000, d))
+    T = np.tile(np.linspace(-2, 2, 11)[:, None], (1, d))
+    ticks = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0)
+
+    outs = [np.zeros(d, np.int64), np.zeros(d), np.zeros(d), np.zeros(d, np.int64),
+            np.zeros(d, np.int64), np.zeros(d), np.zeros(d), np.zeros((11, d), np.int64)]
+    t = threading.Thread(target=ticker)
+    t.start()
+    time.sleep(0.01)
+    try:
+        before = len(ticks)
+        for _ in range(20):  # ~3M values per call: long enough for the other thread to run
+            acc(X, 60_000, d, T, 11, *outs)
+        during = len(ticks) - before
+    finally:
+        stop.set()
+        t.join()
+    assert during > 20, during  # the ticker ran while the kernel was reducing
+
+
+# ---- stage -----------------------------------------------------------------------------
+
+
+def _oracle(y: np.ndarray, lo: float, hi: float) -> bool:
+    return bool(np.isfinite(y).all() and (y >= lo).all() and (y <= hi).all())
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 80),
+    d=st.integers(1, 8),
+    specials=st.lists(st.tuples(st.integers(0, 79), st.sampled_from([*_SPECIAL, 2.0, -2.0]))),
+    bounds=st.sampled_from([(-1.0, 1.0), (-np.inf, np.inf), (0.0, 0.0)]),
+    offsets=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+)
+def test_stage_copies_and_checks_like_numpy(
+    rows: int, d: int, specials: list[tuple[int, float]], bounds: tuple[float, float],
+    offsets: tuple[int, int],
+) -> None:
+    stage = kernel.stage
+    assert stage is not None
+    rng = np.random.default_rng(rows * 31 + d)
+    x = rng.uniform(-1, 1, size=(rows, d))
+    y = rng.uniform(-1, 1, size=rows)
+    for at, v in specials:
+        y[at % rows] = v
+    in_buf = np.full((rows + 6, d), -7.0)
+    out_buf = np.full(rows + 6, -7.0)
+    before_in, before_out = in_buf.copy(), out_buf.copy()
+    oi, oo = offsets
+    lo, hi = bounds
+    got = stage(memoryview(in_buf).cast("B"), oi * d * 8, x, memoryview(out_buf).cast("B"),
+                oo * 8, y, lo, hi)
+    assert got is _oracle(y, lo, hi)
+    assert np.array_equal(in_buf[oi : oi + rows], x)
+    assert np.array_equal(out_buf[oo : oo + rows], y, equal_nan=True)
+    untouched_in = np.ones(rows + 6, bool)
+    untouched_in[oi : oi + rows] = False
+    untouched_out = np.ones(rows + 6, bool)
+    untouched_out[oo : oo + rows] = False
+    assert np.array_equal(in_buf[untouched_in], before_in[untouched_in])
+    assert np.array_equal(out_buf[untouched_out], before_out[untouched_out])
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (np.zeros((4, 2))[:, :1], np.zeros(4)),  # x strided
+        (np.zeros((4, 1)), np.zeros(8)[::2]),  # y strided
+        (np.zeros((4, 1), np.float32), np.zeros(4)),  # x float32
+        (np.zeros((4, 1)), np.zeros(4, np.int64)),  # y int64
+        (np.zeros((4, 1), ">f8"), np.zeros(4)),  # x big-endian
+        (np.zeros((4, 1)), np.zeros(4, ">f8")),  # y big-endian
+    ],
+)
+def test_stage_declines_what_is_not_contiguous_native_float64(x: Any, y: Any) -> None:
+    stage = kernel.stage
+    assert stage is not None
+    in_buf, out_buf = np.full(16, 3.0), np.full(16, 3.0)
+    got = stage(memoryview(in_buf).cast("B"), 0, x, memoryview(out_buf).cast("B"), 0, y,
+                -1.0, 1.0)
+    assert got is None
+    assert (in_buf == 3.0).all() and (out_buf == 3.0).all()  # nothing copied
+
+
+@needs_kernel
+def test_stage_refuses_to_write_outside_the_buffer() -> None:
+    stage = kernel.stage
+    assert stage is not None
+    x, y = np.ones((4, 2)), np.ones(4)
+    in_buf, out_buf = np.zeros((8, 2)), np.zeros(8)
+    ib, ob = memoryview(in_buf).cast("B"), memoryview(out_buf).cast("B")
+    for args in ((ib, 5 * 16, x, ob, 0, y), (ib, 0, x, ob, 5 * 8, y), (ib, -8, x, ob, 0, y)):
+        with pytest.raises(ValueError, match="does not fit"):
+            stage(*args, -1.0, 1.0)
+    assert not in_buf.any() and not out_buf.any()
+    with pytest.raises((BufferError, TypeError, ValueError)):
+        stage(bytes(128), 0, x, ob, 0, y, -1.0, 1.0)  # read-only destination
+    assert stage(ib, 4 * 16, x, ob, 4 * 8, y, -1.0, 1.0) is True  # exactly at the end: fine
