@@ -27,4 +27,9 @@ def test_stats_benchmark_quick_prints_every_figure() -> None:
     # whylogs is an optional benchmark dependency: either a ratio or a clear "not measured"
     assert re.search(r"ratio \(DataFrame path / whylogs\): [\d,]+x|whylogs: not measured", out), out
     assert re.search(r"added by statistics \(on - off\): -?[\d.]+ us = -?[\d.]+ S", out), out
+    from modelotel.stats import kernel
+
+    if kernel.COMPILED:  # the numpy-only figure is printed next to the kernel's
+        assert re.search(r"the compiled kernel\)", out), out
+        assert re.search(r"without the kernel \(numpy.*\): -?[\d.]+ us = -?[\d.]+ S", out), out
     assert re.search(r"^\[5\] memory .*: (flat|GROWING)$", out, re.M), out
