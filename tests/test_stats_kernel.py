@@ -172,8 +172,13 @@ def test_accumulate_refuses_what_it_cannot_read_or_write() -> None:
         acc(X, 4, d, T, K, *short)
     small = outs()
     small[0] = np.zeros(d, np.int32)
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(ValueError, match="count: 12 bytes, 24 needed"):
         acc(X, 4, d, T, K, *small)
+    for i, wrong in ((0, np.zeros(d)), (1, np.zeros(d, np.int64)), (7, np.zeros((K, d)))):
+        swapped = outs()
+        swapped[i] = wrong
+        with pytest.raises(TypeError, match="must be (int|float)64"):
+            acc(X, 4, d, T, K, *swapped)
     ro = outs()
     ro[1].setflags(write=False)
     with pytest.raises((BufferError, ValueError)):

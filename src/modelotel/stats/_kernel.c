@@ -61,8 +61,9 @@ get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t need, const 
     return 0;
 }
 
-static int
-is_float64(const Py_buffer *view)
+/* The one-character struct code of an 8-byte item in native byte order, or 0. */
+static char
+native_code(const Py_buffer *view)
 {
     const char *f = view->format;
     if (view->itemsize != 8 || f == NULL) {
@@ -72,15 +73,28 @@ is_float64(const Py_buffer *view)
         f++;
     }
 #if PY_LITTLE_ENDIAN
-    if (f[0] == '<') {
+    else if (f[0] == '<') {
         f++;
     }
 #else
-    if (f[0] == '>' || f[0] == '!') {
+    else if (f[0] == '>' || f[0] == '!') {
         f++;
     }
 #endif
-    return f[0] == 'd' && f[1] == '\0';
+    return f[1] == '\0' ? f[0] : 0;
+}
+
+static int
+is_float64(const Py_buffer *view)
+{
+    return native_code(view) == 'd';
+}
+
+static int
+is_int64(const Py_buffer *view)
+{
+    char c = native_code(view);
+    return c == 'q' || (c == 'l' && sizeof(long) == 8);
 }
 
 /* ---- stage ------------------------------------------------------------------------ */
@@ -324,8 +338,11 @@ accumulate(PyObject *self, PyObject *args)
         if (get_buffer(o[got], &v[got], 1, need, names[got]) < 0) {
             goto done;
         }
-        if (v[got].itemsize != 8) {
-            PyErr_Format(PyExc_TypeError, "accumulate: %s must hold 8-byte items", names[got]);
+        /* count, nan, inf, ge: int64; mean, m2, lo, hi: float64 */
+        int want_int = got == 0 || got == 3 || got == 4 || got == 7;
+        if (want_int ? !is_int64(&v[got]) : !is_float64(&v[got])) {
+            PyErr_Format(PyExc_TypeError, "accumulate: %s must be %s", names[got],
+                         want_int ? "int64" : "float64");
             got++;
             goto done;
         }
@@ -361,7 +378,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernel",
     "The statistics' two hot loops, compiled (optional: see modelotel.stats.kernel).", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
