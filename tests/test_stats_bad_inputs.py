@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,56 @@ class _FakeCudaTensor:
 
     def cpu(self) -> None:  # pragma: no cover - calling it would be the bug
         raise AssertionError("blocking device copy")
+
+
+class _LenBomb(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise RuntimeError("len exploded")
+
+
+class _GetItemBomb(list):  # type: ignore[type-arg]
+    def __getitem__(self, i: Any) -> Any:
+        raise RuntimeError("getitem exploded")
+
+
+class _IterBomb(list):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        yield [1.0, 2.0]
+        raise RuntimeError("iteration exploded")
+
+
+class _KeysBomb(dict):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        raise RuntimeError("keys exploded")
+
+    def items(self) -> Any:
+        raise RuntimeError("items exploded")
+
+
+class DataFrame:  # looks like pandas' by module and name, and explodes when read
+    __module__ = "pandas.core.frame"
+
+    @property
+    def columns(self) -> Any:
+        raise RuntimeError("columns exploded")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len exploded")
+
+
+class _TorchBomb:
+    __module__ = "torch"
+
+    @property
+    def device(self) -> Any:
+        raise RuntimeError("device exploded")
+
+
+class _StrBomb:
+    def __str__(self) -> str:
+        raise RuntimeError("str exploded")
+
+    __repr__ = __str__
 
 
 def _circular() -> list[Any]:
@@ -97,12 +150,23 @@ CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("lone_surrogate", lambda: [["\ud800abc", 1.0]], {}),
     ("complex", lambda: np.ones((2, 2), dtype=complex), {C.SKIP_COMPLEX: 1}),
     ("high_rank", lambda: np.ones((2, 3, 4)), {C.SKIP_HIGH_RANK: 1}),
-    ("circular", _circular, {C.SKIP_RAGGED: 1}),
+    ("circular", _circular, {C.SKIP_NON_TABULAR: 1}),
     ("repr_bomb", _ReprBomb, {C.SKIP_UNSUPPORTED: 1}),
-    ("repr_bomb_in_rows", lambda: [[_ReprBomb()]], {C.SKIP_RAGGED: 1}),
+    ("repr_bomb_in_rows", lambda: [[_ReprBomb()]], {C.SKIP_NON_TABULAR: 1}),
+    ("dict_in_a_cell", lambda: [[1.0, {"a": 1}], [2.0, {"b": 2}]], {C.SKIP_NON_TABULAR: 1}),
+    ("decimal_rows", lambda: [[Decimal("1.5"), 2.0], [Decimal("NaN"), Fraction(1, 3)]], {}),
+    ("decimal_signaling_nan", lambda: [[Decimal("sNaN")], [Decimal("1")]], {C.SKIP_NON_NUMERIC: 1}),
     ("sparse", lambda: scipy.sparse.csr_matrix(np.eye(3)), {C.SKIP_SPARSE: 1}),
     ("pyarrow_table", lambda: __import__("pyarrow").table({"a": [1, 2]}), {C.SKIP_UNSUPPORTED: 1}),
     ("cuda_tensor", _FakeCudaTensor, {C.SKIP_GPU: 1}),
+    # hostile objects: the input's own code raises while statistics read it
+    ("len_bomb", lambda: _LenBomb([[1.0, 2.0]]), {C.SKIP_UNREADABLE: 1}),
+    ("getitem_bomb", lambda: _GetItemBomb([[1.0, 2.0]]), {C.SKIP_UNREADABLE: 1}),
+    ("iter_bomb", lambda: _IterBomb([[1.0, 2.0], [3.0, 4.0]]), {C.SKIP_UNREADABLE: 1}),
+    ("mapping_bomb", lambda: _KeysBomb(a=[1.0]), {C.SKIP_UNREADABLE: 1}),
+    ("frame_bomb", DataFrame, {C.SKIP_UNREADABLE: 1}),
+    ("tensor_bomb", _TorchBomb, {C.SKIP_UNREADABLE: 1}),
+    ("str_bomb_key", lambda: [{"a": 1.0}, {_StrBomb(): 2.0}], {C.SKIP_UNREADABLE: 1}),
     ("big_batch_row_cap", lambda: rng.normal(size=(30_000, 20)), {}),
     ("huge_width_capped", lambda: np.ones((2, 250)), {C.SKIP_MAX_FEATURES: 50}),
 ]
@@ -137,6 +201,8 @@ def test_bad_input_never_raises_and_is_counted(
     # the same input is seen twice (as input and as output): count each reason per side
     seen = {k: v for k, v in _safety.health.skipped.items() if v}
     expected = {k: v * 2 for k, v in skips.items()}
+    if case in ("len_bomb", "getitem_bomb"):
+        expected[A.REASON_INPUT_SHAPE] = 1  # the span's ml.input.rows read: once, inputs only
     if case == "big_batch_row_cap":
         expected["stats.row_cap"] = 2 * (30_000 - 1000)
         assert _safety.health.dropped["stats.row_cap"] == expected.pop("stats.row_cap")
@@ -189,3 +255,42 @@ def test_generator_output_is_not_consumed() -> None:
     with capture() as cap:
         assert list(predict(np.ones((2, 2)))) == [1.0, 2.0]
         assert cap.collect() is not None
+
+
+def test_decimal_and_fraction_values_are_numbers() -> None:
+    rows = [[Decimal("1.5"), Fraction(1, 4)], [Decimal("2.5"), Fraction(3, 4)], [None, 1]]
+    predict = modelotel.instrument(model="bad-decimal", feature_names=["d", "f"])(_echo)
+    with capture() as cap:
+        predict(rows)
+        pts = {(p.name, p.attributes.get(A.ML_FEATURE), p.attributes.get(A.ML_MISSING_KIND)):
+               p.value for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == "bad-decimal"}
+    assert pts[(A.METRIC_FEATURE_MEAN, "d", None)] == pytest.approx(2.0)
+    assert pts[(A.METRIC_FEATURE_MEAN, "f", None)] == pytest.approx(2.0 / 3.0)
+    assert pts[(A.METRIC_FEATURE_MISSING, "d", A.MISSING_NULL)] == 1
+    assert pts[(A.METRIC_FEATURE_MIN, "f", None)] == pytest.approx(0.25)
+
+
+def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
+    monkeypatch: pytest.MonkeyPatch, expect_internal_errors: list[tuple[str, BaseException]]
+) -> None:
+    from modelotel import _stats_monitor
+
+    # a function whose code lives in modelotel's source, as a real bug's would
+    namespace: dict[str, Any] = {}
+    source = ("def broken_extract(x, row_vector=True):\n"
+              "    raise RuntimeError('a bug in modelotel')\n")
+    exec(compile(source, str(_stats_monitor.__file__), "exec"), namespace)
+    monkeypatch.setattr(_stats_monitor, "extract", namespace["broken_extract"])
+    predict = modelotel.instrument(model="bad-our-bug")(_echo)
+    with capture():
+        assert predict([[1.0, 2.0]]) == [[1.0, 2.0]]
+    assert [str(e) for _, e in expect_internal_errors] == ["a bug in modelotel"]
+    assert C.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
+    assert _safety.health.errors["StatsMonitor.hook"] == 1
+
+
+def test_every_skip_reason_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "telemetry.md").read_text()
+    reasons = [v for k, v in vars(C).items() if k.startswith("SKIP_")] + [A.REASON_INPUT_SHAPE]
+    assert len(reasons) >= 15
+    assert [r for r in reasons if f"`{r}`" not in doc] == []

@@ -177,7 +177,7 @@ def test_accumulate_refuses_what_it_cannot_read_or_write() -> None:
     for i, wrong in ((0, np.zeros(d)), (1, np.zeros(d, np.int64)), (7, np.zeros((K, d)))):
         swapped = outs()
         swapped[i] = wrong
-        with pytest.raises(TypeError, match="must be (int|float)64"):
+        with pytest.raises(TypeError, match=r"must be (int|float)64"):
             acc(X, 4, d, T, K, *swapped)
     ro = outs()
     ro[1].setflags(write=False)

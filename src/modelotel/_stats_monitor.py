@@ -14,10 +14,14 @@ Example:
 One :class:`StatsMonitor` per model monitor owns the accumulators of the current window
 (:mod:`modelotel.stats.accumulate`) for the inputs and the outputs, and a finish hook that
 feeds them. A small batch (the common online case) is copied into a preallocated row
-buffer; the buffer is reduced with one vectorized pass when it fills or when metrics are
-collected, so the per-call cost is a conversion check and a ``copyto``. A large batch is
-reduced directly (off the lock), over at most ``row_cap`` uniformly sampled rows (the
-sampling rate goes on the span as ``ml.stats.sample_rate``).
+buffer; the buffer is reduced in one pass when it fills or when metrics are collected, so
+the per-call cost is a few type checks and a copy. The common case of all, a float64 batch
+in and one float64 score per row out, is fused: one lock, and one call of the compiled
+kernel (:mod:`modelotel.stats.kernel`) copies both and checks the scores, or, without the
+kernel, two byte copies and a Python check. Inside a real call every numpy operation
+costs ~1 us (cold code), so the hot path avoids them. A large batch is reduced directly
+(off the lock), over at most ``row_cap`` uniformly sampled rows (the sampling rate goes on
+the span as ``ml.stats.sample_rate``).
 
 At each metric collection the first stats callback closes the window of every monitor:
 it flushes the buffers, swaps in empty accumulators, merges the closed window into the
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +60,7 @@ from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulato
 from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
 from modelotel.stats.columns import (
     SKIP_MAX_FEATURES,
+    SKIP_UNREADABLE,
     ColumnPlan,
     FeatureSpec,
     Table,
@@ -81,6 +88,35 @@ _memoryview: Callable[[Any], memoryview] = memoryview
 #: One column of at most this many outputs is checked with Python's sum / min / max on
 #: ``tolist()`` (no numpy reduction: inside a real call those cost ~1 us each)
 _PY_CHECK_ROWS = 64
+
+
+#: Where code that is not the user's lives: an exception raised there is a bug (ours, or
+#: our use of numpy / pandas), not a misbehaving input.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(path) + os.sep
+    for path in (getattr(sys.modules["modelotel"], "__file__", None), np.__file__)
+    if path
+)
+
+
+def _raised_by_input(exc: BaseException) -> bool:
+    """True when ``exc`` came out of the input's own code (a ``__len__``, ``__iter__``,
+    ``__str__`` or property of the user's object raised while statistics read it).
+
+    Decided by the innermost frame of the traceback: outside modelotel, numpy and pandas,
+    it is the user's. An exception raised in C (no frame of its own) counts as ours.
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    pandas = sys.modules.get("pandas")
+    pandas_dir = os.path.dirname(getattr(pandas, "__file__", None) or "") + os.sep
+    return not filename.startswith(_LIBRARY_DIRS) and not (
+        pandas_dir != os.sep and filename.startswith(pandas_dir)
+    )
 
 
 def _missing_marker() -> object:
@@ -682,9 +718,19 @@ class StatsMonitor:
                         return
         missing = self._missing
         if x is not missing:
-            self.inputs.observe(x, call)
+            try:
+                self.inputs.observe(x, call)
+            except Exception as exc:
+                if not _raised_by_input(exc):
+                    raise  # ours: counted in ml.telemetry.errors by the caller's guard
+                count_skipped(SKIP_UNREADABLE)
         if y is not missing and call.error is None:
-            self.outputs.observe(y, call)
+            try:
+                self.outputs.observe(y, call)
+            except Exception as exc:
+                if not _raised_by_input(exc):
+                    raise
+                count_skipped(SKIP_UNREADABLE)
 
     def fire(self, call: Call | None, check: str, feature: str, attr: str = A.ML_FEATURE) -> None:
         """Count one violation of ``check``; mark the call's span when there is a call."""

@@ -17,7 +17,9 @@ numeric block for the accumulators plus one value array per categorical column.
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +48,14 @@ SKIP_NON_NUMERIC = "stats.non_numeric_value"
 SKIP_NON_TABULAR = "stats.non_tabular_column"
 SKIP_MAX_FEATURES = "stats.max_features"
 SKIP_SPARSE = "stats.sparse_matrix"
+#: The input's own code raised while it was read (a ``__len__``, ``__iter__``, ``__str__``
+#: or property of the user's object): the batch is skipped, not counted as our error.
+SKIP_UNREADABLE = "stats.unreadable_input"
 
 _NS_PER_S = 1e9
-_NUMBER = (int, float, np.number, bool)
+#: Numbers for the statistics: Python's and numpy's, and ``decimal.Decimal`` /
+#: ``fractions.Fraction`` (``numbers.Real``), which ``float()`` converts.
+_NUMBER = (int, float, np.number, bool, numbers.Real, decimal.Decimal)
 #: Not numbers for the statistics: ``float()`` of a numpy complex scalar warns (ComplexWarning,
 #: an exception under ``-W error``) and drops the imaginary part.
 _COMPLEX = (complex, np.complexfloating)
@@ -164,7 +171,7 @@ def _from_ndarray(a: np.ndarray[Any, Any], row_vector: bool) -> Table | None:
 
 
 def _scalar_ok(v: object) -> bool:
-    return v is None or isinstance(v, (int, float, str, bool, np.generic))
+    return v is None or isinstance(v, (str, np.generic, *_NUMBER))
 
 
 def _object_column(values: Sequence[object]) -> tuple[np.ndarray[Any, Any], str]:
@@ -230,7 +237,7 @@ def _from_sequence(x: Sequence[Any], row_vector: bool) -> Table | None:
         for j in range(width):
             vals = [row[j] for row in x]
             if not all(_scalar_ok(v) for v in vals):
-                count_skipped(SKIP_RAGGED)
+                count_skipped(SKIP_NON_TABULAR)  # a cell holds a list, a dict, an object
                 return None
             arr, kind = _object_column(vals)
             name = str(j)
@@ -483,10 +490,10 @@ def to_float(col: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], int, int]
         if v is None or (type(v).__name__ in ("NAType", "NaTType")):
             out[i] = np.nan
             nulls += 1
-        elif isinstance(v, (int, float, bool, np.number)) and not isinstance(v, _COMPLEX):
+        elif isinstance(v, _NUMBER) and not isinstance(v, _COMPLEX):
             try:
-                out[i] = float(v)
-            except (TypeError, ValueError, OverflowError):
+                out[i] = float(v)  # a Decimal beyond 1.8e308 gives inf; sNaN raises
+            except (TypeError, ValueError, OverflowError, ArithmeticError):
                 out[i] = np.nan
                 bad += 1
         else:
