@@ -24,7 +24,7 @@ Prints, from one run on this machine:
    statistics hook; the added cost is the median of their paired differences (ABBA order).
    Target: <= 0.5 S. With the compiled kernel (modelotel.stats.kernel), which CI builds; the
    same "on" case without it (numpy only, as on an install without a C compiler) is printed
-   next to it.
+   next to it, and the same batch as pandas DataFrames (float64 / nullable Int64 columns).
 5. Memory across 100k calls of the statistics hook (tracemalloc): must stay flat.
 
 Medians of interleaved repeats; ratios, not absolute times, carry across machines.
@@ -219,6 +219,34 @@ def main(argv: list[str] | None = None) -> int:
         hook_call.monitor = on_mon
         hook_call.outputs = model_fn(X)
 
+        # the same batch as a pandas DataFrame: float64 columns, and nullable Int64 columns
+        cols20 = [f"f{i}" for i in range(20)]
+        frame_base = Baseline.from_data(pd.DataFrame(xs, columns=cols20), outputs=xs[:, 0] * 0.3)
+        frames = {
+            "DataFrame (float64)": pd.DataFrame(X, columns=cols20),
+            "DataFrame (nullable Int64)": pd.DataFrame(
+                {c: pd.array(np.round(X[:, i] * 3).astype(np.int64), dtype="Int64")
+                 for i, c in enumerate(cols20)}),
+        }
+
+        def frame_fn(frame: Any) -> np.ndarray:
+            return np.zeros(len(frame))
+
+        frame_cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = []
+        for label, frame in frames.items():
+            pair = []
+            for on in (True, False):
+                name = f"bench-{label}-{on}"
+                fn = modelotel.instrument(model=name, baseline=frame_base)(frame_fn)
+                fn(frame)
+                if not on:
+                    mon = _monitor._monitors[(name, "")]
+                    st = stats_of(mon)
+                    if st is not None:
+                        mon.finish_hooks.remove(st.hook)
+                pair.append(fn)
+            frame_cases += [(f"{label}, on", pair[0], frame), (f"{label}, off", pair[1], frame)]
+
         compiled = (kernel.stage, kernel.accumulate)
 
         def nothing() -> None:  # every other case runs with the kernel modelotel loaded
@@ -243,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if kernel.COMPILED:
             cases4.append((numpy_label, numpy_only, lambda: with_stats(X)))
+        for label, fn, frame in frame_cases:
+            cases4.append((label, nothing, lambda fn=fn, frame=frame: fn(frame)))
         runs4 = interleaved_repeats(cases4, calibrate(cases4, 0.005 if quick else 0.02),
                                     9 if quick else 61, alternate=(1, 2))
     finally:
@@ -256,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n[4] per-call cost, 32x20 batch with a baseline (inputs: moments + 10 bins x 20; "
           f"outputs: checks + bins); S = {s:.1f} us (SDK TracerProvider + BatchSpanProcessor "
           f"+ discarding exporter, as in overhead.py)")
+    width = max(len(name) for name in res4)
     for name, dt in res4.items():
-        print(f"    {name:26s} {dt:7.2f} us  {dt / s:5.2f} S")
+        print(f"    {name:{width}s} {dt:7.2f} us  {dt / s:5.2f} S")
     which = "the compiled kernel" if kernel.COMPILED else "numpy (no compiled kernel here)"
     print(f"    added by statistics (on - off): {added:.2f} us = {added / s:.2f} S (median of "
           f"paired runs, {which})   target <= 0.5 S: {'OK' if added / s <= 0.5 else 'MISSED'}")
@@ -266,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                                                            strict=True))
         print(f"    the same without the kernel (numpy; MODELOTEL_STATS_KERNEL=numpy): "
               f"{added_np:.2f} us = {added_np / s:.2f} S")
+    for label in frames:
+        added_f = statistics.median(a - b for a, b in zip(runs4[f"{label}, on"],
+                                                          runs4[f"{label}, off"], strict=True))
+        print(f"    the same batch as a {label}: {added_f:.2f} us = {added_f / s:.2f} S "
+              "(no target; pandas' own per-call costs dominate)")
 
     # 5. memory across 100k calls ------------------------------------------------------------
     calls = 10_000 if quick else 100_000

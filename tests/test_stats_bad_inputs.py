@@ -277,7 +277,7 @@ def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
 
     # a function whose code lives in modelotel's source, as a real bug's would
     namespace: dict[str, Any] = {}
-    source = ("def broken_extract(x, row_vector=True):\n"
+    source = ("def broken_extract(x, row_vector=True, hint=None):\n"
               "    raise RuntimeError('a bug in modelotel')\n")
     exec(compile(source, str(_stats_monitor.__file__), "exec"), namespace)
     monkeypatch.setattr(_stats_monitor, "extract", namespace["broken_extract"])

@@ -32,4 +32,7 @@ def test_stats_benchmark_quick_prints_every_figure() -> None:
     if kernel.COMPILED:  # the numpy-only figure is printed next to the kernel's
         assert re.search(r"the compiled kernel\)", out), out
         assert re.search(r"without the kernel \(numpy.*\): -?[\d.]+ us = -?[\d.]+ S", out), out
+    for label in ("DataFrame (float64)", "DataFrame (nullable Int64)"):
+        assert re.search(rf"the same batch as a {re.escape(label)}: -?[\d.]+ us = -?[\d.]+ S",
+                         out), (label, out)
     assert re.search(r"^\[5\] memory .*: (flat|GROWING)$", out, re.M), out

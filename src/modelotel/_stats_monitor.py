@@ -63,6 +63,7 @@ from modelotel.stats.columns import (
     SKIP_UNREADABLE,
     ColumnPlan,
     FeatureSpec,
+    FrameHint,
     Table,
     extract,
 )
@@ -155,6 +156,7 @@ class _Side:
         self.total: NumericAccumulator | None = None
         self.cat_window: list[CategoricalAccumulator] = []
         self.cat_total: list[CategoricalAccumulator] = []
+        self.frame_hint = FrameHint()
         self.buf: Array | None = None
         self.buf_bytes = memoryview(b"")
         self.row_bytes = 0
@@ -375,7 +377,7 @@ class _Side:
             pre = self._row_sample(rows_in, call)
             if pre is not None:
                 x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]  # type: ignore[index]
-        table = extract(x, self.row_vector)
+        table = extract(x, self.row_vector, self.frame_hint)
         if table is None:
             return
         plan = self.plan_for(table)

@@ -335,50 +335,120 @@ def _pandas_column(s: Any) -> tuple[np.ndarray[Any, Any], str, int] | None:
             n_null = int(s.isna().sum())
         return arr, kind, n_null
     # extension dtypes: nullable Int64/Float64/boolean, tz-aware datetimes, strings, ...
+    if dkind in "iufb":
+        # the extension array itself: its isna() / to_numpy() skip the Series layer
+        arr_ext = s.array
+        n_null = int(np.asarray(arr_ext.isna()).sum())
+        out = arr_ext.to_numpy(dtype="float64", na_value=np.nan)
+        return out, NUMERIC, n_null
     na = s.isna().to_numpy()
     n_null = int(na.sum())
-    if dkind in "iufb":
-        out = s.to_numpy(dtype="float64", na_value=np.nan)
-        return out, NUMERIC, n_null
     if dkind == "M":
         out = s.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
         return out, DATETIME, n_null
     return np.asarray(s.to_numpy(dtype=object, na_value=None), dtype=object), CATEGORICAL, n_null
 
 
-def _from_frame(x: Any) -> Table | None:
+class FrameHint:
+    """What one monitor side learnt from the last DataFrame it read (a per-call shortcut).
+
+    ``numeric``: its columns were all numpy numeric dtypes, so ``to_numpy()`` is one numeric
+    matrix (None: not known yet; False: some were not, and the dtypes are checked each
+    time). ``columns`` / ``labels``: its column index and the labels as strings, reused while
+    the frames share the index object.
+    """
+
+    __slots__ = ("columns", "labels", "numeric")
+
+    def __init__(self) -> None:
+        self.numeric: bool | None = None
+        self.columns: object = None
+        self.labels: tuple[str, ...] = ()
+
+
+def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
+    cols = x.columns
+    if hint is not None and cols is hint.columns:
+        return hint.labels
+    labels = tuple(str(c) for c in cols.tolist())
+    if hint is not None:
+        hint.columns, hint.labels = cols, labels
+    return labels
+
+
+def _numeric_layout(x: Any) -> tuple[str, list[int]]:
+    """``("numpy", [])`` when every column has a numpy numeric dtype; ``("masked", idx)``
+    when every column is numeric and those at ``idx`` are pandas' nullable ones (Int64,
+    Float64, boolean); ``("columns", [])`` otherwise."""
+    masked: list[int] = []
+    for i, dt in enumerate(x.dtypes.tolist()):
+        if isinstance(dt, np.dtype):
+            if dt.kind not in "fiub":
+                return "columns", []
+        elif getattr(dt, "kind", "O") in "iufb" and type(dt).__name__ in _MASKED_DTYPES:
+            masked.append(i)
+        else:
+            return "columns", []
+    return ("masked", masked) if masked else ("numpy", masked)
+
+
+#: pandas' nullable numeric dtypes: ``to_numpy(float64, na_value=nan)`` turns pd.NA to NaN
+_MASKED_DTYPES = frozenset(
+    ("Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype",
+     "UInt32Dtype", "UInt64Dtype", "Float32Dtype", "Float64Dtype", "BooleanDtype")
+)
+
+
+def _from_frame(x: Any, hint: FrameHint | None = None) -> Table | None:
+    rows, width = x.shape
+    if rows == 0 or width == 0:
+        count_skipped(SKIP_EMPTY)
+        return None
+    labels = _frame_labels(x, hint)
+    unique = len(set(labels)) == len(labels)
+    if unique:
+        # numpy-typed numeric columns (float, int, bool; one dtype or several): to_numpy()
+        # is one (rows x cols) matrix, a Fortran-ordered view for a single dtype, one
+        # interleaving copy in C for several (ints and floats meet in float64). Cheaper
+        # than any per-column path by far (pandas costs 5-15 us per column accessed).
+        # The hint skips the dtype check (~10 us) while the frames stay numeric.
+        if hint is not None and hint.numeric:
+            layout, masked = "numpy", list[int]()
+        else:
+            layout, masked = _numeric_layout(x)
+            if hint is not None:
+                hint.numeric = layout == "numpy"
+        if layout == "numpy":
+            m = x.to_numpy()
+            if m.ndim == 2 and m.dtype.kind in "fiub":
+                return Table(int(rows), labels, matrix=m, named=True)
+            # bool and float columns together interleave to object
+            layout, masked = _numeric_layout(x)
+            if hint is not None:
+                hint.numeric = False
+        if layout == "masked":
+            # nullable numeric columns (and plain ones): one float64 matrix, pd.NA as NaN;
+            # a nullable column holds no NaN of its own, so its NaN are its nulls
+            m = x.to_numpy(dtype=np.float64, na_value=np.nan)
+            counts = np.isnan(m[:, masked]).sum(axis=0).tolist()
+            nulls_m = {labels[i]: int(c) for i, c in zip(masked, counts, strict=True)}
+            return Table(int(rows), labels, matrix=m, nulls=nulls_m, named=True)
     names: list[str] = []
     cols: dict[str, np.ndarray[Any, Any]] = {}
     kinds: dict[str, str] = {}
     nulls: dict[str, int] = {}
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        count_skipped(SKIP_EMPTY)
-        return None
-    dtypes = x.dtypes
-    first = dtypes.iloc[0]
-    if (
-        isinstance(first, np.dtype)
-        and first.kind in "fiub"
-        and x.columns.is_unique
-        and (dtypes == first).all()
-    ):
-        # one numeric block: pandas stores it column by column, so to_numpy() is a
-        # (rows x cols) Fortran-ordered view: no copy, and columns-first for the reducers
-        labels = tuple(str(c) for c in x.columns)
-        if len(set(labels)) == len(labels):
-            return Table(int(x.shape[0]), labels, matrix=x.to_numpy(), named=True)
-    for i, label in enumerate(x.columns):
-        name = str(label)
+    # items(): ~2x cheaper per column than x.iloc[:, i]
+    for name, (_, series) in zip(labels, x.items(), strict=True):
         if name in cols:
             count_skipped(SKIP_NON_TABULAR)  # duplicate column label: keep the first
             continue
-        got = _pandas_column(x.iloc[:, i])
+        got = _pandas_column(series)
         if got is None:
             count_skipped(SKIP_NON_TABULAR)
             continue
         cols[name], kinds[name], nulls[name] = got
         names.append(name)
-    return Table(int(x.shape[0]), tuple(names), columns=cols, kinds=kinds, nulls=nulls, named=True)
+    return Table(int(rows), tuple(names), columns=cols, kinds=kinds, nulls=nulls, named=True)
 
 
 def _from_torch(x: Any, row_vector: bool) -> Table | None:
@@ -398,7 +468,7 @@ def _from_torch(x: Any, row_vector: bool) -> Table | None:
     return _from_ndarray(arr, row_vector)
 
 
-def extract(x: object, row_vector: bool = True) -> Table | None:
+def extract(x: object, row_vector: bool = True, hint: FrameHint | None = None) -> Table | None:
     """Return the batch ``x`` as a :class:`Table`, or ``None`` (skip counted by reason).
 
     Args:
@@ -407,6 +477,8 @@ def extract(x: object, row_vector: bool = True) -> Table | None:
             rows, flat lists, scalars, CPU torch tensors.
         row_vector: how to read a 1-D array or flat list: one row of features (inputs) or
             one column of values (outputs).
+        hint: what the caller's last DataFrame was like (:class:`FrameHint`, updated here),
+            so that a stream of similar frames takes the shortest path.
     """
     if isinstance(x, np.ndarray):
         return _from_ndarray(x, row_vector)
@@ -423,7 +495,7 @@ def extract(x: object, row_vector: bool = True) -> Table | None:
     if module.startswith("pandas"):
         cls = type(x).__name__
         if cls == "DataFrame":
-            return _from_frame(x)
+            return _from_frame(x, hint)
         if cls == "Series":
             got = _pandas_column(x)
             if got is None:
@@ -556,6 +628,10 @@ class ColumnPlan:
                 and m.dtype.kind != "M"
                 and (not table.named or table.names == self.numeric)
             ):
+                if table.nulls:  # nulls (pd.NA) that the matrix holds as NaN
+                    got = table.nulls
+                    counts = [got.get(n, 0) for n in table.names]
+                    return m, np.array(counts, dtype=np.int64), [], issues
                 return m, None, [], issues
         rows = table.rows
         X = np.empty((rows, n_num), dtype=np.float64) if n_num else None

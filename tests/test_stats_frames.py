@@ -1,0 +1,149 @@
+"""DataFrame inputs: every layout path (one numpy dtype, several numeric dtypes, nullable
+columns, anything else column by column) gives the statistics numpy computes on the same
+values, also when one model sees frames of different layouts one after the other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import modelotel
+from modelotel import attributes as A  # noqa: N812
+from modelotel.stats.columns import FrameHint, extract
+from modelotel.testing import capture
+
+NAMES = ["a", "b", "c", "d"]
+_rng = np.random.default_rng(11)
+
+
+def _float_frame(rows: int) -> pd.DataFrame:
+    data = _rng.normal(size=(rows, 4))
+    data[0, 1] = np.nan
+    return pd.DataFrame(data, columns=NAMES)
+
+
+def _mixed_frame(rows: int) -> pd.DataFrame:  # float, int, uint8, float32
+    return pd.DataFrame({"a": _rng.normal(size=rows), "b": _rng.integers(-5, 5, rows),
+                         "c": _rng.integers(0, 3, rows).astype(np.uint8),
+                         "d": _rng.normal(size=rows).astype(np.float32)})
+
+
+def _masked_frame(rows: int) -> pd.DataFrame:  # nullable Int64, Float64, boolean + float
+    ints = pd.array(_rng.integers(0, 9, rows), dtype="Int64")
+    ints[1] = pd.NA
+    floats = pd.array(_rng.normal(size=rows), dtype="Float64")
+    floats[0] = pd.NA
+    bools = pd.array(_rng.random(rows) > 0.5, dtype="boolean")
+    bools[2] = pd.NA
+    plain = _rng.normal(size=rows)
+    plain[3] = np.nan  # a real NaN in a plain column: NaN, not null
+    return pd.DataFrame({"a": ints, "b": floats, "c": bools, "d": plain})
+
+
+def _bool_float_frame(rows: int) -> pd.DataFrame:  # to_numpy() of these is object
+    return pd.DataFrame({"a": _rng.random(rows) > 0.5, "b": _rng.normal(size=rows),
+                         "c": _rng.normal(size=rows), "d": _rng.integers(0, 4, rows)})
+
+
+def _reordered(rows: int) -> pd.DataFrame:  # same columns, another order
+    return _float_frame(rows)[["d", "c", "b", "a"]]
+
+
+FRAMES = {"float": _float_frame, "mixed": _mixed_frame, "masked": _masked_frame,
+          "bool_float": _bool_float_frame, "reordered": _reordered}
+
+
+def _oracle(frames: list[pd.DataFrame]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name in NAMES:
+        parts = [f[name] for f in frames]
+        nulls = sum(int(p.isna().sum()) if not isinstance(p.dtype, np.dtype) else 0
+                    for p in parts)
+        vals = np.concatenate([p.to_numpy(dtype=np.float64, na_value=np.nan) for p in parts])
+        fin = vals[np.isfinite(vals)]
+        out[name] = {"count": vals.size, "null": nulls, "nan": int(np.isnan(vals).sum()) - nulls,
+                     "mean": float(fin.mean()), "min": float(fin.min()), "max": float(fin.max())}
+    return out
+
+
+def _exported(points: list[Any], model: str) -> dict[str, dict[str, float]]:
+    got: dict[str, dict[str, float]] = {n: {} for n in NAMES}
+    for p in points:
+        attrs = p.attributes
+        if attrs.get(A.ML_MODEL_NAME) != model or attrs.get(A.ML_FEATURE) not in got:
+            continue
+        feat = got[attrs[A.ML_FEATURE]]
+        if p.name == A.METRIC_FEATURE_COUNT:
+            feat["count"] = p.value
+        elif p.name == A.METRIC_FEATURE_MISSING:
+            if attrs[A.ML_MISSING_KIND] in (A.MISSING_NULL, A.MISSING_NAN):
+                feat[attrs[A.ML_MISSING_KIND]] = p.value
+        elif p.name == A.METRIC_FEATURE_MEAN:
+            feat["mean"] = p.value
+        elif p.name == A.METRIC_FEATURE_MIN:
+            feat["min"] = p.value
+        elif p.name == A.METRIC_FEATURE_MAX:
+            feat["max"] = p.value
+    return got
+
+
+_n = [0]
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [["float"] * 3, ["mixed"] * 3, ["masked"] * 3, ["bool_float"] * 2, ["reordered"] * 2,
+     ["float", "masked", "bool_float", "float", "mixed", "reordered", "masked"]],
+    ids=lambda s: "-".join(s),
+)
+def test_frame_statistics_equal_numpy(sequence: list[str]) -> None:
+    _n[0] += 1
+    model = f"frames-{_n[0]}"
+    predict = modelotel.instrument(model=model, feature_names=NAMES)(lambda X: np.zeros(len(X)))
+    frames = [FRAMES[kind](40) for kind in sequence]
+    copies = [f.copy(deep=True) for f in frames]
+    with capture() as cap:
+        for f in frames:
+            predict(f)
+        points = cap.collect()
+    for f, c in zip(frames, copies, strict=True):
+        pd.testing.assert_frame_equal(f, c)  # never mutated
+    want, got = _oracle(frames), _exported(points, model)
+    for name in NAMES:
+        w, g = want[name], got[name]
+        assert g["count"] == w["count"], (name, g, w)
+        assert g.get("null", 0) == w["null"], (name, g, w)
+        assert g.get("nan", 0) == w["nan"], (name, g, w)
+        assert g["mean"] == pytest.approx(w["mean"], rel=1e-9, abs=1e-12), (name, g, w)
+        assert g["min"] == pytest.approx(w["min"]) and g["max"] == pytest.approx(w["max"])
+
+
+def test_the_hint_takes_the_short_path_and_notices_a_change() -> None:
+    hint = FrameHint()
+    t = extract(_float_frame(5), hint=hint)
+    assert t is not None and t.matrix is not None and hint.numeric is True
+    assert t.names == tuple(NAMES)
+    t = extract(_bool_float_frame(5), hint=hint)  # the hint said numpy: to_numpy() was object
+    assert t is not None and t.matrix is None and hint.numeric is False
+    t = extract(_masked_frame(5), hint=hint)
+    assert t is not None and t.matrix is not None and t.matrix.dtype == np.float64
+    assert t.nulls == {"a": 1, "b": 1, "c": 1}  # pd.NA in the nullable columns only
+    t = extract(_mixed_frame(5), hint=hint)
+    assert t is not None and t.matrix is not None and hint.numeric is True
+    frame = _float_frame(5)
+    extract(frame, hint=hint)
+    labels = hint.labels
+    frame2 = frame * 2  # shares the column index
+    assert extract(frame2, hint=hint) is not None and hint.labels is labels
+
+
+def test_duplicate_and_non_string_labels() -> None:
+    frame = pd.DataFrame(np.ones((3, 3)), columns=["a", "a", "b"])
+    t = extract(frame)
+    assert t is not None and t.names == ("a", "b")  # the first "a" kept, one skip counted
+    frame = pd.DataFrame(np.ones((3, 2)), columns=[0, 1])
+    t = extract(frame)
+    assert t is not None and t.names == ("0", "1") and t.matrix is not None
