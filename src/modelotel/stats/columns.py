@@ -20,6 +20,7 @@ from __future__ import annotations
 import decimal
 import math
 import numbers
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,8 @@ _NUMBER = (int, float, np.number, bool, numbers.Real, decimal.Decimal)
 #: Not numbers for the statistics: ``float()`` of a numpy complex scalar warns (ComplexWarning,
 #: an exception under ``-W error``) and drops the imaginary part.
 _COMPLEX = (complex, np.complexfloating)
+#: Numbers numpy converts in C (a one-record dict of these takes the fast path).
+_PLAIN_NUMBER = (int, float, np.integer, np.floating, np.bool_)
 
 
 class Table:
@@ -187,12 +190,38 @@ def _object_column(values: Sequence[object]) -> tuple[np.ndarray[Any, Any], str]
     return arr, (NUMERIC if numeric else CATEGORICAL)
 
 
+def _records_fast(x: Sequence[Any], first: Mapping[Any, Any]) -> Table | None:
+    """Records that all have the first one's keys and only numbers: one matrix."""
+    keys = list(first)
+    if not keys or not all(type(k) is str for k in keys):
+        return None
+    n = len(keys)
+    # itemgetter pulls one row's values in the first row's key order, in C; a missing key
+    # raises, an extra one shows in len(); either goes to the careful path
+    getter = operator.itemgetter(*keys)
+    try:
+        if not all(type(r) is dict and len(r) == n for r in x):
+            return None
+        rows = [getter(r) for r in x]
+    except (KeyError, TypeError):
+        return None
+    if n == 1:
+        rows = [(v,) for v in rows]  # itemgetter of one key gives the value, not a tuple
+    m = _numeric_matrix(rows)
+    if m is None or m.ndim != 2:
+        return None
+    return Table(m.shape[0], tuple(keys), matrix=m, named=True)
+
+
 def _from_sequence(x: Sequence[Any], row_vector: bool) -> Table | None:
     if len(x) == 0:
         count_skipped(SKIP_EMPTY)
         return None
     first = x[0]
     if isinstance(first, Mapping):  # list of dicts (records)
+        fast = _records_fast(x, first)
+        if fast is not None:
+            return fast
         keys: dict[str, None] = {}
         for row in x:
             if not isinstance(row, Mapping):
@@ -269,7 +298,50 @@ def _get_str_key(row: Mapping[Any, Any], key: str) -> object:
     return None
 
 
+def _numeric_matrix(values: list[Any]) -> np.ndarray[Any, Any] | None:
+    """``np.array(values)`` when it is a numeric (bool, int, float) array, else None.
+
+    numpy converts a list of numbers (or of equal-length lists of numbers) in C, far faster
+    than the value-by-value path; anything else (None, strings, Decimal, ragged lists, ints
+    beyond 64 bits) comes back object, string or raises, and takes the careful path.
+    """
+    try:
+        m = np.array(values)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    return m if m.dtype.kind in "fiub" else None
+
+
+def _from_mapping_fast(x: Mapping[Any, Any]) -> Table | None:
+    """A dict of equal-length numeric columns, or one record of numbers: one matrix."""
+    values = list(x.values())
+    if not values:
+        return None
+    first = values[0]
+    if isinstance(first, (list, tuple, np.ndarray)):
+        if not all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+            return None
+        m = _numeric_matrix(values)  # columns x rows
+        if m is None or m.ndim != 2 or m.shape[1] == 0:
+            return None
+        m = m.T
+    elif isinstance(first, _PLAIN_NUMBER):
+        m = _numeric_matrix(values)
+        if m is None or m.ndim != 1:
+            return None
+        m = m.reshape(1, -1)  # one record: one row
+    else:
+        return None
+    names = tuple(str(k) for k in x)
+    if len(set(names)) != len(names):
+        return None
+    return Table(m.shape[0], names, matrix=m, named=True)
+
+
 def _from_mapping(x: Mapping[Any, Any]) -> Table | None:
+    fast = _from_mapping_fast(x)
+    if fast is not None:
+        return fast
     cols: dict[str, np.ndarray[Any, Any]] = {}
     kinds: dict[str, str] = {}
     nulls: dict[str, int] = {}
