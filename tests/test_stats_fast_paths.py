@@ -174,3 +174,77 @@ def test_input_statistics_equal_numpy_on_every_layout(
             (fin > edges[-1]).sum())
         for i, expected in enumerate(inner.tolist()):
             assert value(A.METRIC_FEATURE_BIN, **{A.ML_BIN: str(i)}) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows", [1, 7, 64, 300])
+@pytest.mark.parametrize("bad", ["nan", "+inf", "above", "below", "ok"])
+@pytest.mark.parametrize("column", [0, 1])
+def test_probabilities_checked_per_column(dtype: Any, rows: int, bad: str, column: int) -> None:
+    """Two scores per row (predict_proba): each column against its own training range."""
+    _counter[0] += 1
+    model = f"fast-proba-{_counter[0]}"
+    rng = np.random.default_rng(1)
+    train_p = rng.uniform(0.2, 0.8, size=400)
+    base = Baseline.from_data(rng.normal(size=(400, 3)),
+                              outputs=np.column_stack([train_p, 1 - train_p]))
+    lo = [float(train_p.min()), float((1 - train_p).min())]
+    hi = [float(train_p.max()), float((1 - train_p).max())]
+    y = rng.uniform(0.3, 0.7, size=(rows, 2))  # inside both ranges, not constant
+    value = {"nan": np.nan, "+inf": np.inf, "above": 0.99, "below": 0.01, "ok": 0.5}[bad]
+    y[rows // 2, column] = value
+    y = y.astype(dtype)
+    x = rng.normal(size=(rows, 3)).astype(dtype)
+    wrapped = modelotel.instrument(model=model, baseline=base)(lambda X: y)
+    with capture() as cap:
+        assert wrapped(x) is y
+        span = cap.spans()[0]
+        points = cap.collect()
+    fired = list((span.attributes or {}).get(A.ML_CHECKS_FIRED, []))
+    expected: list[str] = []
+    per_column: dict[tuple[str, str], int] = {}
+    col = y[:, column].astype(np.float64)
+    if not np.isfinite(col).all():
+        expected.append(A.CHECK_OUTPUT_NONFINITE)
+        per_column[(A.CHECK_OUTPUT_NONFINITE, str(column))] = 1
+    fin = col[np.isfinite(col)]
+    if ((fin < lo[column]) | (fin > hi[column])).any():
+        expected.append(A.CHECK_OUTPUT_OUT_OF_RANGE)
+        per_column[(A.CHECK_OUTPUT_OUT_OF_RANGE, str(column))] = 1
+    assert fired == expected
+    got = {(p.attributes[A.ML_CHECK], p.attributes[A.ML_OUTPUT]): p.value for p in points
+           if p.name == A.METRIC_CHECK_VIOLATIONS and p.attributes.get(A.ML_MODEL_NAME) == model}
+    assert got == per_column
+    counts = {p.attributes[A.ML_OUTPUT]: p.value for p in points
+              if p.name == A.METRIC_OUTPUT_COUNT and p.attributes.get(A.ML_MODEL_NAME) == model}
+    assert counts == {"0": rows, "1": rows}
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([0, 1, 1, 2, 1]), np.array(["churn", "stay", "stay", "new", "stay"]),
+     np.array([True, False, True, True, False])],
+    ids=["int", "str", "bool"],
+)
+def test_class_labels_counted_per_class(labels: np.ndarray) -> None:
+    _counter[0] += 1
+    model = f"fast-labels-{_counter[0]}"
+    rng = np.random.default_rng(2)
+    train = rng.choice(labels[:2], size=400)  # the baseline knows two of the classes
+    base = Baseline.from_data(rng.normal(size=(400, 3)), outputs=train)
+    wrapped = modelotel.instrument(model=model, baseline=base)(lambda X: labels)
+    with capture() as cap:
+        for _ in range(3):
+            assert wrapped(np.zeros((5, 3))) is labels
+        points = cap.collect()
+    bins = {p.attributes[A.ML_BIN]: p.value for p in points
+            if p.name == A.METRIC_OUTPUT_BIN and p.attributes.get(A.ML_MODEL_NAME) == model}
+    known = {str(v) for v in labels[:2].tolist()}
+    expected: dict[str, int] = {}
+    for v in labels.tolist():
+        key = str(v) if str(v) in known else A.BIN_UNSEEN
+        expected[key] = expected.get(key, 0) + 3
+    assert {k: v for k, v in bins.items() if v} == expected
+    count = [p.value for p in points if p.name == A.METRIC_OUTPUT_COUNT
+             and p.attributes.get(A.ML_MODEL_NAME) == model]
+    assert count == [15]

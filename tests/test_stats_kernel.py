@@ -224,40 +224,53 @@ def test_accumulate_releases_the_gil() -> None:
 # ---- stage -----------------------------------------------------------------------------
 
 
-def _oracle(y: np.ndarray, lo: float, hi: float) -> bool:
-    return bool(np.isfinite(y).all() and (y >= lo).all() and (y <= hi).all())
+def _oracle(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    y2 = y.reshape(len(y), -1).astype(np.float64)
+    return bool(np.isfinite(y2).all() and (y2 >= lo).all() and (y2 <= hi).all())
+
+
+_BOUNDS = [(-1.0, 1.0), (-np.inf, np.inf), (0.0, 0.0), (-2.0, 0.5)]
 
 
 @needs_kernel
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     rows=st.integers(1, 80),
     d=st.integers(1, 8),
-    specials=st.lists(st.tuples(st.integers(0, 79), st.sampled_from([*_SPECIAL, 2.0, -2.0]))),
-    bounds=st.sampled_from([(-1.0, 1.0), (-np.inf, np.inf), (0.0, 0.0)]),
+    k=st.integers(0, 4),  # 0: 1-D scores; else k columns
+    dtypes=st.tuples(st.sampled_from([np.float64, np.float32]),
+                     st.sampled_from([np.float64, np.float32])),
+    specials=st.lists(st.tuples(st.integers(0, 319), st.sampled_from([*_SPECIAL, 2.0, -2.0]))),
+    bounds=st.lists(st.sampled_from(_BOUNDS), min_size=4, max_size=4),
     offsets=st.tuples(st.integers(0, 5), st.integers(0, 5)),
 )
-def test_stage_copies_and_checks_like_numpy(
-    rows: int, d: int, specials: list[tuple[int, float]], bounds: tuple[float, float],
-    offsets: tuple[int, int],
+def test_stage_writes_and_checks_like_numpy(
+    rows: int, d: int, k: int, dtypes: tuple[Any, Any], specials: list[tuple[int, float]],
+    bounds: list[tuple[float, float]], offsets: tuple[int, int],
 ) -> None:
     stage = kernel.stage
     assert stage is not None
     rng = np.random.default_rng(rows * 31 + d)
-    x = rng.uniform(-1, 1, size=(rows, d))
-    y = rng.uniform(-1, 1, size=rows)
+    x = rng.uniform(-1, 1, size=(rows, d)).astype(dtypes[0])
+    y = rng.uniform(-1, 1, size=(rows, k) if k else rows)
+    flat = y.reshape(-1)
     for at, v in specials:
-        y[at % rows] = v
+        flat[at % flat.size] = v
+    with np.errstate(over="ignore"):  # 1e300 as float32 is inf: the kernel sees what y holds
+        y = y.astype(dtypes[1])
+    width = max(k, 1)
+    lo = np.array([b[0] for b in bounds[:width]])
+    hi = np.array([b[1] for b in bounds[:width]])
     in_buf = np.full((rows + 6, d), -7.0)
-    out_buf = np.full(rows + 6, -7.0)
+    out_buf = np.full((rows + 6, width), -7.0)
     before_in, before_out = in_buf.copy(), out_buf.copy()
     oi, oo = offsets
-    lo, hi = bounds
     got = stage(memoryview(in_buf).cast("B"), oi * d * 8, x, memoryview(out_buf).cast("B"),
-                oo * 8, y, lo, hi)
+                oo * width * 8, y, lo, hi)
     assert got is _oracle(y, lo, hi)
-    assert np.array_equal(in_buf[oi : oi + rows], x)
-    assert np.array_equal(out_buf[oo : oo + rows], y, equal_nan=True)
+    assert np.array_equal(in_buf[oi : oi + rows], x.astype(np.float64))
+    assert np.array_equal(out_buf[oo : oo + rows], y.reshape(rows, width).astype(np.float64),
+                          equal_nan=True)
     untouched_in = np.ones(rows + 6, bool)
     untouched_in[oi : oi + rows] = False
     untouched_out = np.ones(rows + 6, bool)
@@ -266,30 +279,36 @@ def test_stage_copies_and_checks_like_numpy(
     assert np.array_equal(out_buf[untouched_out], before_out[untouched_out])
 
 
+_LO, _HI = np.array([-1.0]), np.array([1.0])
+
+
 @needs_kernel
 @pytest.mark.parametrize(
     ("x", "y"),
     [
         (np.zeros((4, 2))[:, :1], np.zeros(4)),  # x strided
         (np.zeros((4, 1)), np.zeros(8)[::2]),  # y strided
-        (np.zeros((4, 1), np.float32), np.zeros(4)),  # x float32
+        (np.zeros((4, 1), np.float16), np.zeros(4)),  # x float16
+        (np.zeros((4, 1), np.int64), np.zeros(4)),  # x int64
         (np.zeros((4, 1)), np.zeros(4, np.int64)),  # y int64
         (np.zeros((4, 1), ">f8"), np.zeros(4)),  # x big-endian
         (np.zeros((4, 1)), np.zeros(4, ">f8")),  # y big-endian
+        (np.zeros((4, 1)), np.zeros((2, 2, 1))),  # y 3-D
+        (np.zeros((4, 1)), np.array(0.0)),  # y 0-d
     ],
 )
-def test_stage_declines_what_is_not_contiguous_native_float64(x: Any, y: Any) -> None:
+def test_stage_declines_what_is_not_contiguous_native_float(x: Any, y: Any) -> None:
     stage = kernel.stage
     assert stage is not None
     in_buf, out_buf = np.full(16, 3.0), np.full(16, 3.0)
     got = stage(memoryview(in_buf).cast("B"), 0, x, memoryview(out_buf).cast("B"), 0, y,
-                -1.0, 1.0)
+                _LO, _HI)
     assert got is None
-    assert (in_buf == 3.0).all() and (out_buf == 3.0).all()  # nothing copied
+    assert (in_buf == 3.0).all() and (out_buf == 3.0).all()  # nothing written
 
 
 @needs_kernel
-def test_stage_refuses_to_write_outside_the_buffer() -> None:
+def test_stage_refuses_to_write_outside_the_buffer_or_read_short_bounds() -> None:
     stage = kernel.stage
     assert stage is not None
     x, y = np.ones((4, 2)), np.ones(4)
@@ -297,8 +316,12 @@ def test_stage_refuses_to_write_outside_the_buffer() -> None:
     ib, ob = memoryview(in_buf).cast("B"), memoryview(out_buf).cast("B")
     for args in ((ib, 5 * 16, x, ob, 0, y), (ib, 0, x, ob, 5 * 8, y), (ib, -8, x, ob, 0, y)):
         with pytest.raises(ValueError, match="does not fit"):
-            stage(*args, -1.0, 1.0)
+            stage(*args, _LO, _HI)
+    with pytest.raises(ValueError, match="lo:"):  # 3 score columns, 1 bound
+        stage(ib, 0, x, ob, 0, np.ones((2, 3)), _LO, np.ones(3))
+    with pytest.raises(TypeError, match="float64"):
+        stage(ib, 0, x, ob, 0, y, np.array([-1], np.int64), _HI)
     assert not in_buf.any() and not out_buf.any()
     with pytest.raises((BufferError, TypeError, ValueError)):
-        stage(bytes(128), 0, x, ob, 0, y, -1.0, 1.0)  # read-only destination
-    assert stage(ib, 4 * 16, x, ob, 4 * 8, y, -1.0, 1.0) is True  # exactly at the end: fine
+        stage(bytes(128), 0, x, ob, 0, y, _LO, _HI)  # read-only destination
+    assert stage(ib, 4 * 16, x, ob, 4 * 8, y, _LO, _HI) is True  # exactly at the end: fine

@@ -84,6 +84,7 @@ _min_reduce = np.minimum.reduce
 _max_reduce = np.maximum.reduce
 #: float64 in native byte order: a batch of this dtype is copied into the buffer as bytes
 _F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
 #: ``memoryview`` typed for arrays (numpy declares the buffer protocol only for 3.12+ typing)
 _memoryview: Callable[[Any], memoryview] = memoryview
 #: One column of at most this many outputs is checked with Python's sum / min / max on
@@ -167,8 +168,10 @@ class _Side:
         self.base_hi: Array | None = None
         self.base_lo0: float | None = None  # the same, as floats, for one output column
         self.base_hi0: float | None = None
-        self.check_lo, self.check_hi = -math.inf, math.inf  # the same for the kernel's stage
+        # per-column training range for the kernel's stage (-inf / inf: no range)
+        self.check_lo = self.check_hi = np.empty(0)
         self.fast_width = 0
+        self.labels_only = False
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
             specs = [FeatureSpec(p.name, p.kind) for p in profiles]
@@ -216,9 +219,14 @@ class _Side:
             self.base_hi = np.array([np.nan if v is None else v for v in hi], dtype=np.float64)
             if d == 1 and lo[0] is not None and hi[0] is not None:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
-                self.check_lo, self.check_hi = self.base_lo0, self.base_hi0
         # width of a plain numeric numpy batch that needs no conversion (0: never)
         self.fast_width = d if d and not plan.categorical else 0
+        self.labels_only = self.output and not d and len(plan.categorical) == 1
+        if self.base_lo is not None and self.base_hi is not None:
+            self.check_lo = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
+            self.check_hi = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
+        else:
+            self.check_lo, self.check_hi = np.full(d, -np.inf), np.full(d, np.inf)
         self.plan = plan
         self._labels(plan)
 
@@ -267,6 +275,18 @@ class _Side:
 
     # ---- per call ------------------------------------------------------------------
     def observe(self, x: object, call: Call) -> None:
+        if (
+            self.labels_only
+            and type(x) is np.ndarray
+            and x.ndim == 1
+            and x.dtype.kind in "iubU"
+            and 0 < x.shape[0] <= self.owner.row_cap
+        ):
+            # a classifier's labels (one categorical output column): counted as they are,
+            # what extract + align would hand over for a plain 1-D array of ints or strings
+            with self.owner.lock:
+                self.cat_window[0].add(x)
+            return
         width = self.fast_width
         if width and type(x) is np.ndarray and x.dtype.kind in "fiub" and x.dtype.itemsize <= 8:
             # the hot path: a plain numeric array of the expected width, no conversion; only
@@ -645,27 +665,31 @@ class StatsMonitor:
             _instruments_for(gen, call.monitor.meter)
         x = call.inputs
         y = call.outputs
+        inp, out = self.inputs, self.outputs
+        stage = kernel.stage
         if (
-            type(x) is np.ndarray
+            stage is not None
+            and type(x) is np.ndarray
             and type(y) is np.ndarray
-            and x.dtype is _F64
-            and y.dtype is _F64
+            and (x.dtype is _F64 or x.dtype is _F32)
+            and (y.dtype is _F64 or y.dtype is _F32)
             and call.error is None
         ):
-            # the online case, fused: a small float64 batch in, one float64 score per row
-            # out. One lock, two byte copies and a Python check of the scores; inside a
-            # real call every numpy operation avoided here saves ~1 us (cold code)
-            inp, out = self.inputs, self.outputs
+            # the online case, fused: a small float batch in, k float scores per row out
+            # (a regressor's value, a classifier's probabilities). One lock, and one call
+            # of the compiled kernel writes both into the row buffers and checks the
+            # scores; inside a real call every numpy operation avoided saves ~1 us (cold)
             xs, ys = x.shape, y.shape
-            width = inp.fast_width
-            if len(xs) == 2 and len(ys) == 1 and width and xs[1] == width and out.fast_width == 1:
+            width, k = inp.fast_width, out.fast_width
+            if (
+                len(xs) == 2
+                and width
+                and xs[1] == width
+                and k
+                and ((len(ys) == 1 and k == 1) or (len(ys) == 2 and ys[1] == k))
+            ):
                 rows, n_out = xs[0], ys[0]
-                stage = kernel.stage
-                if stage is not None and 0 < rows <= inp.buffer_max_rows and (
-                    0 < n_out <= out.buffer_max_rows
-                ):
-                    # the compiled kernel: both copies and the scores' check in one call
-                    # (None: x or y is not C-contiguous; the general path takes them)
+                if 0 < rows <= inp.buffer_max_rows and 0 < n_out <= out.buffer_max_rows:
                     with self.lock:
                         n = inp.buf_n
                         if n + rows > inp.buf_rows:
@@ -675,16 +699,30 @@ class StatsMonitor:
                         if m + n_out > out.buf_rows:
                             out._flush_locked()
                             m = 0
-                        ok = stage(inp.buf_bytes, inp.row_bytes * n, x, out.buf_bytes, 8 * m, y,
-                                   out.check_lo, out.check_hi)
-                        if ok is not None:
+                        ok = stage(inp.buf_bytes, inp.row_bytes * n, x, out.buf_bytes,
+                                   out.row_bytes * m, y, out.check_lo, out.check_hi)
+                        if ok is not None:  # None: not C-contiguous; the general path
                             inp.buf_n = n + rows
                             out.buf_n = m + n_out
                     if ok is not None:
                         if not ok:
-                            out._output_checks(y.reshape(-1, 1), call)
+                            out._output_checks(y if len(ys) == 2 else y.reshape(-1, 1), call)
                         return
-                elif (
+        elif (
+            stage is None
+            and type(x) is np.ndarray
+            and type(y) is np.ndarray
+            and x.dtype is _F64
+            and y.dtype is _F64
+            and call.error is None
+        ):
+            # the same without the kernel, for one float64 score per row: two byte copies
+            # and a Python check of the scores
+            xs, ys = x.shape, y.shape
+            width = inp.fast_width
+            if len(xs) == 2 and len(ys) == 1 and width and xs[1] == width and out.fast_width == 1:
+                rows, n_out = xs[0], ys[0]
+                if (
                     0 < rows <= inp.buffer_max_rows
                     and 0 < n_out <= _PY_CHECK_ROWS
                     and n_out <= out.buffer_max_rows

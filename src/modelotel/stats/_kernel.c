@@ -8,11 +8,14 @@
  * and a window's row buffer costs ~30 numpy operations to reduce. Here one call does each.
  *
  *   stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None
- *       Copy the bytes of a C-contiguous float64 batch ``x`` into ``in_dst`` at byte offset
- *       ``in_off`` and of the float64 scores ``y`` into ``out_dst`` at ``out_off``. Returns
- *       True when every score is finite and within [lo, hi], False otherwise (the caller
- *       then finds out which check fired, with numpy), None without copying anything when
- *       ``x`` or ``y`` is not C-contiguous native float64. Nothing is written on an error.
+ *       Write the values of a C-contiguous float64 or float32 batch ``x`` as float64 into
+ *       ``in_dst`` at byte offset ``in_off``, and those of the scores ``y`` (1-D, or 2-D
+ *       with k columns) into ``out_dst`` at ``out_off``. Returns True when every score is
+ *       finite and within [lo[j], hi[j]] for its column j (``lo``, ``hi``: float64 buffers
+ *       of k values), False otherwise (the caller then finds out which check fired, with
+ *       numpy), None without writing anything when ``x`` or ``y`` is not C-contiguous
+ *       native float64 / float32 (or ``y`` has more than 2 dimensions). Nothing is written
+ *       on an error.
  *
  *   accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None
  *       Reduce the first ``n`` rows of a rows-first float64 buffer ``X`` (``n x d``):
@@ -99,15 +102,73 @@ is_int64(const Py_buffer *view)
 
 /* ---- stage ------------------------------------------------------------------------ */
 
+/* 4 for float32, 8 for float64 (native byte order), 0 for anything else */
+static int
+float_width(const Py_buffer *view)
+{
+    const char *f = view->format;
+    if (f == NULL) {
+        return 0;
+    }
+    if (f[0] == '@' || f[0] == '=') {
+        f++;
+    }
+#if PY_LITTLE_ENDIAN
+    else if (f[0] == '<') {
+        f++;
+    }
+#else
+    else if (f[0] == '>' || f[0] == '!') {
+        f++;
+    }
+#endif
+    if (f[1] != '\0') {
+        return 0;
+    }
+    if (f[0] == 'd' && view->itemsize == 8) {
+        return 8;
+    }
+    if (f[0] == 'f' && view->itemsize == 4) {
+        return 4;
+    }
+    return 0;
+}
+
+/* n values of width w (4 or 8) as float64 into dst */
+static void
+copy_as_float64(double *dst, const void *src, Py_ssize_t n, int w)
+{
+    if (w == 8) {
+        memcpy(dst, src, (size_t)n * 8);
+        return;
+    }
+    const float *f = (const float *)src;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        dst[i] = (double)f[i];
+    }
+}
+
+/* Every value of the rows x k block finite and within [lo[j], hi[j]] for its column j?
+   (v >= lo) & (v <= hi) is false for NaN; +-inf fail the finite test. */
 MODELOTEL_CLONES
 static int
-scores_ok(const double *y, Py_ssize_t n, double lo, double hi)
+scores_ok(const double *y, Py_ssize_t rows, Py_ssize_t k, const double *lo, const double *hi)
 {
-    /* (v >= lo) & (v <= hi) is false for NaN; +-inf fail the finite test */
     int ok = 1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v = y[i];
-        ok &= (v - v == 0.0) & (v >= lo) & (v <= hi);
+    if (k == 1) {
+        double l = lo[0], h = hi[0];
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            double v = y[i];
+            ok &= (v - v == 0.0) & (v >= l) & (v <= h);
+        }
+        return ok;
+    }
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const double *r = y + i * k;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            double v = r[j];
+            ok &= (v - v == 0.0) & (v >= lo[j]) & (v <= hi[j]);
+        }
     }
     return ok;
 }
@@ -116,14 +177,13 @@ static PyObject *
 stage(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *in_dst, *x, *out_dst, *y;
+    PyObject *in_dst, *x, *out_dst, *y, *olo, *ohi;
     Py_ssize_t in_off, out_off;
-    double lo, hi;
-    if (!PyArg_ParseTuple(args, "OnOOnOdd:stage", &in_dst, &in_off, &x, &out_dst, &out_off,
-                          &y, &lo, &hi)) {
+    if (!PyArg_ParseTuple(args, "OnOOnOOO:stage", &in_dst, &in_off, &x, &out_dst, &out_off,
+                          &y, &olo, &ohi)) {
         return NULL;
     }
-    Py_buffer vx, vy, vin, vout;
+    Py_buffer vx, vy, vin, vout, vlo, vhi;
     if (PyObject_GetBuffer(x, &vx, PyBUF_RECORDS_RO) < 0) {
         return NULL;
     }
@@ -132,29 +192,49 @@ stage(PyObject *self, PyObject *args)
         return NULL;
     }
     PyObject *result = NULL;
-    if (!is_float64(&vx) || !is_float64(&vy) || !PyBuffer_IsContiguous(&vx, 'C') ||
+    int wx = float_width(&vx), wy = float_width(&vy);
+    if (wx == 0 || wy == 0 || vy.ndim < 1 || vy.ndim > 2 || !PyBuffer_IsContiguous(&vx, 'C') ||
         !PyBuffer_IsContiguous(&vy, 'C')) {
         result = Py_None; /* not for this path: the caller takes the general one */
         Py_INCREF(result);
         goto done_xy;
     }
-    if (get_buffer(in_dst, &vin, 1, -1, "in_dst") < 0) {
+    Py_ssize_t nx = vx.len / wx, ny = vy.len / wy;
+    Py_ssize_t k = vy.ndim == 2 ? vy.shape[1] : 1;
+    Py_ssize_t rows = k > 0 ? ny / k : 0;
+    if (get_buffer(olo, &vlo, 0, k * 8, "lo") < 0) {
         goto done_xy;
+    }
+    if (get_buffer(ohi, &vhi, 0, k * 8, "hi") < 0) {
+        PyBuffer_Release(&vlo);
+        goto done_xy;
+    }
+    if (!is_float64(&vlo) || !is_float64(&vhi)) {
+        PyErr_SetString(PyExc_TypeError, "stage: lo and hi must be float64");
+        goto done_bounds;
+    }
+    if (get_buffer(in_dst, &vin, 1, -1, "in_dst") < 0) {
+        goto done_bounds;
     }
     if (get_buffer(out_dst, &vout, 1, -1, "out_dst") < 0) {
         PyBuffer_Release(&vin);
-        goto done_xy;
+        goto done_bounds;
     }
-    if (in_off < 0 || out_off < 0 || in_off > vin.len - vx.len || out_off > vout.len - vy.len) {
+    if (in_off < 0 || out_off < 0 || in_off > vin.len - nx * 8 || out_off > vout.len - ny * 8) {
         PyErr_SetString(PyExc_ValueError, "stage: the batch does not fit the buffer there");
     }
     else {
-        memcpy((char *)vin.buf + in_off, vx.buf, (size_t)vx.len);
-        memcpy((char *)vout.buf + out_off, vy.buf, (size_t)vy.len);
-        result = PyBool_FromLong(scores_ok((const double *)vy.buf, vy.len / 8, lo, hi));
+        double *yd = (double *)((char *)vout.buf + out_off);
+        copy_as_float64((double *)((char *)vin.buf + in_off), vx.buf, nx, wx);
+        copy_as_float64(yd, vy.buf, ny, wy);
+        result = PyBool_FromLong(
+            scores_ok(yd, rows, k, (const double *)vlo.buf, (const double *)vhi.buf));
     }
     PyBuffer_Release(&vout);
     PyBuffer_Release(&vin);
+done_bounds:
+    PyBuffer_Release(&vhi);
+    PyBuffer_Release(&vlo);
 done_xy:
     PyBuffer_Release(&vy);
     PyBuffer_Release(&vx);
@@ -366,9 +446,10 @@ done:
 
 static PyMethodDef methods[] = {
     {"stage", stage, METH_VARARGS,
-     "stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None: copy a float64 "
-     "batch and its scores into the row buffers; True if every score is finite and in "
-     "[lo, hi]; None (nothing copied) if x or y is not C-contiguous native float64."},
+     "stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None: write a float64 / "
+     "float32 batch and its scores as float64 into the row buffers; True if every score is "
+     "finite and within its column's [lo, hi]; None (nothing written) if x or y is not "
+     "C-contiguous native float64 / float32."},
     {"accumulate", accumulate, METH_VARARGS,
      "accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None: reduce the "
      "first n rows of a rows-first float64 buffer (see the module source)."},

@@ -3,7 +3,7 @@
 from typing import Any
 
 def stage(
-    in_dst: Any, in_off: int, x: Any, out_dst: Any, out_off: int, y: Any, lo: float, hi: float
+    in_dst: Any, in_off: int, x: Any, out_dst: Any, out_off: int, y: Any, lo: Any, hi: Any
 ) -> bool | None: ...
 def accumulate(
     X: Any,
