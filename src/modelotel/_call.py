@@ -231,6 +231,7 @@ class Call:
     features: int | None = None
     _shape_of: Any = MISSING
     _start_ns: int = 0
+    _t0_ns: int = 0
     _token: object = None
     _done: bool = False
 
@@ -360,6 +361,15 @@ class Call:
         if hooks is None and not self.closed_early:
             _set_last_prediction_id(self.prediction_id)
 
+        # 5. what this call cost the caller's thread beyond the function: before it ran
+        # (start) and since it returned (this method); ml.telemetry.overhead
+        try:
+            own = (self._start_ns - self._t0_ns) + (_perf_counter_ns() - end_ns)
+            with mon._lock:
+                mon.overhead_ns += own
+        except Exception as exc:  # noqa: BLE001
+            record_error("call.overhead", exc)
+
 
 def start_call(
     monitor: ModelMonitor,
@@ -379,6 +389,7 @@ def start_call(
     :func:`last_prediction_id` alone (a primary call sets it here and again in
     :meth:`Call.finish`).
     """
+    t0 = _perf_counter_ns()
     call = Call.__new__(Call)
     call.monitor = monitor
     call.checks_fired = []
@@ -424,5 +435,6 @@ def start_call(
         call.inputs = inputs
     if attach:
         call._token = call.attach()
+    call._t0_ns = t0  # modelotel's time before the function runs: _start_ns - _t0_ns
     call._start_ns = _perf_counter_ns()
     return call

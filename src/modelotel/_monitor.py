@@ -165,6 +165,8 @@ class ModelMonitor:
         self.calls = 0
         self.rows = 0
         self.errors: dict[str, int] = {}
+        #: nanoseconds the calling threads spent in modelotel around this model's calls
+        self.overhead_ns = 0
         with guard("monitor.build_hooks"):
             self.build_hooks()
 
@@ -216,6 +218,7 @@ class ModelMonitor:
         self.calls = 0
         self.rows = 0
         self.errors = {}
+        self.overhead_ns = 0
 
     # ------------------------------------------------------------------ per call
     def record(self, seconds: float, rows: int, error_type: str | None) -> None:
@@ -377,6 +380,12 @@ class _Instruments:
             description="Always 1; carries the model's owner, task, framework, baseline hash.",
         )
         meter.create_observable_counter(
+            A.METRIC_TELEMETRY_OVERHEAD,
+            callbacks=[self._observe_overhead],
+            unit="s",
+            description="Time the calling threads spent in modelotel around predict calls.",
+        )
+        meter.create_observable_counter(
             A.METRIC_TELEMETRY_ERRORS,
             callbacks=[self._observe_health_errors],
             unit="{error}",
@@ -430,6 +439,14 @@ class _Instruments:
                     items = [(mon._err_attrs[et], n) for et, n in mon.errors.items()]
                 out.extend(Observation(n, attrs) for attrs, n in items)
             return out
+        return []
+
+    def _observe_overhead(self, options: CallbackOptions) -> Iterable[Observation]:
+        with guard("metrics.collect"):
+            if not self.is_current():
+                return []
+            return [Observation(m.overhead_ns / 1e9, m.metric_attributes)
+                    for m in monitors() if m.calls]
         return []
 
     def _observe_info(self, options: CallbackOptions) -> Iterable[Observation]:
