@@ -169,7 +169,9 @@ class _Side:
         self.base_lo0: float | None = None  # the same, as floats, for one output column
         self.base_hi0: float | None = None
         # per-column training range for the kernel's stage (-inf / inf: no range)
-        self.check_lo = self.check_hi = np.empty(0)
+        # (memoryviews: the kernel reads them through the buffer protocol, cheaper than an
+        # array's, which describes itself anew on every call)
+        self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
         self.labels_only = False
         self.row_vector = not output and not (names is not None and len(names) == 1)
@@ -223,10 +225,11 @@ class _Side:
         self.fast_width = d if d and not plan.categorical else 0
         self.labels_only = self.output and not d and len(plan.categorical) == 1
         if self.base_lo is not None and self.base_hi is not None:
-            self.check_lo = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
-            self.check_hi = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
+            lo_arr = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
+            hi_arr = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
         else:
-            self.check_lo, self.check_hi = np.full(d, -np.inf), np.full(d, np.inf)
+            lo_arr, hi_arr = np.full(d, -np.inf), np.full(d, np.inf)
+        self.check_lo, self.check_hi = _memoryview(lo_arr), _memoryview(hi_arr)
         self.plan = plan
         self._labels(plan)
 
