@@ -284,3 +284,45 @@ def test_sample_key_from_frames_and_arrays_uses_the_first_row() -> None:
     assert hook.decide(fake_call(inputs="no fields")) == (
         "rate" if key_hash(None) < threshold(0.5) else None
     )
+
+
+def test_process_budget_caps_every_model_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelotel._payload import emit as emit_mod
+
+    clock = Clock()
+    process = 30.0
+    monkeypatch.setattr(emit_mod, "_process_budget",
+                        emit_mod.ProcessBudget(process, 1e12, clock=clock))
+    # 12 models at the default budget of their own (10 records/s each: 120/s together)
+    hooks = [_hook(0.0, PayloadConfig(), clock) for _ in range(12)]
+    emitted_at: list[float] = []
+    for _, log in hooks:
+        log.emit = lambda **kw: emitted_at.append(clock.t)  # type: ignore[method-assign]
+    for _ in range(5000):  # 5 simulated seconds; every model fails every millisecond
+        for hook, _ in hooks:
+            hook(fake_call(inputs=[1.0], error=RuntimeError("storm")))
+        clock.t += 0.001
+    for i, t0 in enumerate(emitted_at):  # any 1 s window: the rate plus one bucket
+        assert sum(1 for t in emitted_at[i:] if t < t0 + 1.0) <= 2 * process
+    assert process * 5 - 1 <= len(emitted_at) <= process * 5 + process
+    assert health.dropped[tn.REASON_PAYLOAD_BUDGET_PROCESS] > 0
+    assert health.dropped[tn.REASON_PAYLOAD_BUDGET] > 0  # each model's own budget too
+
+
+def test_process_budget_from_the_environment_and_raised_by_an_explicit_model_budget(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from modelotel._payload import emit as emit_mod
+
+    monkeypatch.setattr(emit_mod, "_process_budget", None)
+    monkeypatch.setenv("MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND", "7")
+    monkeypatch.setenv("MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND", "lots")
+    budget = emit_mod.process_budget()
+    assert budget.records.rate == 7.0
+    assert budget.bytes.rate == 2_097_152.0  # not a number: the default, with a warning
+    assert "MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND='lots'" in caplog.text
+    _hook(1.0, PayloadConfig(max_records_per_second=500, max_bytes=4_000_000))
+    assert emit_mod.process_budget().records.rate == 500.0  # an explicit setting is not capped
+    assert emit_mod.process_budget().bytes.capacity >= 4_000_000  # one record always fits
+    _hook(1.0, PayloadConfig(max_records_per_second=2))
+    assert emit_mod.process_budget().records.rate == 500.0  # never lowered by a smaller one

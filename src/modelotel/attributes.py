@@ -175,6 +175,8 @@ PAYLOAD_REASON_CHECK: Final = "check"
 #: Dropped records (``ml.telemetry.dropped``): the whole payload record was not sent.
 REASON_PAYLOAD_BUDGET: Final = "payload_budget"
 REASON_PAYLOAD_BUDGET_BYTES: Final = "payload_budget_bytes"
+REASON_PAYLOAD_BUDGET_PROCESS: Final = "payload_budget_process"
+REASON_PAYLOAD_BUDGET_PROCESS_BYTES: Final = "payload_budget_process_bytes"
 REASON_PAYLOAD_REDACT_HOOK_ERROR: Final = "payload_redact_hook_error"
 REASON_PAYLOAD_REDACT_HOOK_DROPPED: Final = "payload_redact_hook_dropped"
 REASON_PAYLOAD_TOO_LARGE: Final = "payload_too_large"

@@ -113,3 +113,21 @@ built at install time when there is one, numpy otherwise; ``numpy``: numpy alway
 results are the same; the kernel is faster). Read once at import. Any other value warns
 once and means ``auto``. ``modelotel.stats.kernel.COMPILED`` says which one runs.
 """
+
+MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND: Final = "MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND"
+"""
+.. envvar:: MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND
+
+Payload records per second for the whole process, all models together, on top of each
+model version's own budget (``PayloadConfig.max_records_per_second``). A positive number.
+Read once, when the first model with payload capture is decorated. Default: ``100``.
+"""
+
+MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND: Final = "MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND"
+"""
+.. envvar:: MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND
+
+Payload bytes per second for the whole process, all models together, on top of each model
+version's own budget (``PayloadConfig.max_bytes_per_second``). A positive number. Read
+once, when the first model with payload capture is decorated. Default: ``2097152`` (2 MiB).
+"""

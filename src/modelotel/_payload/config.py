@@ -80,8 +80,10 @@ class PayloadConfig:
             (within budget); a cancelled or interrupted call (``asyncio.CancelledError``,
             ``KeyboardInterrupt``) is not an error.
         always_keep_checks: Keep calls where a silent-failure check fired (within budget).
-        max_records_per_second: Token-bucket budget of records per model version per process.
-        max_bytes_per_second: Token-bucket budget of payload bytes per model version per process.
+        max_records_per_second: Token-bucket budget of records per model version per process
+            (the process's own budget, all models together, applies too: docs/payloads.md).
+        max_bytes_per_second: Token-bucket budget of payload bytes per model version per
+            process (and the process's, likewise).
         max_rows: Rows kept per record (outer list items, array rows, DataFrame rows).
         max_bytes: UTF-8 bytes of all payload values in one record.
         max_string_length: Characters kept per string.

@@ -14,6 +14,9 @@ guard that ``Call.finish`` puts around every hook.
 from __future__ import annotations
 
 import json
+import math
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +30,78 @@ from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
-from modelotel._safety import count_dropped, count_skipped
+from modelotel._safety import count_dropped, count_skipped, health
+from modelotel.environment_variables import (
+    MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND,
+    MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND,
+)
 
 _MAX_KEY = 64
 _TWO_64 = 1 << 64
 #: Most ``ml.payload.input.<field>`` + ``ml.payload.output.<field>`` attributes per record.
 MAX_FIELD_ATTRIBUTES = 100
+
+
+
+class ProcessBudget:
+    """The payload budget of the whole process: every model's records draw on it too."""
+
+    __slots__ = ("bytes", "records")
+
+    def __init__(self, records_per_second: float, bytes_per_second: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.records = TokenBucket(records_per_second, clock=clock)
+        self.bytes = TokenBucket(bytes_per_second, clock=clock)
+
+
+_process_budget: ProcessBudget | None = None
+_process_lock = threading.Lock()
+
+
+def _env_budget(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(raw)
+        return value
+    except ValueError:
+        health.warn_once("env:" + name, "modelotel: %s=%r is not a positive number; using %s",
+                         name, raw, default)
+        return default
+
+
+def _at_least(bucket: TokenBucket, rate: float, capacity: float) -> None:
+    with bucket._lock:
+        if rate > bucket.rate:
+            bucket.rate = rate
+        if capacity > bucket.capacity:
+            bucket.capacity = capacity
+
+
+def process_budget(cfg: PayloadConfig | None = None) -> ProcessBudget:
+    """The process-wide budget, built on first use from the environment.
+
+    A model configured with a larger budget of its own (``cfg``) raises the process budget
+    to it: an explicit setting is not silently capped by a default, while many models at
+    their defaults still share the process's. The byte bucket always holds one record of
+    ``cfg.max_bytes``.
+    """
+    global _process_budget
+    with _process_lock:
+        budget = _process_budget
+        if budget is None:
+            budget = _process_budget = ProcessBudget(
+                _env_budget(MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND, 100.0),
+                _env_budget(MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND, 2_097_152.0),
+            )
+        if cfg is not None:
+            rps, bps = cfg.max_records_per_second, cfg.max_bytes_per_second
+            _at_least(budget.records, rps, max(1.0, rps))
+            _at_least(budget.bytes, bps, max(bps, float(cfg.max_bytes)))
+        return budget
 
 
 class _LocalMissing:
@@ -82,6 +151,7 @@ class PayloadHook:
         "_key",
         "_limit",
         "_logger",
+        "_process",
         "_records",
         "_redactor",
         "cache",
@@ -126,6 +196,7 @@ class PayloadHook:
             capacity=max(cfg.max_bytes_per_second, cfg.max_bytes),
             clock=clock,
         )
+        self._process = process_budget(cfg) if self.enabled else None
         self._redactor = Redactor(
             patterns=cfg.patterns,
             allow_fields=cfg.allow_fields,
@@ -241,11 +312,19 @@ class PayloadHook:
         if not self._records.take():
             count_dropped(tn.REASON_PAYLOAD_BUDGET)
             return False
+        process = self._process
+        if process is not None and not process.records.take():  # all models together
+            count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS)
+            return False
         attrs = self.build(call, reason)
         if attrs is None:
             return False
-        if not self._bytes.take(float(attrs[tn.ML_PAYLOAD_BYTES])):
+        size = float(attrs[tn.ML_PAYLOAD_BYTES])
+        if not self._bytes.take(size):
             count_dropped(tn.REASON_PAYLOAD_BUDGET_BYTES)
+            return False
+        if process is not None and not process.bytes.take(size):
+            count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS_BYTES)
             return False
         logger = self._logger(call) if self._logger is not None else call.monitor.logger
         span = getattr(call, "span", None)
