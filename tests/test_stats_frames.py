@@ -53,7 +53,10 @@ def _reordered(rows: int) -> pd.DataFrame:  # same columns, another order
 
 
 FRAMES = {"float": _float_frame, "mixed": _mixed_frame, "masked": _masked_frame,
-          "bool_float": _bool_float_frame, "reordered": _reordered}
+          "bool_float": _bool_float_frame, "reordered": _reordered,
+          # more rows than the row buffer takes: reduced directly (the kernel, if built)
+          "masked_big": lambda rows: _masked_frame(9000),
+          "float_big": lambda rows: _float_frame(9000)}
 
 
 def _oracle(frames: list[pd.DataFrame]) -> dict[str, dict[str, float]]:
@@ -96,7 +99,8 @@ _n = [0]
 @pytest.mark.parametrize(
     "sequence",
     [["float"] * 3, ["mixed"] * 3, ["masked"] * 3, ["bool_float"] * 2, ["reordered"] * 2,
-     ["float", "masked", "bool_float", "float", "mixed", "reordered", "masked"]],
+     ["float", "masked", "bool_float", "float", "mixed", "reordered", "masked"],
+     ["masked_big", "masked", "float_big", "float"]],
     ids=lambda s: "-".join(s),
 )
 def test_frame_statistics_equal_numpy(sequence: list[str]) -> None:
@@ -147,3 +151,24 @@ def test_duplicate_and_non_string_labels() -> None:
     frame = pd.DataFrame(np.ones((3, 2)), columns=[0, 1])
     t = extract(frame)
     assert t is not None and t.names == ("0", "1") and t.matrix is not None
+
+
+def test_big_batch_with_nulls_reduced_directly() -> None:
+    """Records with None (the careful path: a C-ordered float64 block plus null counts),
+    more rows than the row buffer takes."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(9000, 4))
+    records = [dict(zip(NAMES, row, strict=True)) for row in values.tolist()]
+    for i in range(0, 9000, 50):
+        records[i]["b"] = None
+    records[7]["c"] = float("nan")
+    predict = modelotel.instrument(model="frames-big-nulls", feature_names=NAMES)(
+        lambda X: np.zeros(len(X)))
+    with capture() as cap:
+        predict(records)
+        got = _exported(cap.collect(), "frames-big-nulls")
+    assert got["b"]["count"] == 9000
+    assert got["b"]["null"] == 180 and got["b"].get("nan", 0) == 0
+    assert got["c"]["nan"] == 1 and got["c"].get("null", 0) == 0
+    b = np.array([r["b"] for r in records if r["b"] is not None], dtype=np.float64)
+    assert got["b"]["mean"] == pytest.approx(b.mean(), rel=1e-9)

@@ -325,3 +325,23 @@ def test_stage_refuses_to_write_outside_the_buffer_or_read_short_bounds() -> Non
     with pytest.raises((BufferError, TypeError, ValueError)):
         stage(bytes(128), 0, x, ob, 0, y, _LO, _HI)  # read-only destination
     assert stage(ib, 4 * 16, x, ob, 4 * 8, y, _LO, _HI) is True  # exactly at the end: fine
+
+
+@needs_kernel
+@pytest.mark.parametrize("d", [1, 3, 50, 300])
+def test_accumulate_across_many_blocks_equals_numpy(d: int) -> None:
+    # the kernel reduces rows in blocks of ~16384 values (at most 2048 rows) and merges them
+    rows = 3 * min(2048, max(16, 16384 // d)) + 7
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(rows, d)) * 1e3 + 5e6  # a large mean: the merge must not cancel
+    X[rng.random(X.shape) < 0.01] = np.nan
+    X[rng.integers(rows), 0] = np.inf
+    X[rng.integers(rows), d - 1] = -np.inf
+    edges = [np.quantile(X[:, j][np.isfinite(X[:, j])], np.linspace(0, 1, 11)) for j in range(d)]
+    ours, ref = NumericAccumulator(d, edges), NumericAccumulator(d, edges)
+    ours.add_rows(X, rows)
+    ref.add(X)
+    for name in ("count", "nan", "inf", "ge", "binned", "min", "max"):
+        assert np.array_equal(getattr(ours, name), getattr(ref, name)), name
+    assert np.allclose(ours.mean, ref.mean, rtol=1e-12)
+    assert np.allclose(ours.m2, ref.m2, rtol=1e-8)

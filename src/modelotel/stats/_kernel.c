@@ -37,10 +37,12 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Values of one column gathered per block: small enough for L1, large enough for the
-   vector loops (the block holds about this many values across all columns). */
-#define BLOCK_VALUES 4096
-#define MAX_BLOCK_ROWS 512
+/* Rows per block: the block (about BLOCK_VALUES values across all columns, 128 KiB) stays
+   in L2 while each column is gathered from it; a column's values (at most MAX_BLOCK_ROWS,
+   16 KiB) stay in L1 for the vector loops. Measured per value: 4096 -> 16384 values per
+   block took 100 and 200 columns from 2.4-2.7 ns to 1.8 ns, 20 columns unchanged (1.9). */
+#define BLOCK_VALUES 16384
+#define MAX_BLOCK_ROWS 2048
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 /* one AVX2 build of the loops next to the baseline one, chosen at load time */
