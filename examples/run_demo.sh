@@ -95,7 +95,8 @@ TELEMETRY_PORT=$(port)
 sed -i "s/__TELEMETRY_PORT__/$TELEMETRY_PORT/" "$demo/prometheus/prometheus.yml"
 /usr/bin/prometheus --config.file="$demo/prometheus/prometheus.yml" \
   --storage.tsdb.path="$demo/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT" \
-  --web.enable-remote-write-receiver >"$demo/prometheus.log" 2>&1 &
+  --web.enable-remote-write-receiver --enable-feature=exemplar-storage \
+  >"$demo/prometheus.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$PROM_PORT/-/ready" "Prometheus"
 

@@ -65,3 +65,55 @@ def test_error_types_are_capped() -> None:
     assert by_type[OTHER_ERROR_TYPE] == 5
     assert by_type["Error0"] == 2
     assert sum(by_type.values()) == MAX_ERROR_TYPES + 6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exemplars_link_buckets_to_their_last_traced_call(seed: int) -> None:
+    from modelotel import _state
+
+    rng = random.Random(100 + seed)
+    mon = get_monitor(model_config(model=f"metrics-exemplars-{seed}", version="1"))
+    with capture() as cap:
+        mon.refresh()
+        tracer = _state.tracer_provider().get_tracer("test")
+        values: list[float] = []
+        last_traced: dict[int, tuple[float, object]] = {}
+        for k in range(rng.randint(1, 300)):
+            v = rng.lognormvariate(-5, 2) if k % 7 else DURATION_BUCKETS[5]  # ties too
+            values.append(v)
+            span = None
+            if rng.random() < 0.3:  # a traced (sampled) call
+                span = tracer.start_span("p")
+                span.end()
+                last_traced[bisect.bisect_left(DURATION_BUCKETS, v)] = (v, span)
+            mon.record(v, 1, None, span)
+        point = cap.metric(tn.METRIC_PREDICTION_DURATION, **{tn.ML_MODEL_NAME: mon.config.model})
+    counts, total, lo, hi = _expected(values)  # exemplars change nothing in the histogram
+    assert list(point.bucket_counts or ()) == counts
+    assert (point.count, point.min, point.max) == (len(values), lo, hi)
+    assert point.value == pytest.approx(total, rel=1e-9, abs=1e-12)
+    got = {}
+    for ex in point.data.exemplars:
+        bucket = bisect.bisect_left(DURATION_BUCKETS, ex.value)
+        got[bucket] = (ex.value, ex.span_id, ex.trace_id)
+    want = {}
+    for bucket, (v, span) in last_traced.items():
+        ctx = span.get_span_context()  # type: ignore[attr-defined]
+        want[bucket] = (v, ctx.span_id, ctx.trace_id)
+    assert got == want
+
+
+def test_no_exemplar_from_the_span_current_where_metrics_are_collected() -> None:
+    from modelotel import _state
+
+    mon = get_monitor(model_config(model="metrics-exemplars-current", version="1"))
+    with capture() as cap:
+        mon.refresh()
+        for v in (0.001, 0.002, 0.2):
+            mon.record(v, 1, None)  # untraced calls: no exemplar is theirs
+        tracer = _state.tracer_provider().get_tracer("test")
+        with tracer.start_as_current_span("request that flushes metrics"):
+            point = cap.metric(tn.METRIC_PREDICTION_DURATION,
+                               **{tn.ML_MODEL_NAME: mon.config.model})
+    assert point.count == 3
+    assert list(point.data.exemplars) == []

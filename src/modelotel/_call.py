@@ -313,7 +313,8 @@ class Call:
                 if self.features is not None:
                     extra[A.ML_INPUT_FEATURES] = self.features
             rows = self.rows
-            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, failure)
+            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, failure,
+                       span if recording else None)
         except Exception as exc:  # noqa: BLE001
             record_error("call.metrics", exc)
         if recording:

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.context import Context
+from opentelemetry.trace import set_span_in_context
 
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
@@ -79,10 +81,15 @@ OTHER_ERROR_TYPE = "_OTHER"
 _NBUCKETS = len(DURATION_BUCKETS) + 1
 
 
+#: The context the replay records in: no span, so no exemplar but the ones it means to set
+#: (not empty: the SDK reads an empty context, which is falsy, as "use the current one").
+_NO_SPAN = Context({"modelotel.replay": True})
+
+
 class _DurationAgg:
     """Bucket counts, per-bucket sums, min and max of durations since the last drain."""
 
-    __slots__ = ("counts", "n", "sums", "vmax", "vmin")
+    __slots__ = ("counts", "ex_span", "ex_val", "n", "sums", "vmax", "vmin")
 
     def __init__(self) -> None:
         self.counts = [0] * _NBUCKETS
@@ -90,14 +97,20 @@ class _DurationAgg:
         self.n = 0
         self.vmin = math.inf
         self.vmax = -math.inf
+        # per bucket, the last traced call's span and duration: the bucket's exemplar
+        self.ex_span: list[Any] = [None] * _NBUCKETS
+        self.ex_val = [0.0] * _NBUCKETS
 
 
-def replay_values(agg: _DurationAgg) -> Iterator[tuple[float, int]]:
-    """Values to record, with repeat counts, that reproduce ``agg`` exactly in a histogram.
+def replay_values(agg: _DurationAgg) -> Iterator[tuple[float, int, Any]]:
+    """Values to record, with repeat counts and a span or None, that reproduce ``agg``
+    exactly in a histogram.
 
     Each bucket is replayed as its mean (a mean of values inside a bucket lies inside it),
     except that the overall min and max are replayed as themselves so the histogram's
-    min/max are exact. Bucket counts and count are exact; the sum equals up to rounding.
+    min/max are exact, and the bucket's last traced call is replayed as itself with its
+    span (the SDK keeps it as the bucket's exemplar: a link from the latency histogram to
+    a trace). Bucket counts and count are exact; the sum equals up to rounding.
     """
     if agg.n == 0:
         return
@@ -107,15 +120,26 @@ def replay_values(agg: _DurationAgg) -> Iterator[tuple[float, int]]:
         c = agg.counts[i]
         if not c:
             continue
-        s = agg.sums[i]
+        specials: list[list[Any]] = []  # [value, span or None], each one call
         if i == first:
-            yield agg.vmin, 1
-            c -= 1
-            s -= agg.vmin
-        if i == last and c:
-            yield agg.vmax, 1
-            c -= 1
-            s -= agg.vmax
+            specials.append([agg.vmin, None])
+        if i == last and c > len(specials):
+            specials.append([agg.vmax, None])
+        span = agg.ex_span[i]
+        if span is not None:
+            v = agg.ex_val[i]
+            for item in specials:
+                if item[0] == v and item[1] is None:  # the min or max call, or its twin
+                    item[1] = span
+                    break
+            else:
+                if c > len(specials):
+                    specials.append([v, span])
+        s = agg.sums[i]
+        for v, sp in specials:
+            yield v, 1, sp
+            s -= v
+        c -= len(specials)
         if c:
             mean = s / c
             lo = DURATION_BUCKETS[i - 1] if i > 0 else 0.0
@@ -125,7 +149,7 @@ def replay_values(agg: _DurationAgg) -> Iterator[tuple[float, int]]:
                 mean = math.nextafter(lo, math.inf)
             elif mean > hi:
                 mean = hi
-            yield max(mean, 0.0), c
+            yield max(mean, 0.0), c, None
 
 
 class ModelMonitor:
@@ -221,8 +245,14 @@ class ModelMonitor:
         self.overhead_ns = 0
 
     # ------------------------------------------------------------------ per call
-    def record(self, seconds: float, rows: int, error_type: str | None) -> None:
-        """Add one call to the in-process serving aggregations (cheap, thread-safe)."""
+    def record(
+        self, seconds: float, rows: int, error_type: str | None, span: Any = None
+    ) -> None:
+        """Add one call to the in-process serving aggregations (cheap, thread-safe).
+
+        ``span``: the call's span when it is recorded (sampled): kept as its bucket's
+        exemplar until the next collection.
+        """
         i = bisect_left(DURATION_BUCKETS, seconds)
         with self._lock:
             if error_type is None:
@@ -236,6 +266,9 @@ class ModelMonitor:
                     self.errors[error_type] += 1
             agg.counts[i] += 1
             agg.sums[i] += seconds
+            if span is not None:
+                agg.ex_span[i] = span
+                agg.ex_val[i] = seconds
             agg.n += 1
             if seconds < agg.vmin:
                 agg.vmin = seconds
@@ -416,9 +449,14 @@ class _Instruments:
             record = self.duration.record
             for mon in mons:
                 for attrs, agg in mon.drain():
-                    for value, times in replay_values(agg):
+                    for value, times, span in replay_values(agg):
+                        if span is not None:  # the bucket's exemplar: its trace context
+                            record(value, attrs, context=set_span_in_context(span))
+                            continue
                         for _ in range(times):
-                            record(value, attrs)
+                            # an explicit empty context: no exemplar from whatever span is
+                            # current where the collection runs (force_flush in a request)
+                            record(value, attrs, context=_NO_SPAN)
             return [Observation(mon.calls, mon.metric_attributes) for mon in mons if mon.calls]
         return []
 

@@ -328,6 +328,7 @@ class Prometheus:
             f"--storage.tsdb.path={self.dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-remote-write-receiver",
+            "--enable-feature=exemplar-storage",  # the duration histogram's exemplars
             "--storage.tsdb.retention.time=1h",
         ]
         self.proc = Proc("prometheus", argv, dict(os.environ), self.dir / "prometheus.log")

@@ -9,6 +9,7 @@ Prometheus, queried through its HTTP API. The stack is started once per session 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,29 @@ def test_metrics_arrive_in_prometheus_with_our_names(
     # service.name / service.instance.id become job / instance
     series = _series(stack, f"ml_prediction_calls_total{sel}")
     assert {s["metric"]["job"] for s in series} == {"integration-model"}
+
+
+def test_duration_exemplars_arrive_in_prometheus_linked_to_our_traces(
+    stack: Stack, sent: tuple[str, dict[str, Any]]
+) -> None:
+    """The SDK's exemplars on ml.prediction.duration survive the collector and remote write
+    (Prometheus with --enable-feature=exemplar-storage) and name traces that exist."""
+    model, _ = sent
+    trace_ids = {s["traceId"] for s in _spans_of(stack, model)}
+    query = f'ml_prediction_duration_seconds_bucket{{ml_model_name="{model}"}}'
+
+    def exemplars() -> list[dict[str, Any]]:
+        answer = stack.prometheus.api("query_exemplars", query=query, start="0",
+                                      end=str(time.time() + 60))
+        assert answer.get("status") == "success", answer
+        return [e for series in answer["data"] for e in series["exemplars"]]
+
+    found = wait_until(exemplars, 30, what=f"exemplars of {query}")
+    assert found
+    for e in found:
+        assert e["labels"]["trace_id"] in trace_ids, e
+        assert len(e["labels"]["span_id"]) == 16
+        assert float(e["value"]) >= 0
 
 
 def test_other_log_records_take_their_own_pipeline(
