@@ -491,10 +491,7 @@ class _Side:
         # off the lock: a big batch must not stall other threads
         if kernel.accumulate is not None and X.dtype == np.float64 and X.flags.c_contiguous:
             # the compiled kernel: one pass, GIL released (other threads serve meanwhile)
-            tmp.add_rows(X, rows)
-            if nulls is not None:
-                tmp.null += nulls
-                tmp.nan -= nulls
+            tmp.add_rows(X, rows, nulls)
         elif X.flags.f_contiguous and not X.flags.c_contiguous:
             tmp.add(X.T, nulls, columns_first=True)  # a pandas block: already columns first
         else:

@@ -162,16 +162,16 @@ class NumericAccumulator:
             self.null += nulls
             self.nan -= nulls
 
-    def add_rows(self, X: Array, n: int) -> None:
+    def add_rows(self, X: Array, n: int, nulls: Array | None = None) -> None:
         """Add the first ``n`` rows of ``X``, a C-contiguous float64 ``rows x d`` buffer.
 
-        The same as ``add(X[:n])``, in one call of the compiled kernel when there is one
-        (:mod:`modelotel.stats.kernel`).
+        The same as ``add(X[:n], nulls)``, in one call of the compiled kernel when there is
+        one (:mod:`modelotel.stats.kernel`).
         """
         kern = kernel.accumulate
         if kern is None or n <= 0:
             if n > 0:
-                self.add(X[:n])
+                self.add(X[:n], nulls)
             return
         d = self.d
         count = np.empty(d, dtype=np.int64)
@@ -184,6 +184,9 @@ class NumericAccumulator:
             self._merge_moments(count, mean_b, m2_b)
         if t.shape[0]:
             self.binned += count
+        if nulls is not None:
+            self.null += nulls
+            self.nan -= nulls
 
     def _add_clean(
         self, X: Array, n: int, s: Array, bin_rows: Array | slice | None, a: int
