@@ -74,6 +74,30 @@ with capture() as cap:
     assert out.stdout.strip() == str(3000 * 32)
 
 
+def test_a_kernel_built_from_other_sources_is_not_used() -> None:
+    # an editable install not rebuilt after _kernel.c changed its calling convention
+    code = """
+import sys, types
+stale = types.ModuleType("modelotel.stats._kernel")
+stale.ABI = 1
+stale.stage = stale.accumulate = lambda *a: None
+sys.modules["modelotel.stats._kernel"] = stale
+from modelotel.stats import kernel
+print(kernel.COMPILED, kernel.stage is None, kernel.accumulate is None)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
+    assert "ABI 1, expected 2" in out.stderr and "Reinstall modelotel" in out.stderr
+
+
+@needs_kernel
+def test_the_built_kernel_matches_the_sources() -> None:
+    from modelotel.stats import _kernel
+
+    assert _kernel.ABI == kernel.ABI
+
+
 # ---- accumulate ------------------------------------------------------------------------
 
 _SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, -1e300, 5e-324]

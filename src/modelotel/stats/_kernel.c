@@ -41,6 +41,9 @@
    in L2 while each column is gathered from it; a column's values (at most MAX_BLOCK_ROWS,
    16 KiB) stay in L1 for the vector loops. Measured per value: 4096 -> 16384 values per
    block took 100 and 200 columns from 2.4-2.7 ns to 1.8 ns, 20 columns unchanged (1.9). */
+/* Bump when stage() or accumulate() change their arguments or meaning (and kernel.py's ABI). */
+#define MODELOTEL_KERNEL_ABI 2
+
 #define BLOCK_VALUES 16384
 #define MAX_BLOCK_ROWS 2048
 
@@ -467,5 +470,12 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__kernel(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    /* the calling convention of stage / accumulate: modelotel.stats.kernel uses the module
+       only when it matches (a stale build from an older checkout falls back to numpy) */
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", MODELOTEL_KERNEL_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+ABI: int
+
 def stage(
     in_dst: Any, in_off: int, x: Any, out_dst: Any, out_off: int, y: Any, lo: Any, hi: Any
 ) -> bool | None: ...

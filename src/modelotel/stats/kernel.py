@@ -31,6 +31,9 @@ from modelotel.environment_variables import MODELOTEL_STATS_KERNEL
 
 _logger = logging.getLogger("modelotel")
 
+#: The calling convention this code expects of ``_kernel`` (its ``ABI``; see ``_kernel.c``).
+ABI = 2
+
 
 def _load() -> Any:
     choice = os.environ.get(MODELOTEL_STATS_KERNEL, "auto").strip().lower()
@@ -42,6 +45,12 @@ def _load() -> Any:
     try:
         from modelotel.stats import _kernel
     except ImportError:  # installed without a compiler: numpy does the work
+        return None
+    if getattr(_kernel, "ABI", None) != ABI:
+        # a build left from another version of the source (an editable install not rebuilt)
+        _logger.warning("modelotel: the compiled statistics kernel is from another version "
+                        "(ABI %s, expected %s); using numpy. Reinstall modelotel to rebuild it.",
+                        getattr(_kernel, "ABI", None), ABI)
         return None
     return _kernel
 
