@@ -69,12 +69,12 @@ get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t need, const 
     return 0;
 }
 
-/* The one-character struct code of an 8-byte item in native byte order, or 0. */
+/* The one-character struct code of the items, in native byte order, or 0. */
 static char
 native_code(const Py_buffer *view)
 {
     const char *f = view->format;
-    if (view->itemsize != 8 || f == NULL) {
+    if (f == NULL) {
         return 0;
     }
     if (f[0] == '@' || f[0] == '=') {
@@ -95,14 +95,14 @@ native_code(const Py_buffer *view)
 static int
 is_float64(const Py_buffer *view)
 {
-    return native_code(view) == 'd';
+    return view->itemsize == 8 && native_code(view) == 'd';
 }
 
 static int
 is_int64(const Py_buffer *view)
 {
     char c = native_code(view);
-    return c == 'q' || (c == 'l' && sizeof(long) == 8);
+    return view->itemsize == 8 && (c == 'q' || (c == 'l' && sizeof(long) == 8));
 }
 
 /* ---- stage ------------------------------------------------------------------------ */
@@ -111,29 +111,11 @@ is_int64(const Py_buffer *view)
 static int
 float_width(const Py_buffer *view)
 {
-    const char *f = view->format;
-    if (f == NULL) {
-        return 0;
-    }
-    if (f[0] == '@' || f[0] == '=') {
-        f++;
-    }
-#if PY_LITTLE_ENDIAN
-    else if (f[0] == '<') {
-        f++;
-    }
-#else
-    else if (f[0] == '>' || f[0] == '!') {
-        f++;
-    }
-#endif
-    if (f[1] != '\0') {
-        return 0;
-    }
-    if (f[0] == 'd' && view->itemsize == 8) {
+    char c = native_code(view);
+    if (c == 'd' && view->itemsize == 8) {
         return 8;
     }
-    if (f[0] == 'f' && view->itemsize == 4) {
+    if (c == 'f' && view->itemsize == 4) {
         return 4;
     }
     return 0;
