@@ -298,54 +298,37 @@ class _Side:
             # (the buffer copy is inlined here, not a call to _buffer_1d / _add_numeric:
             # their checks were made above, and each Python call costs inside a real call)
             shape = x.shape
+            X: Array | None = None
             if len(shape) == 1 and not self.row_vector and width == 1:
-                # one column of outputs (scores): kept 1-D all the way into the buffer
-                rows = shape[0]
+                X = x  # one column of outputs (scores): checked 1-D, buffered as one column
+            elif len(shape) == 2 and shape[1] == width:
+                X = x
+            elif len(shape) == 1 and self.row_vector and shape[0] == width:
+                X = x.reshape(1, width)
+            if X is not None:
+                rows = X.shape[0]
                 if 0 < rows <= self.buffer_max_rows:
                     if self.output:
-                        self._output_checks_1d(x, call)
+                        if X.ndim == 1:
+                            self._output_checks_1d(X, call)
+                        else:
+                            self._output_checks(X, call)
                     buf = self.buf
                     assert buf is not None
-                    mv = _memoryview(x)
-                    raw = mv.cast("B") if x.dtype is _F64 and mv.c_contiguous else None
+                    mv = _memoryview(X)
+                    raw = mv.cast("B") if X.dtype is _F64 and mv.c_contiguous else None
                     with self.owner.lock:
                         n = self.buf_n
                         if n + rows > buf.shape[0]:
                             self._flush_locked()
                             n = 0
                         if raw is not None:
-                            self.buf_bytes[8 * n : 8 * (n + rows)] = raw
-                        else:
-                            buf[n : n + rows, 0] = x
+                            rb = self.row_bytes
+                            self.buf_bytes[rb * n : rb * (n + rows)] = raw
+                        else:  # other dtypes and layouts: numpy converts
+                            buf[n : n + rows] = X.reshape(rows, width)
                         self.buf_n = n + rows
                     return
-            else:
-                X: Array | None = None
-                if len(shape) == 2 and shape[1] == width:
-                    X = x
-                elif len(shape) == 1 and self.row_vector and shape[0] == width:
-                    X = x.reshape(1, width)
-                if X is not None:
-                    rows = X.shape[0]
-                    if 0 < rows <= self.buffer_max_rows:
-                        if self.output:
-                            self._output_checks(X, call)
-                        buf = self.buf
-                        assert buf is not None
-                        mv = _memoryview(X)
-                        raw = mv.cast("B") if X.dtype is _F64 and mv.c_contiguous else None
-                        with self.owner.lock:
-                            n = self.buf_n
-                            if n + rows > buf.shape[0]:
-                                self._flush_locked()
-                                n = 0
-                            if raw is not None:
-                                rb = self.row_bytes
-                                self.buf_bytes[rb * n : rb * (n + rows)] = raw
-                            else:  # other dtypes and layouts: numpy converts
-                                buf[n : n + rows] = X
-                            self.buf_n = n + rows
-                        return
         with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
             self._observe_any(x, call)
 
