@@ -23,9 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modelotel import _state
 from modelotel import attributes as tn
-from modelotel._payload.emit import _missing_sentinel
+from modelotel._types import MISSING
 
-MISSING = _missing_sentinel()
 _ids = itertools.count(1)
 
 

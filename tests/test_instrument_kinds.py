@@ -463,7 +463,8 @@ def test_streams_called_with_bad_arguments_leave_no_open_span(cap: Captured) -> 
 def test_input_shapes_of_common_and_odd_inputs() -> None:
     import pandas as pd
 
-    from modelotel._call import MISSING, _input_shape
+    from modelotel._call import _input_shape
+    from modelotel._types import MISSING
 
     class Symbolic:
         shape = (None, 3)  # a symbolic batch dimension

@@ -10,7 +10,7 @@ from opentelemetry.trace import StatusCode
 
 import modelotel
 from modelotel import attributes as tn
-from modelotel._call import MISSING
+from modelotel._types import MISSING
 from modelotel.testing import capture
 
 

@@ -10,8 +10,8 @@ import numpy as np
 from opentelemetry.trace import INVALID_SPAN
 
 from modelotel import _monitor
-from modelotel._call import MISSING
 from modelotel._stats_monitor import StatsMonitor, stats_of
+from modelotel._types import MISSING
 from modelotel.config import model_config
 from modelotel.stats import Baseline
 

@@ -1,7 +1,7 @@
 """One prediction's lifecycle: start, finish (success or failure).
 
 Example:
-    >>> from modelotel._call import start_call, MISSING
+    >>> from modelotel._call import start_call
     >>> from modelotel._monitor import get_monitor
     >>> from modelotel.config import model_config
     >>> call = start_call(get_monitor(model_config(model="doc")), [[1.0, 2.0]])
@@ -48,24 +48,7 @@ from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._monitor import ModelMonitor
 from modelotel._safety import count_skipped, record_error
-
-
-class _Missing:
-    """Sentinel for "no input / no output recorded"."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
+from modelotel._types import MISSING
 
 #: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
 _SPAN_TYPES: set[type] = set()

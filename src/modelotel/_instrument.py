@@ -41,10 +41,11 @@ import wrapt
 
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel._call import MISSING, Call, start_call
+from modelotel._call import Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
 from modelotel._safety import record_error
 from modelotel._suppress import is_suppressed
+from modelotel._types import MISSING
 from modelotel.config import ModelConfig, model_config
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,10 +23,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 from modelotel import _state
-from modelotel._call import MISSING, Call, start_call
+from modelotel._call import Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
 from modelotel._safety import record_error
 from modelotel._suppress import is_suppressed
+from modelotel._types import MISSING
 from modelotel.config import model_config
 
 _cache_lock = threading.Lock()

@@ -55,6 +55,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._safety import count_dropped, count_skipped, guard, health, record_error
+from modelotel._types import MISSING
 from modelotel.stats import checks, drift, kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
@@ -119,12 +120,6 @@ def _raised_by_input(exc: BaseException) -> bool:
     return not filename.startswith(_LIBRARY_DIRS) and not (
         pandas_dir != os.sep and filename.startswith(pandas_dir)
     )
-
-
-def _missing_marker() -> object:
-    from modelotel._call import MISSING
-
-    return MISSING
 
 
 class _Snapshot:
@@ -630,7 +625,7 @@ class StatsMonitor:
             monitor.baseline_hash = self.baseline.hash
         self._gen = -1
         self._reset()
-        self._missing = _missing_marker()
+        self._missing = MISSING
 
     def _reset(self) -> None:
         b = self.baseline

@@ -31,6 +31,7 @@ from modelotel._payload.redact import Redactor
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
 from modelotel._safety import count_dropped, count_skipped, health
+from modelotel._types import MISSING
 from modelotel.environment_variables import (
     MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND,
     MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND,
@@ -104,19 +105,6 @@ def process_budget(cfg: PayloadConfig | None = None) -> ProcessBudget:
         return budget
 
 
-class _LocalMissing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-def _missing_sentinel() -> object:
-    try:
-        from modelotel._call import MISSING
-    except ImportError:
-        return _LocalMissing()
-    return MISSING
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -180,7 +168,7 @@ class PayloadHook:
         self.enabled = config is not None
         self.cache = outcome_cache
         self._cache_put = outcome_cache.put if outcome_cache is not None else None
-        self.missing = _missing_sentinel()
+        self.missing = MISSING
         self._limit = threshold(rate)
         self._hex_limit = hex_limit(self._limit)
         self._logger = logger
