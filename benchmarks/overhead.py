@@ -11,11 +11,11 @@ repeats are interleaved (round-robin over the cases) and medians are reported, w
 and the span processor's worker thread running, so a figure is the amortised cost per call.
 
 Targets (issue 2), on the calling thread, for the core (span + serving metrics; the
-finish hooks of the statistics and payload parts cleared):
+parts (statistics, outcomes, payloads) removed):
     modelotel, traces 100% sampled + duration metrics  <= 1.5 S
     modelotel, traces sampled at 1%                     <= 0.6 S
     modelotel disabled                                  <= 0.05 S
-The same calls with the default finish hooks (statistics of the (1, 20) input, payload
+The same calls with the default parts (statistics of the (1, 20) input, payload
 sampler) are printed for information.
 
 The serving metrics are aggregated in process and replayed into the OTel histogram when
@@ -48,14 +48,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 import modelotel
-from modelotel import _monitor, _state
+from modelotel import _monitor
 from modelotel import attributes as tn
 from modelotel._instrument import PLAN_ATTR
+from modelotel._runtime import runtime
 
 CORE100 = "modelotel 100% sampled + serving metrics (core)"
 CORE1 = "modelotel 1% sampled + serving metrics (core)"
-ALL100 = "modelotel 100% sampled, default finish hooks (stats, payload)"
-ALL1 = "modelotel 1% sampled, default finish hooks (stats, payload)"
+ALL100 = "modelotel 100% sampled, default parts (stats, payload)"
+ALL1 = "modelotel 1% sampled, default parts (stats, payload)"
 OFF_RUNTIME = "modelotel disabled at runtime (set_enabled(False))"
 OFF_DECORATION = "modelotel disabled at decoration (MODELOTEL_ENABLED=false)"
 
@@ -100,21 +101,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def use(tp: TracerProvider | None) -> Callable[[], None]:
         def setup() -> None:
-            _state.set_enabled(True)
-            _state.set_providers(tp, mp, None)
+            runtime.set_enabled(True)
+            runtime.set_providers(tp, mp, None)
             # warm the monitors for this generation outside the timed loop
             predict(x)
             predict_core(x)
-            _monitor.get_monitor(getattr(predict_core, PLAN_ATTR).config).finish_hooks.clear()
+            _monitor.get_monitor(getattr(predict_core, PLAN_ATTR).config).ends = ()
 
         return setup
 
     def disabled() -> None:
-        _state.set_providers(tp100, mp, None)
-        _state.set_enabled(False)
+        runtime.set_providers(tp100, mp, None)
+        runtime.set_enabled(False)
 
     def nothing() -> None:
-        _state.set_enabled(True)
+        runtime.set_enabled(True)
 
     cases: list[Case] = [
         ("bare call f(x)", nothing, lambda: f(x)),
@@ -129,16 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     results = interleaved_repeats(cases, calibrate(cases, min_time), repeats)
-    _state.set_enabled(True)
+    runtime.set_enabled(True)
 
     # cost of the collection-time replay (reader thread), per call recorded: a collection
     # after n calls minus a collection after none (the other parts' callbacks cost the same)
     replay_reader = InMemoryMetricReader()
     replay_mp = MeterProvider(metric_readers=[replay_reader])
-    _state.set_providers(tp1, replay_mp, None)
+    runtime.set_providers(tp1, replay_mp, None)
     n_replay = 2_000 if args.quick else 20_000
     predict_core(x)
-    _monitor.get_monitor(getattr(predict_core, PLAN_ATTR).config).finish_hooks.clear()
+    _monitor.get_monitor(getattr(predict_core, PLAN_ATTR).config).ends = ()
     replay_reader.get_metrics_data()
     idle: list[float] = []
     busy: list[float] = []
@@ -152,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         replay_reader.get_metrics_data()
         busy.append(time.perf_counter() - t0)
     replay_us = (statistics.median(busy) - statistics.median(idle)) / n_replay * 1e6
-    _state.set_providers(None, None, None)
+    runtime.set_providers(None, None, None)
 
     med = {label: statistics.median(v) for label, v in results.items()}
     s = med["S: bare OTel span (100%, BSP, discard)"]
     print(f"modelotel overhead benchmark ({repeats} interleaved repeats, medians, GC on)")
     print(f"python {sys.version.split()[0]}, modelotel {modelotel.__version__}")
-    hooks = len(_monitor.get_monitor(getattr(predict, PLAN_ATTR).config).finish_hooks)
-    print(f"finish hooks installed by default on the benchmark model: {hooks}")
+    parts = _monitor.get_monitor(getattr(predict, PLAN_ATTR).config).parts
+    print(f"parts built by default for the benchmark model: {len(parts)}")
     print()
     width = print_cases(results, s)
     print(f"{'collect replay per recorded call (reader thread)':<{width}}  {replay_us:>10.3f}")

@@ -9,7 +9,7 @@ S is a bare OTel span (``with tracer.start_as_current_span("p"): f(x)``, SDK
 ``TracerProvider``, ``BatchSpanProcessor``, discarding exporter), measured in the same run.
 Repeats are interleaved (round-robin over the cases; the two compared cases alternate
 order), medians reported, GC on. The machine may be shared: the ratio of interest is the
-median of paired differences, and the "hook alone" line bounds it from below.
+median of paired differences, and the "part alone" line bounds it from below.
 
 Cases (same function, same tracer/meter/logger providers; traces sampled at 100%):
 
@@ -21,7 +21,7 @@ Cases (same function, same tracer/meter/logger providers; traces sampled at 100%
   case and "off" use the same id generator, so the difference is the payload hook only;
 - 1%, amortised: ``payload_sample_rate=0.01`` with the normal random ids: 1% of calls build
   and emit a record (BatchLogRecordProcessor, discarding exporter); informational;
-- hook alone: ``PayloadHook.__call__`` on a call that is not kept.
+- part alone: ``PayloadPart.end`` on a prediction that is not kept.
 
 Target (issue 5): (1% unsampled - off) <= 0.05 S.
 """
@@ -52,8 +52,9 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
 import modelotel
-from modelotel import _call, _monitor, _state
-from modelotel._payload import PayloadConfig, PayloadHook
+from modelotel import _monitor, _prediction
+from modelotel._payload import PayloadConfig, PayloadPart
+from modelotel._runtime import runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     log_exporter = DiscardLogExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-    _state.set_providers(tp, mp, lp)
+    runtime.set_providers(tp, mp, lp)
     tracer = tp.get_tracer("bench")
 
     # numeric input: cheap for the statistics hook, so its noise does not drown the payload hook
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     predict = modelotel.instrument(model="bench-payload", version="1", payload_sample_rate=0.01)(f)
     predict(x)
     (monitor,) = [m for m in _monitor.monitors() if m.config.model == "bench-payload"]
-    (payload_hook,) = [h for h in monitor.finish_hooks if hasattr(h, "payload")]
-    other_hooks = [h for h in monitor.finish_hooks if h is not payload_hook]
+    payload_end = monitor.payload.end
+    other_ends = tuple(e for e in monitor.ends if e is not payload_end)
 
     real_bits = random.getrandbits
     rng = random.Random(5)
@@ -93,13 +94,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def use(gen: Callable[[int], int], with_payload: bool) -> Callable[[], None]:
         def setup() -> None:
-            _call._getrandbits = gen  # type: ignore[attr-defined]
+            _prediction._getrandbits = gen  # type: ignore[attr-defined]
             # the same model, monitor and providers; only the payload hook differs
-            monitor.finish_hooks[:] = [*other_hooks, payload_hook] if with_payload else other_hooks
+            monitor.ends = (*other_ends, payload_end) if with_payload else other_ends
 
         return setup
 
-    hook = PayloadHook(model="h", version="1", rate=0.01, config=PayloadConfig()).function()
+    hook = PayloadPart(
+        model="h", version="1", rate=0.01, config=PayloadConfig(), logger=lambda: None
+    ).end
     fake = SimpleNamespace(
         prediction_id="f" * 16, inputs=x, outputs=0.5, error=None, checks_fired=[], span=None
     )
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         ("off (payload hook removed)", use(unsampled_bits, False), lambda: predict(x)),
         ("1%, unsampled ids", use(unsampled_bits, True), lambda: predict(x)),
         ("1%, amortised (real ids, 1% emitted)", use(real_bits, True), lambda: predict(x)),
-        ("hook alone, call not kept", use(real_bits, True), lambda: hook(fake)),
+        ("part alone, call not kept", use(real_bits, True), lambda: hook(fake)),
     ]
     for _, setup, stmt in cases:  # warm up monitors, caches
         setup()
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # "off" and "1%, unsampled" alternate which goes first (ABBA)
     results = interleaved_repeats(cases, calibrate(cases, min_time), repeats, alternate=(1, 2))
-    _call._getrandbits = real_bits  # type: ignore[attr-defined]
+    _prediction._getrandbits = real_bits  # type: ignore[attr-defined]
 
     med = {label: statistics.median(v) for label, v in results.items()}
     s = med["S: bare OTel span"]
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             setup()
             d += sign * timed_gc_on(stmt, pair_loops) / pair_loops * 1e6
         diffs.append(d)
-    _call._getrandbits = real_bits  # type: ignore[attr-defined]
+    _prediction._getrandbits = real_bits  # type: ignore[attr-defined]
     spread = statistics.quantiles(diffs, n=4)
     delta = statistics.median(diffs)
     print()
@@ -155,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio unsampled payload cost (1% unsampled - off): {delta / s:.4f} S "
         f"({delta:.3f} us; target <= 0.05 S) {verdict}"
     )
-    print(f"ratio hook alone: {med['hook alone, call not kept'] / s:.4f} S")
+    print(f"ratio part alone: {med['part alone, call not kept'] / s:.4f} S")
     amortised = med["1%, amortised (real ids, 1% emitted)"] - med["off (payload hook removed)"]
     print(f"ratio amortised payload cost at 1% (incl. kept records): {amortised / s:.4f} S")
     lp.force_flush()
     print(f"payload records emitted during the run: {log_exporter.n}")
-    _state.set_providers(None, None, None)
+    runtime.set_providers(None, None, None)
     tp.shutdown()
     mp.shutdown()
     lp.shutdown()

@@ -47,10 +47,11 @@ import pandas as pd
 from _harness import bare_span, calibrate, discarding_tracer_provider, interleaved_repeats
 
 import modelotel
-from modelotel import _monitor, _state
-from modelotel._call import MISSING
+from modelotel import _monitor
+from modelotel._options import model_config
+from modelotel._runtime import runtime
 from modelotel._stats_monitor import stats_of
-from modelotel.config import model_config
+from modelotel._types import MISSING
 from modelotel.stats import Baseline, kernel
 from modelotel.stats.accumulate import NumericAccumulator
 
@@ -202,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     # 4. per-call cost of a 32x20 batch vs a bare span ----------------------------------------
     tp = discarding_tracer_provider()
     tracer = tp.get_tracer("bench")
-    saved = _state.providers()
-    _state.set_providers(tp=tp)
+    saved = runtime.providers()
+    runtime.set_providers(tp=tp)
     try:
         xs = rng.normal(size=(5000, 20))
         small_base = Baseline.from_data(xs, outputs=xs[:, 0] * 0.3)
@@ -217,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         without = modelotel.instrument(model="bench-stats-off", baseline=small_base)(model_fn)
         with_stats(X)
         without(X)
-        off_mon = _monitor._monitors[("bench-stats-off", "")]
+        off_mon = runtime.models[("bench-stats-off", "")]
         off_stats = stats_of(off_mon)
         if off_stats is not None:
-            off_mon.finish_hooks.remove(off_stats.hook)  # the same wrapper minus statistics
-        on_mon = _monitor._monitors[("bench-stats-on", "")]
+            off_mon.ends = tuple(e for e in off_mon.ends if e != off_stats.end)  # minus statistics
+        on_mon = runtime.models[("bench-stats-on", "")]
         on_stats = stats_of(on_mon)
         assert on_stats is not None
         hook_call = _Call(X)
@@ -249,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                 fn = modelotel.instrument(model=name, baseline=frame_base)(frame_fn)
                 fn(frame)
                 if not on:
-                    mon = _monitor._monitors[(name, "")]
+                    mon = runtime.models[(name, "")]
                     st = stats_of(mon)
                     if st is not None:
-                        mon.finish_hooks.remove(st.hook)
+                        mon.ends = tuple(e for e in mon.ends if e != st.end)
                 pair.append(fn)
             frame_cases += [(f"{label}, on", pair[0], frame), (f"{label}, off", pair[1], frame)]
 
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                                     9 if quick else 61, alternate=(1, 2))
     finally:
         kernel.stage, kernel.accumulate = compiled
-        _state.set_providers(*saved)
+        runtime.set_providers(*saved)
         tp.shutdown()
     res4 = {label: statistics.median(v) for label, v in runs4.items()}  # microseconds
     s = res4["S (bare span)"]

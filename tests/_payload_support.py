@@ -21,15 +21,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from modelotel import _state
 from modelotel import attributes as tn
+from modelotel._runtime import runtime
 from modelotel._types import MISSING
 
 _ids = itertools.count(1)
 
 
 class Sink:
-    """Installs in-memory tracer, meter and logger providers into modelotel's ``_state``."""
+    """Installs in-memory tracer, meter and logger providers into modelotel's runtime."""
 
     def __init__(self) -> None:
         self.span_exporter = InMemorySpanExporter()
@@ -45,14 +45,14 @@ class Sink:
         self._saved: Any = None
 
     def __enter__(self) -> Sink:
-        self._saved = _state.providers()
-        _state.set_providers(self.tp, self.mp, self.lp)
+        self._saved = runtime.providers()
+        runtime.set_providers(self.tp, self.mp, self.lp)
         return self
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        _state.set_providers(*self._saved)
+        runtime.set_providers(*self._saved)
         self.tp.shutdown()
         self.mp.shutdown()
         self.lp.shutdown()
@@ -97,7 +97,8 @@ def fake_call(
     span: Any = None,
     logger: Any = None,
 ) -> SimpleNamespace:
-    """A stand-in for ``modelotel._call.Call`` with the fields the payload hook reads."""
+    """A stand-in for an ended prediction with the fields the payload part reads; ``logger``
+    is where :func:`run` makes the part log it."""
     attrs: dict[str, Any] = {}
     return SimpleNamespace(
         prediction_id=pid
@@ -112,3 +113,16 @@ def fake_call(
         span_attributes=attrs,
         set_attribute=attrs.__setitem__,
     )
+
+
+def run(part: Any, call: SimpleNamespace) -> None:
+    """Feed one fake prediction to a payload part (``part.end``), logging to the call's logger."""
+    logger = call.monitor.logger
+    if logger is not None:
+        part._logger = lambda: logger
+    part.end(call)
+
+
+def no_logger() -> Any:
+    """The logger of a payload part whose records go to the fake call's logger (see run)."""
+    raise AssertionError("a payload part built for a test logged without a logger")

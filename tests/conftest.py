@@ -1,5 +1,8 @@
 """Shared fixtures: every test runs in modelotel's strict mode.
 
+A test that changes a ``MODELOTEL_*`` variable calls ``runtime.reload_settings()`` after it:
+modelotel parses its environment once (``modelotel._settings``), not at every use.
+
 A swallowed internal error (anything that went through ``modelotel._safety``'s guard) fails
 the test that caused it, unless the test asks for ``expect_internal_errors`` and checks what
 it got.
@@ -14,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from modelotel import _safety
+from modelotel._runtime import runtime
 
 # CI replays the same examples every run (no flakes from a new random draw on a clean clone);
 # locally hypothesis explores fresh examples each time.
@@ -27,6 +31,10 @@ def _strict_mode(request: pytest.FixtureRequest) -> Iterator[None]:
     _safety.set_strict(True)
     _safety.health.reset()
     yield
+    # the settings are the environment as modelotel parsed it: a test that changed the
+    # environment (monkeypatch, already undone here) leaves them as they were before it
+    runtime.reload_settings()
+    _safety.set_strict(True)
     errors = list(_safety.health.strict_errors)
     _safety.health.reset()
     if errors and "expect_internal_errors" not in request.fixturenames:

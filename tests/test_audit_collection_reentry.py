@@ -18,7 +18,8 @@ _SCRIPT = textwrap.dedent(
     import time
     import numpy as np
     import modelotel
-    from modelotel import _safety, _state
+    from modelotel import _safety
+    from modelotel._runtime import runtime
     from opentelemetry.metrics import Observation
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -27,7 +28,7 @@ _SCRIPT = textwrap.dedent(
     _safety.set_strict(True)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    _state.set_providers(TracerProvider(), provider, None)
+    runtime.set_providers(TracerProvider(), provider, None)
 
     @modelotel.instrument(model="canary")
     def predict(x):

@@ -19,9 +19,10 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 
 import modelotel
-from modelotel import _call, _instrument, _monitor, _observe, _safety, _suppress
+from modelotel import _instrument, _instruments, _monitor, _observe, _prediction, _safety, _suppress
 from modelotel import attributes as tn
 from modelotel._monitor import ModelMonitor
+from modelotel._serving import Serving
 from modelotel.testing import capture
 
 _counter = itertools.count()
@@ -49,14 +50,20 @@ ON_ERROR_OR_STREAM: Callable[[str, str], bool] = lambda kind, outcome: (  # noqa
 ON_ERROR: Callable[[str, str], bool] = lambda kind, outcome: outcome == "raise"  # noqa: E731
 
 FAULTS: dict[str, tuple[Injector, Callable[[str, str], bool]]] = {
-    "id generation raises": (lambda mp: mp.setattr(_call, "_new_prediction_id", _boom), ALWAYS),
-    "id generation returns garbage": (
-        lambda mp: mp.setattr(_call, "_new_prediction_id", lambda: 12345),
+    "id generation raises": (
+        lambda mp: mp.setattr(_prediction, "_new_prediction_id", _boom),
         ALWAYS,
     ),
-    "attribute building raises": (lambda mp: mp.setattr(_call, "_input_shape", _boom), ALWAYS),
+    "id generation returns garbage": (
+        lambda mp: mp.setattr(_prediction, "_new_prediction_id", lambda: 12345),
+        ALWAYS,
+    ),
+    "attribute building raises": (
+        lambda mp: mp.setattr(_prediction, "_input_shape", _boom),
+        ALWAYS,
+    ),
     "attribute building returns garbage": (
-        lambda mp: mp.setattr(_call, "_input_shape", lambda x: ("many", object())),
+        lambda mp: mp.setattr(_prediction, "_input_shape", lambda x: ("many", object())),
         ALWAYS,
     ),
     "span start raises": (lambda mp: mp.setattr(SdkTracer, "start_span", _boom), ALWAYS),
@@ -74,9 +81,9 @@ FAULTS: dict[str, tuple[Injector, Callable[[str, str], bool]]] = {
         ON_ERROR,
     ),
     "span is_recording raises": (lambda mp: mp.setattr(SdkSpan, "is_recording", _boom), ALWAYS),
-    "context attach raises": (lambda mp: mp.setattr(_call, "_attach", _boom), ALWAYS),
-    "context detach raises": (lambda mp: mp.setattr(_call, "_detach", _boom), ALWAYS),
-    "metric record raises": (lambda mp: mp.setattr(ModelMonitor, "record", _boom), ALWAYS),
+    "context attach raises": (lambda mp: mp.setattr(_prediction, "_attach", _boom), ALWAYS),
+    "context detach raises": (lambda mp: mp.setattr(_prediction, "_detach", _boom), ALWAYS),
+    "metric record raises": (lambda mp: mp.setattr(Serving, "record", _boom), ALWAYS),
     "provider refresh raises": (lambda mp: mp.setattr(ModelMonitor, "refresh", _boom), ALWAYS),
     "monitor build raises": (
         lambda mp: (
@@ -198,11 +205,12 @@ def test_failing_hook_is_counted_by_its_name(
     with capture() as cap:
         assert predict([1, 2]) == 2  # builds the monitor
         mon = next(m for m in _monitor.monitors() if m.config.model == "faults-hook")
-        mon.finish_hooks.append(_hook_boom)
+        ends = mon.ends
+        mon.ends = (*ends, _hook_boom)
         try:
             assert predict([1, 2, 3]) == 3
         finally:
-            mon.finish_hooks.remove(_hook_boom)
+            mon.ends = ends
         # the span still ends, the metrics still count
         assert len(cap.spans()) == 2
         assert (
@@ -223,7 +231,7 @@ def test_telemetry_errors_metric_names_the_component(
 
     with capture() as cap:
         predict(0)
-        monkeypatch.setattr(_call, "_new_prediction_id", _boom)
+        monkeypatch.setattr(_prediction, "_new_prediction_id", _boom)
         for i in range(3):
             assert predict(i) == i
         monkeypatch.undo()
@@ -248,7 +256,7 @@ def test_collection_fault_is_counted_and_export_goes_on(
 
     with capture() as cap:
         predict(1)
-        monkeypatch.setattr(_monitor, "replay_values", _boom)
+        monkeypatch.setattr(_instruments, "replay_values", _boom)
         points = cap.collect()
         monkeypatch.undo()
         names = {p.name for p in points}
@@ -268,7 +276,7 @@ def test_garbage_duration_from_time_is_counted(
 
     with capture() as cap:
         predict(1)
-        monkeypatch.setattr(_call, "_perf_counter_ns", lambda: "not a number")
+        monkeypatch.setattr(_prediction, "_perf_counter_ns", lambda: "not a number")
         assert predict(2) == 2
         monkeypatch.undo()
         assert len(cap.spans()) == 2

@@ -19,7 +19,8 @@ FORK_SCRIPT = """
 import json, os, sys
 from opentelemetry import trace, metrics, _logs
 import modelotel
-from modelotel import setup, _state
+from modelotel import setup
+from modelotel._runtime import runtime
 
 setup.configure(service_name="forky", endpoint={url!r}, export_interval_ms=60000)
 
@@ -41,7 +42,7 @@ counter.add(7)
 for i in range(4):
     predict(i)
 parent_id = instance_id()
-gen_before = _state.generation()
+gen_before = runtime.generation
 
 pid = os.fork()
 if pid == 0:
@@ -51,7 +52,7 @@ if pid == 0:
                 pass
         counter.add(1)
         predict(1)
-        out = {{"who": "child", "id": instance_id(), "gen_moved": _state.generation() > gen_before,
+        out = {{"who": "child", "id": instance_id(), "gen_moved": runtime.generation > gen_before,
                 "ok": setup.shutdown()}}
         sys.stdout.write(json.dumps(out) + "\\n")
         sys.stdout.flush()
@@ -153,8 +154,10 @@ class Fake:
 exp = ForkSafeSpanExporter(Fake)
 exp.export([])
 first = exp.inner
-# Another thread holds the wrapper's lock at fork time: the child must not deadlock.
-exp._lock.acquire()
+# Another thread is renewing the exporter (holds the renewal lock) at fork time: the
+# child must not deadlock on that lock.
+held = exp._renew_locks.setdefault(os.getpid(), threading.Lock())
+held.acquire()
 pid = os.fork()
 if pid == 0:
     try:
@@ -167,7 +170,7 @@ if pid == 0:
         sys.stdout.flush()
     finally:
         os._exit(0)
-exp._lock.release()
+held.release()
 os.waitpid(pid, 0)
 exp.export([])
 print(json.dumps({"who": "parent", "made": len(Fake.made), "same": exp.inner is first,

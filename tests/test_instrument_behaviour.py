@@ -23,8 +23,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import StatusCode
 
 import modelotel
-from modelotel import _call, _state
+from modelotel import _prediction
 from modelotel import attributes as tn
+from modelotel._runtime import runtime
 from modelotel.testing import Captured, capture
 
 
@@ -243,10 +244,10 @@ def test_concurrent_calls_count_exactly(cap: Captured) -> None:
 @pytest.fixture
 def disabled_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MODELOTEL_ENABLED", "false")
-    assert _state.reload_enabled() is False
+    assert runtime.reload_settings().enabled is False
     yield
     monkeypatch.delenv("MODELOTEL_ENABLED")
-    assert _state.reload_enabled() is True
+    assert runtime.reload_settings().enabled is True
 
 
 @pytest.mark.usefixtures("disabled_env")
@@ -274,10 +275,10 @@ def test_kill_switch_is_a_pure_pass_through(cap: Captured) -> None:
 def test_kill_switch_spellings(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("MODELOTEL_ENABLED", value)
     try:
-        assert _state.reload_enabled() is False
+        assert runtime.reload_settings().enabled is False
     finally:
         monkeypatch.delenv("MODELOTEL_ENABLED")
-        _state.reload_enabled()
+        runtime.reload_settings()
 
 
 def test_kill_switch_bad_value_warns_once_and_stays_on(
@@ -285,11 +286,11 @@ def test_kill_switch_bad_value_warns_once_and_stays_on(
 ) -> None:
     monkeypatch.setenv("MODELOTEL_ENABLED", "maybe")
     try:
-        assert _state.reload_enabled() is True
-        assert _state.reload_enabled() is True
+        assert runtime.reload_settings().enabled is True
+        assert runtime.reload_settings().enabled is True
     finally:
         monkeypatch.delenv("MODELOTEL_ENABLED")
-        _state.reload_enabled()
+        runtime.reload_settings()
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "MODELOTEL_ENABLED" in warnings[0].getMessage()
@@ -300,11 +301,11 @@ def test_runtime_disable_passes_through(cap: Captured) -> None:
     def predict(x: int) -> int:
         return x
 
-    _state.set_enabled(False)
+    runtime.set_enabled(False)
     try:
         assert predict(3) == 3
     finally:
-        _state.set_enabled(True)
+        runtime.set_enabled(True)
     assert cap.spans() == []
     predict(4)
     assert len(cap.spans()) == 1
@@ -383,7 +384,7 @@ def test_exception_text_is_exported_only_with_payload_capture_on(cap: Captured) 
     assert event.attributes[tn.EXCEPTION_TYPE] == "ValueError"
     message = event.attributes[tn.EXCEPTION_MESSAGE]
     assert canary in message
-    assert len(message) == _call.MAX_EXCEPTION_TEXT
+    assert len(message) == _prediction.MAX_EXCEPTION_TEXT
     stack = event.attributes[tn.EXCEPTION_STACKTRACE]
-    assert len(stack) == _call.MAX_EXCEPTION_TEXT
+    assert len(stack) == _prediction.MAX_EXCEPTION_TEXT
     assert stack.rstrip().endswith("x")

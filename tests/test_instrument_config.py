@@ -1,11 +1,12 @@
-"""config.model_config: argument > environment (MODELOTEL_*) > default, validated once."""
+"""_options.model_config: argument > environment (MODELOTEL_*) > default, validated once."""
 
 from __future__ import annotations
 
 import pytest
 
 import modelotel
-from modelotel.config import ModelConfig, model_config
+from modelotel._options import ModelConfig, model_config
+from modelotel._runtime import runtime
 from modelotel.testing import capture
 
 
@@ -22,6 +23,7 @@ def test_environment_then_argument(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELOTEL_MODEL_OWNER", "team-env")
     monkeypatch.setenv("MODELOTEL_MAX_FEATURES", "12")
     monkeypatch.setenv("MODELOTEL_ROW_CAP", "500")
+    runtime.reload_settings()
     cfg = model_config(model="m")
     assert (cfg.version, cfg.owner, cfg.max_features, cfg.row_cap) == ("7", "team-env", 12, 500)
     cfg = model_config(model="m", version="8", owner="team-arg", max_features=3, row_cap=9)
@@ -45,6 +47,7 @@ def test_bad_environment_warns_once_and_falls_back(
     default: int,
 ) -> None:
     monkeypatch.setenv(name, value)
+    runtime.reload_settings()
     assert getattr(model_config(model="a"), field) == default
     assert getattr(model_config(model="b"), field) == default
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

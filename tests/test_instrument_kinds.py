@@ -422,7 +422,7 @@ def test_not_sampled_span_gets_no_span_calls(monkeypatch: pytest.MonkeyPatch) ->
 
         predict(np.zeros((2, 3)))
         mon = next(m for m in _monitor.monitors() if m.config.model == "kinds-unsampled-calls")
-        mon.finish_hooks.clear()  # only the core's own calls are counted here
+        mon.ends = ()  # only the core's own calls are counted here
         predict(np.zeros((2, 3)))
         with pytest.raises(ValueError, match="no input"):
             predict(None)
@@ -463,7 +463,7 @@ def test_streams_called_with_bad_arguments_leave_no_open_span(cap: Captured) -> 
 def test_input_shapes_of_common_and_odd_inputs() -> None:
     import pandas as pd
 
-    from modelotel._call import _input_shape
+    from modelotel._prediction import _input_shape
     from modelotel._types import MISSING
 
     class Symbolic:

@@ -9,8 +9,9 @@ import random
 import pytest
 
 from modelotel import attributes as tn
-from modelotel._monitor import DURATION_BUCKETS, MAX_ERROR_TYPES, OTHER_ERROR_TYPE, get_monitor
-from modelotel.config import model_config
+from modelotel._monitor import get_monitor
+from modelotel._options import model_config
+from modelotel._serving import DURATION_BUCKETS, MAX_ERROR_TYPES, OTHER_ERROR_TYPE
 from modelotel.testing import capture
 
 
@@ -31,7 +32,7 @@ def test_replayed_histogram_equals_the_direct_one(seed: int) -> None:
     with capture() as cap:
         mon.refresh()
         for v in values:
-            mon.record(v, 2, None)
+            mon.serving.record(v, 2, None)
         point = cap.metric(tn.METRIC_PREDICTION_DURATION, **{tn.ML_MODEL_NAME: mon.config.model})
         counts, total, lo, hi = _expected(values)
         assert list(point.bucket_counts or ()) == counts
@@ -52,8 +53,8 @@ def test_error_types_are_capped() -> None:
     with capture() as cap:
         mon.refresh()
         for i in range(MAX_ERROR_TYPES + 5):
-            mon.record(0.001, 1, f"Error{i}")
-        mon.record(0.001, 1, "Error0")
+            mon.serving.record(0.001, 1, f"Error{i}")
+        mon.serving.record(0.001, 1, "Error0")
         errors = [
             p
             for p in cap.metrics()
@@ -69,13 +70,13 @@ def test_error_types_are_capped() -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_exemplars_link_buckets_to_their_last_traced_call(seed: int) -> None:
-    from modelotel import _state
+    from modelotel._runtime import runtime
 
     rng = random.Random(100 + seed)
     mon = get_monitor(model_config(model=f"metrics-exemplars-{seed}", version="1"))
     with capture() as cap:
         mon.refresh()
-        tracer = _state.tracer_provider().get_tracer("test")
+        tracer = runtime.tracer_provider().get_tracer("test")
         values: list[float] = []
         last_traced: dict[int, tuple[float, object]] = {}
         for k in range(rng.randint(1, 300)):
@@ -86,7 +87,7 @@ def test_exemplars_link_buckets_to_their_last_traced_call(seed: int) -> None:
                 span = tracer.start_span("p")
                 span.end()
                 last_traced[bisect.bisect_left(DURATION_BUCKETS, v)] = (v, span)
-            mon.record(v, 1, None, span)
+            mon.serving.record(v, 1, None, span)
         point = cap.metric(tn.METRIC_PREDICTION_DURATION, **{tn.ML_MODEL_NAME: mon.config.model})
     counts, total, lo, hi = _expected(values)  # exemplars change nothing in the histogram
     assert list(point.bucket_counts or ()) == counts
@@ -104,14 +105,14 @@ def test_exemplars_link_buckets_to_their_last_traced_call(seed: int) -> None:
 
 
 def test_no_exemplar_from_the_span_current_where_metrics_are_collected() -> None:
-    from modelotel import _state
+    from modelotel._runtime import runtime
 
     mon = get_monitor(model_config(model="metrics-exemplars-current", version="1"))
     with capture() as cap:
         mon.refresh()
         for v in (0.001, 0.002, 0.2):
-            mon.record(v, 1, None)  # untraced calls: no exemplar is theirs
-        tracer = _state.tracer_provider().get_tracer("test")
+            mon.serving.record(v, 1, None)  # untraced calls: no exemplar is theirs
+        tracer = runtime.tracer_provider().get_tracer("test")
         with tracer.start_as_current_span("request that flushes metrics"):
             point = cap.metric(tn.METRIC_PREDICTION_DURATION,
                                **{tn.ML_MODEL_NAME: mon.config.model})

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import modelotel
-from _payload_support import fake_call
+from _payload_support import fake_call, run
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel._payload import PayloadConfig, PayloadHook
+from modelotel._payload import PayloadConfig, PayloadPart
 from modelotel.testing import Captured, capture
 
 
@@ -226,10 +226,10 @@ class _Log:
         self.records.append(kw)
 
 
-def _payload_hook(cfg: PayloadConfig) -> tuple[PayloadHook, _Log]:
+def _payload_hook(cfg: PayloadConfig) -> tuple[PayloadPart, _Log]:
     log = _Log()
-    hook = PayloadHook(
-        model="m", version="1", rate=0.0, config=cfg, logger=lambda call: cast(Any, log)
+    hook = PayloadPart(
+        model="m", version="1", rate=0.0, config=cfg, logger=lambda: cast(Any, log)
     )
     return hook, log
 
@@ -237,14 +237,11 @@ def _payload_hook(cfg: PayloadConfig) -> tuple[PayloadHook, _Log]:
 def test_payload_keeps_errors_but_not_interrupted_calls() -> None:
     cfg = PayloadConfig(max_records_per_second=1e9, max_bytes_per_second=1e12)
     hook, log = _payload_hook(cfg)
-    fast, fast_log = _payload_hook(cfg)
-    fast_fn = fast.function()  # the specialised closure used per call
-    for h in (hook, fast_fn):
-        h(fake_call(inputs=[1], error=asyncio.CancelledError()))
-        h(fake_call(inputs=[1], error=KeyboardInterrupt()))
-        h(fake_call(inputs=[1], error=ValueError("boom")))
-        h(fake_call(inputs=[1], error=SystemExit(), checks=["schema_missing_feature"]))
-    for records in (log.records, fast_log.records):
+    run(hook, fake_call(inputs=[1], error=asyncio.CancelledError()))
+    run(hook, fake_call(inputs=[1], error=KeyboardInterrupt()))
+    run(hook, fake_call(inputs=[1], error=ValueError("boom")))
+    run(hook, fake_call(inputs=[1], error=SystemExit(), checks=["schema_missing_feature"]))
+    for records in (log.records,):
         kept = [
             (r["attributes"][A.ML_PAYLOAD_SAMPLE_REASON], r["attributes"][A.ERROR_TYPE])
             for r in records

@@ -11,8 +11,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import modelotel
-from modelotel import _state, outcomes
 from modelotel import attributes as tn
+from modelotel import outcomes
+from modelotel._runtime import runtime
 from modelotel.testing import Captured, capture
 
 ATTRS = {tn.ML_MODEL_NAME: "gen-clf", tn.ML_MODEL_VERSION: "1"}
@@ -35,15 +36,15 @@ def _points(cap: Captured, name: str) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def _fresh_state() -> None:
-    _state.reset()
+    runtime.reset()
 
 
 def test_outcome_metrics_survive_generation_bumps_on_the_same_provider() -> None:
     with capture() as cap:
         _record(4, 3, 0)
-        _state.bump_generation()  # what configure() does when it attaches to the providers
+        runtime.bump_generation()  # what configure() does when it attaches to the providers
         _record(6, 2, 100)
-        _state.bump_generation()
+        runtime.bump_generation()
         assert cap.metric(tn.METRIC_OUTCOME_COUNT, **ATTRS).value == 10
         assert cap.metric(tn.METRIC_OUTCOME_CORRECT, **ATTRS).value == 5
         # one accuracy series, not one per generation
@@ -68,7 +69,8 @@ def test_an_old_provider_stops_reporting_outcomes() -> None:
 
 
 class _WatchedMeter:
-    """A real meter that notes, at every instrument creation, whether outcomes._lock was held."""
+    """A real meter that notes, at every instrument creation, whether the outcome book's lock
+    was held."""
 
     def __init__(self, meter: Any, held: list[bool]) -> None:
         self._meter = meter
@@ -81,7 +83,7 @@ class _WatchedMeter:
 
         def create(instrument: str, *args: Any, **kwargs: Any) -> Any:
             if instrument.startswith("ml.outcome."):
-                self._held.append(outcomes._lock.locked())
+                self._held.append(outcomes.book().lock.locked())
             return attr(instrument, *args, **kwargs)
 
         return create
@@ -97,21 +99,22 @@ class _WatchedProvider:
 
 
 def test_instruments_are_never_created_under_the_lock_the_accuracy_callback_takes() -> None:
-    # A collection holds the SDK's consumer lock while the accuracy callback takes
-    # outcomes._lock; creating an instrument takes that consumer lock. Creating instruments
-    # under outcomes._lock would be a lock-order inversion (a deadlock with a collection).
+    # A collection holds the SDK's consumer lock while the accuracy callback takes the
+    # outcome book's lock; creating an instrument takes that consumer lock. Creating
+    # instruments under the book's lock would be a lock-order inversion (a deadlock with a
+    # collection).
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     held: list[bool] = []
-    saved = _state.providers()
-    _state.set_providers(None, _WatchedProvider(provider, held), None)  # type: ignore[arg-type]
+    saved = runtime.providers()
+    runtime.set_providers(None, _WatchedProvider(provider, held), None)  # type: ignore[arg-type]
     try:
         _record(3, 2, 0)
-        _state.bump_generation()
+        runtime.bump_generation()
         _record(1, 1, 10)
         data = reader.get_metrics_data()
     finally:
-        _state.set_providers(*saved)
+        runtime.set_providers(*saved)
     assert held == [False] * 6  # six instruments, created once, never under the lock
     assert data is not None
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}

@@ -11,17 +11,19 @@ import pytest
 
 import modelotel
 from _payload_support import Sink
-from modelotel import _state, outcomes
+from modelotel import _monitor, outcomes
 from modelotel import attributes as tn
+from modelotel._options import model_config
+from modelotel._runtime import runtime
 from modelotel._safety import health
 
 
 @pytest.fixture
 def sink() -> Iterator[Sink]:
-    _state.reset()
+    runtime.reset()
     with Sink() as s:
         yield s
-    _state.reset()
+    runtime.reset()
 
 
 def _attrs(model: str, version: str) -> dict[str, str]:
@@ -63,17 +65,20 @@ def test_cache_is_bounded_and_keeps_the_most_recent() -> None:
 
 
 def test_cache_only_for_declared_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    _state.reset()
-    assert outcomes.cache_for("m", "1", "") is None
-    assert outcomes.cache_for("m", "1", "other") is None
-    assert outcomes.cache_for("m", "1", "regression") is not None
+    def cache_of(model: str, task: str) -> outcomes.PredictionCache | None:
+        return _monitor.get_monitor(model_config(model=model, version="1", task=task)).outcome_cache
+
+    assert cache_of("cache-none", "") is None
+    assert cache_of("cache-other", "other") is None
+    assert cache_of("cache-regression", "regression") is not None
     monkeypatch.setenv("MODELOTEL_OUTCOME_CACHE_SIZE", "0")
-    assert outcomes.cache_for("m2", "1", "classification") is None
+    runtime.reload_settings()
+    assert cache_of("cache-off", "classification") is None
     monkeypatch.setenv("MODELOTEL_OUTCOME_CACHE_SIZE", "7")
-    cache = outcomes.cache_for("m3", "1", "classification")
+    runtime.reload_settings()
+    cache = cache_of("cache-7", "classification")
     assert cache is not None
     assert cache.size == 7
-    _state.reset()
 
 
 def test_classification_accuracy_and_class_counts_match_hand_computation(sink: Sink) -> None:

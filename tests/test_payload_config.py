@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from modelotel._options import model_config
 from modelotel._payload import PayloadConfig, resolve_payload
+from modelotel._runtime import runtime
 
 
 def test_defaults() -> None:
@@ -62,31 +64,26 @@ def test_bad_values_fail_at_setup_with_a_message(
 
 
 def test_resolution_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", raising=False)
-    assert resolve_payload(None, None) == (0.0, None)  # off by default
-    monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "0.05")
-    rate, cfg = resolve_payload(None, None)
+    assert resolve_payload(None, None, 0.0) == (0.0, None)  # off by default
+    rate, cfg = resolve_payload(None, None, 0.05)  # the environment's rate
     assert rate == 0.05
     assert cfg == PayloadConfig()
-    assert resolve_payload(0.5, None)[0] == 0.5  # argument beats the environment
+    assert resolve_payload(0.5, None, 0.05)[0] == 0.5  # argument beats the environment
     explicit = PayloadConfig(sample_rate=0.2)
-    assert resolve_payload(None, explicit) == (
-        0.2,
-        explicit,
-    )  # the config's rate beats the environment
-    assert resolve_payload(0.2, explicit) == (0.2, explicit)
-    with pytest.raises(ValueError, match="give the rate once"):
-        resolve_payload(0.3, explicit)
-    monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "0")
-    keep_errors = PayloadConfig()
-    assert resolve_payload(None, keep_errors) == (
-        0.0,
-        keep_errors,
-    )  # explicit config: on for errors
+    assert resolve_payload(None, explicit, 0.05) == (0.2, explicit)  # explicit config wins
     with pytest.raises(TypeError, match="PayloadConfig"):
-        resolve_payload(None, {"sample_rate": 1})
+        resolve_payload(None, {"sample_rate": 1}, 0.0)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        resolve_payload(2, None)
+        resolve_payload(2, None, 0.0)
+    # the environment's rate is MODELOTEL_PAYLOAD_SAMPLE_RATE, through the settings
+    monkeypatch.delenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", raising=False)
+    runtime.reload_settings()
+    assert model_config(model="m").payload is None
+    monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "0.05")
+    runtime.reload_settings()
+    cfg_env = model_config(model="m")
+    assert (cfg_env.payload_sample_rate, cfg_env.payload) == (0.05, PayloadConfig())
+    assert model_config(model="m", payload_sample_rate=0.5).payload_sample_rate == 0.5
 
 
 def test_bad_environment_value_warns_once_and_stays_off(
@@ -94,8 +91,10 @@ def test_bad_environment_value_warns_once_and_stays_off(
 ) -> None:
     monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "lots")
     with caplog.at_level(logging.DEBUG, logger="modelotel"):
-        assert resolve_payload(None, None) == (0.0, None)
-        assert resolve_payload(None, None) == (0.0, None)
+        runtime.reload_settings()
+        assert model_config(model="m").payload is None
+        runtime.reload_settings()
+        assert model_config(model="m").payload is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "MODELOTEL_PAYLOAD_SAMPLE_RATE" in warnings[0].getMessage()

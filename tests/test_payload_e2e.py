@@ -13,29 +13,28 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import modelotel
 from _payload_support import Sink
-from modelotel import _state
 from modelotel import attributes as tn
 from modelotel._monitor import monitors
-from modelotel._payload import PayloadHook
+from modelotel._payload import PayloadPart
+from modelotel._runtime import runtime
 
 
 @pytest.fixture
 def sink() -> Iterator[Sink]:
-    _state.reset()
+    runtime.reset()
     with Sink() as s:
         yield s
-    _state.reset()
+    runtime.reset()
 
 
 def _payload_hooks(model: str) -> list[Any]:
     (mon,) = [m for m in monitors() if m.config.model == model]
-    return [
-        h.payload for h in mon.finish_hooks if isinstance(getattr(h, "payload", None), PayloadHook)
-    ]
+    return [p for p in mon.parts if isinstance(p, PayloadPart)]
 
 
 def test_off_by_default_registers_no_hook(sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", raising=False)
+    runtime.reload_settings()
 
     @modelotel.instrument(model="e2e-off")
     def predict(x: Any) -> int:
@@ -52,14 +51,14 @@ def test_off_by_default_registers_no_hook(sink: Sink, monkeypatch: pytest.Monkey
 
 def test_environment_turns_it_on(sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELOTEL_PAYLOAD_SAMPLE_RATE", "1")
+    runtime.reload_settings()
 
     @modelotel.instrument(model="e2e-env")
     def predict(x: Any) -> int:
         return 1
 
     predict([1.0])
-    (hook,) = _payload_hooks("e2e-env")
-    assert hook.enabled
+    assert len(_payload_hooks("e2e-env")) == 1  # the environment turned payloads on
     assert len(sink.logs(tn.EVENT_PREDICTION_PAYLOAD)) == 1
 
 
@@ -152,9 +151,9 @@ def test_a_failing_logger_never_reaches_the_caller(expect_internal_errors: list[
         def get_logger(self, *a: Any, **kw: Any) -> BrokenLogger:
             return BrokenLogger()
 
-    _state.reset()
-    saved = _state.providers()
-    _state.set_providers(None, None, BrokenLoggerProvider())  # type: ignore[arg-type]
+    runtime.reset()
+    saved = runtime.providers()
+    runtime.set_providers(None, None, BrokenLoggerProvider())  # type: ignore[arg-type]
     try:
 
         @modelotel.instrument(model="e2e-broken-logger", payload_sample_rate=1.0)
@@ -163,8 +162,8 @@ def test_a_failing_logger_never_reaches_the_caller(expect_internal_errors: list[
 
         assert predict([1]) == "result"
     finally:
-        _state.set_providers(*saved)
-        _state.reset()
+        runtime.set_providers(*saved)
+        runtime.reset()
     assert [(c, type(e).__name__) for c, e in expect_internal_errors] == [
         ("payload", "RuntimeError")
     ]
@@ -174,10 +173,10 @@ def test_payload_of_a_call_whose_span_is_not_sampled() -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-    _state.reset()
+    runtime.reset()
     with Sink() as sink:
         tp = TracerProvider(sampler=ALWAYS_OFF)
-        _state.set_providers(tp, sink.mp, sink.lp)
+        runtime.set_providers(tp, sink.mp, sink.lp)
 
         @modelotel.instrument(model="e2e-unsampled-span", payload_sample_rate=1.0)
         def predict(x: Any) -> int:
@@ -190,4 +189,4 @@ def test_payload_of_a_call_whose_span_is_not_sampled() -> None:
         assert rec.trace_id != 0
         assert rec.span_id != 0
         assert not rec.trace_flags.sampled
-    _state.reset()
+    runtime.reset()

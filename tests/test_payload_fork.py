@@ -10,7 +10,9 @@ import warnings
 import pytest
 
 from modelotel import outcomes
-from modelotel._payload.sampling import TokenBucket
+from modelotel._monitor import get_monitor
+from modelotel._options import model_config
+from modelotel._payload import PayloadConfig
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -32,8 +34,13 @@ def _in_child(body: object) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def test_bucket_lock_held_at_fork_does_not_deadlock_the_child() -> None:
-    bucket = TokenBucket(rate=1.0, clock=lambda: 0.0)
+def test_payload_budget_lock_held_at_fork_does_not_deadlock_the_child() -> None:
+    mon = get_monitor(
+        model_config(model="fork-payload", payload=PayloadConfig(max_records_per_second=1))
+    )
+    part = mon.payload
+    assert part is not None
+    bucket = part._records
     assert bucket.take()
     assert not bucket.take()  # empty in the parent
     bucket._lock.acquire()  # as if another thread were inside take() at fork time
@@ -44,11 +51,9 @@ def test_bucket_lock_held_at_fork_does_not_deadlock_the_child() -> None:
 
 
 def test_outcome_lock_held_at_fork_does_not_deadlock_the_child() -> None:
-    outcomes._lock.acquire()
+    book = outcomes.book()
+    book.lock.acquire()
     try:
-        assert (
-            _in_child(lambda: outcomes.cache_for("fork-model", "1", "classification") is not None)
-            == 0
-        )
+        assert _in_child(lambda: book.accuracy() == []) == 0
     finally:
-        outcomes._lock.release()
+        book.lock.release()

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _payload_support import MISSING, Sink, fake_call
+from _payload_support import MISSING, Sink, fake_call, no_logger, run
 from modelotel import attributes as tn
-from modelotel._payload import PayloadConfig, PayloadHook, make_payload_hook
+from modelotel._options import model_config
+from modelotel._payload import PayloadConfig, PayloadPart, payload_part
+from modelotel._payload.sampling import id_hash, threshold
 from modelotel._safety import health
 
 BIG = {"max_records_per_second": 1e9, "max_bytes_per_second": 1e12}
@@ -20,19 +22,20 @@ BIG = {"max_records_per_second": 1e9, "max_bytes_per_second": 1e12}
 
 def _hook(
     cfg: PayloadConfig | None = None, *, names: tuple[str, ...] | None = None, rate: float = 1.0
-) -> PayloadHook:
-    return PayloadHook(
+) -> PayloadPart:
+    return PayloadPart(
         model="churn",
         version="3",
         rate=rate,
         config=cfg or PayloadConfig(**BIG),
         feature_names=names,
+        logger=no_logger,
     )
 
 
-def _one(sink: Sink, hook: PayloadHook, **kw: Any) -> dict[str, Any]:
+def _one(sink: Sink, hook: PayloadPart, **kw: Any) -> dict[str, Any]:
     before = len(sink.logs())
-    hook(fake_call(logger=sink.logger, **kw))
+    run(hook, fake_call(logger=sink.logger, **kw))
     logs = sink.logs()
     assert len(logs) == before + 1
     rec = logs[-1]
@@ -61,7 +64,7 @@ def test_record_is_linked_to_the_span_and_carries_the_fixed_attributes(sink: Sin
             logger=sink.logger,
             pid="00000000000000aa",
         )
-        hook(call)
+        run(hook, call)
     (rec,) = sink.logs()
     ctx = span.get_span_context()
     assert rec.trace_id == ctx.trace_id
@@ -85,26 +88,21 @@ def test_record_is_linked_to_the_span_and_carries_the_fixed_attributes(sink: Sin
 def test_unsampled_call_emits_nothing_and_sets_no_span_attribute(sink: Sink) -> None:
     hook = _hook(rate=0.0, cfg=PayloadConfig(**BIG))
     call = fake_call(inputs=[1], outputs=[1], logger=sink.logger)
-    hook(call)
+    run(hook, call)
     assert sink.logs() == []
     assert call.span_attributes == {}
 
 
-def test_off_means_no_hook() -> None:
-    cfg = type(
-        "C", (), {"model": "m", "version": "", "payload": None, "payload_sample_rate": 0.0}
-    )()
-    assert make_payload_hook(cfg) is None
-    on = type(
-        "C",
-        (),
-        {"model": "m", "version": "", "payload": PayloadConfig(), "payload_sample_rate": 0.25},
-    )()
-    hook = make_payload_hook(on)
-    assert hook is not None
-    assert hook.__name__ == "payload"
-    assert isinstance(hook.payload, PayloadHook)  # type: ignore[attr-defined]
-    assert hook.payload.enabled  # type: ignore[attr-defined]
+def test_a_model_with_payloads_off_has_no_payload_part() -> None:
+    off = model_config(model="payload-off", payload_sample_rate=0.0)
+    assert payload_part(off, no_logger) is None
+    on = model_config(model="payload-on", payload=PayloadConfig(), payload_sample_rate=0.25)
+    part = payload_part(on, no_logger)
+    assert isinstance(part, PayloadPart)
+    assert part.end.__name__ == "payload"  # the component name if it ever raises
+    ids = [f"{i * 0x9E3779B97F4A7C15 % (1 << 64):016x}" for i in range(1, 400)]
+    kept = [pid for pid in ids if part.decide(fake_call(pid=pid, inputs=[1])) == "rate"]
+    assert kept == [pid for pid in ids if id_hash(pid) < threshold(0.25)]
 
 
 def test_numpy_pandas_lists_dicts_and_tensor_like(sink: Sink) -> None:
@@ -306,7 +304,7 @@ def test_an_internal_failure_is_guarded_by_the_caller(expect_internal_errors: li
             raise RuntimeError("exporter bug")
 
     with pytest.raises(RuntimeError):
-        hook(fake_call(inputs=[1], outputs=[1], logger=BrokenLogger()))
+        run(hook, fake_call(inputs=[1], outputs=[1], logger=BrokenLogger()))
     # Call.finish wraps every hook in the guard; here nothing was swallowed.
     assert expect_internal_errors == []
     assert health.errors == {}
@@ -341,7 +339,7 @@ class ExplodingMapping(dict[str, Any]):
 @pytest.mark.parametrize("value", [ExplodingList([1, 2]), ExplodingMapping(a=1)])
 def test_user_container_methods_that_raise_drop_the_record_counted(sink: Sink, value: Any) -> None:
     hook = _hook()
-    hook(fake_call(inputs=value, outputs=[1], logger=sink.logger))
+    run(hook, fake_call(inputs=value, outputs=[1], logger=sink.logger))
     assert sink.logs() == []
     assert health.dropped[tn.REASON_PAYLOAD_SERIALIZE_ERROR] == 1
     assert health.errors == {}

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _payload_support import Sink, fake_call
+from _payload_support import Sink, fake_call, no_logger, run
 from modelotel import attributes as tn
-from modelotel._payload import PayloadConfig, PayloadHook
+from modelotel._payload import PayloadConfig, PayloadPart
 from modelotel._payload.redact import Redactor, luhn_ok
+from modelotel._runtime import runtime
 from modelotel._safety import health
 
 BIG = {"max_records_per_second": 1e9, "max_bytes_per_second": 1e12}
@@ -30,9 +31,9 @@ def sink() -> Any:
 
 
 def _emit(sink: Sink, cfg: PayloadConfig, **kw: Any) -> dict[str, Any] | None:
-    hook = PayloadHook(model="m", version="1", rate=1.0, config=cfg)
+    hook = PayloadPart(model="m", version="1", rate=1.0, config=cfg, logger=no_logger)
     before = len(sink.logs())
-    hook(fake_call(logger=sink.logger, **kw))
+    run(hook, fake_call(logger=sink.logger, **kw))
     logs = sink.logs()
     return dict(logs[-1].attributes) if len(logs) > before else None
 
@@ -126,6 +127,7 @@ def test_allow_fields_fail_closed(sink: Sink) -> None:
 
 def test_hash_fields_need_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELOTEL_PAYLOAD_HMAC_KEY", raising=False)
+    runtime.reload_settings()
     with pytest.raises(ValueError, match="MODELOTEL_PAYLOAD_HMAC_KEY"):
         PayloadConfig(hash_fields={"customer_id"})
 
@@ -134,6 +136,7 @@ def test_hash_fields_are_keyed_hmac_and_joinable(
     sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODELOTEL_PAYLOAD_HMAC_KEY", "k3y")
+    runtime.reload_settings()
     cfg = PayloadConfig(hash_fields={"customer_id"}, **BIG)
     assert "k3y" not in repr(cfg)
     attrs = _emit(
@@ -210,7 +213,7 @@ def test_canary_sweep_10k_calls_zero_occurrences_in_exported_bytes(sink: Sink) -
         max_rows=5,
         **BIG,
     )
-    hook = PayloadHook(model="m", version="1", rate=1.0, config=cfg)
+    hook = PayloadPart(model="m", version="1", rate=1.0, config=cfg, logger=no_logger)
     emails = [f"user{i}.{canary[7:15]}@corp-mail.example.org" for i in range(50)]
     cards = ["4111 1111 1111 1111", "5500-0000-0000-0004", "340000000000009", "6011000000000004"]
     for i in range(10_000):
@@ -233,10 +236,11 @@ def test_canary_sweep_10k_calls_zero_occurrences_in_exported_bytes(sink: Sink) -
             }
         else:
             inputs = f"free text {emails[i % 50]} {cards[i % 4]} {canary} 078-05-1120"
-        hook(
+        run(
+            hook,
             fake_call(
                 inputs=inputs, outputs={"echo": f"{emails[i % 50]} {canary}"}, logger=sink.logger
-            )
+            ),
         )
     logs = sink.logs()
     assert len(logs) == 10_000

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from _payload_support import fake_call
+from _payload_support import fake_call, run
 from modelotel import attributes as tn
-from modelotel._payload import PayloadConfig, PayloadHook
+from modelotel._payload import PayloadConfig, PayloadPart
 from modelotel._payload.sampling import (
     TokenBucket,
     hex_limit,
     id_hash,
     key_hash,
-    sampled,
     threshold,
 )
+from modelotel._runtime import runtime
 from modelotel._safety import health
 
 
@@ -40,14 +40,14 @@ class Clock:
 
 def _hook(
     rate: float, cfg: PayloadConfig | None = None, clock: Any = None
-) -> tuple[PayloadHook, FakeLogger]:
+) -> tuple[PayloadPart, FakeLogger]:
     log = FakeLogger()
-    hook = PayloadHook(
+    hook = PayloadPart(
         model="m",
         version="1",
         rate=rate,
         config=cfg or PayloadConfig(max_records_per_second=1e9, max_bytes_per_second=1e12),
-        logger=lambda call: log,
+        logger=lambda: log,
         clock=clock or Clock(),
     )
     return hook, log
@@ -57,8 +57,9 @@ def test_threshold_endpoints() -> None:
     assert threshold(0.0) == 0
     assert threshold(1.0) == 1 << 64
     assert threshold(0.5) == 1 << 63
-    assert not sampled("0" * 16, threshold(0.0))
-    assert sampled("f" * 16, threshold(1.0))
+    never, always = _hook(0.0)[0], _hook(1.0)[0]
+    assert never.decide(fake_call(pid="0" * 16)) is None
+    assert always.decide(fake_call(pid="f" * 16)) == "rate"
 
 
 def test_id_hash_parses_hex_and_hashes_the_rest() -> None:
@@ -83,7 +84,7 @@ def test_text_compare_equals_integer_compare() -> None:
         ]
         for v in values:
             pid = f"{v:016x}"
-            assert (pid < lim_hex) == (v < limit) == sampled(pid, limit)
+            assert (pid < lim_hex) == (v < limit) == (id_hash(pid) < limit)
 
 
 def test_hook_fast_path_agrees_with_the_pure_sampler() -> None:
@@ -91,18 +92,18 @@ def test_hook_fast_path_agrees_with_the_pure_sampler() -> None:
     ids = [f"{i * 0x9E3779B97F4A7C15 % (1 << 64):016x}" for i in range(1, 3000)]
     ids += [f"req-{i}" for i in range(500)]  # other ids take the hashed path
     for pid in ids:
-        hook(fake_call(pid=pid, inputs=[1], outputs=[2]))
+        run(hook, fake_call(pid=pid, inputs=[1], outputs=[2]))
     kept = [r["attributes"][tn.ML_PREDICTION_ID] for r in log.records]
-    assert kept == [pid for pid in ids if sampled(pid, threshold(0.3))]
+    assert kept == [pid for pid in ids if id_hash(pid) < threshold(0.3)]
     assert any(k.startswith("req-") for k in kept)
 
 
 @pytest.mark.parametrize("rate", [0.01, 0.3])
 def test_rate_within_binomial_bounds_over_100k_ids(rate: float) -> None:
     rng = random.Random(20261125)
-    limit = threshold(rate)
+    decide = _hook(rate)[0].decide  # what every ended prediction goes through
     n = 100_000
-    kept = sum(sampled(f"{rng.getrandbits(64):016x}", limit) for _ in range(n))
+    kept = sum(decide(fake_call(pid=f"{rng.getrandbits(64):016x}")) == "rate" for _ in range(n))
     sigma = math.sqrt(n * rate * (1 - rate))
     # 4.4 sigma: a false failure once in ~100k runs.
     assert abs(kept - n * rate) <= 4.4 * sigma, (kept, n * rate, sigma)
@@ -110,7 +111,8 @@ def test_rate_within_binomial_bounds_over_100k_ids(rate: float) -> None:
 
 def test_rate_of_non_hex_ids_within_binomial_bounds() -> None:
     n, rate = 20_000, 0.1
-    kept = sum(sampled(f"request-{i}", threshold(rate)) for i in range(n))
+    decide = _hook(rate)[0].decide
+    kept = sum(decide(fake_call(pid=f"request-{i}")) == "rate" for i in range(n))
     assert abs(kept - n * rate) <= 4.4 * math.sqrt(n * rate * (1 - rate))
 
 
@@ -120,14 +122,14 @@ def test_same_id_same_decision_in_every_hook() -> None:
     rng = random.Random(7)
     ids = [f"{rng.getrandbits(64):016x}" for _ in range(2000)]
     for pid in ids + ids:
-        hook_a(fake_call(pid=pid, inputs=[1], outputs=[2]))
+        run(hook_a, fake_call(pid=pid, inputs=[1], outputs=[2]))
     for pid in ids:
-        hook_b(fake_call(pid=pid, inputs=[1], outputs=[2]))
+        run(hook_b, fake_call(pid=pid, inputs=[1], outputs=[2]))
     kept_a = [r["attributes"][tn.ML_PREDICTION_ID] for r in log_a.records]
     kept_b = [r["attributes"][tn.ML_PREDICTION_ID] for r in log_b.records]
     assert kept_a[: len(kept_b)] == kept_b
     assert kept_a[len(kept_b) :] == kept_b  # the repeated ids got the same decisions
-    expected = [pid for pid in ids if sampled(pid, threshold(0.2))]
+    expected = [pid for pid in ids if id_hash(pid) < threshold(0.2)]
     assert kept_b == expected
     assert 300 <= len(expected) <= 500
     assert {r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log_a.records} == {"rate"}
@@ -141,7 +143,7 @@ def test_sample_key_field_keeps_the_same_entity_whatever_the_id() -> None:
     customers = [f"c{i}" for i in range(200)]
     for rep in range(3):
         for c in customers:
-            hook(fake_call(inputs={"customer": [c, "other"], "x": [rep, 0]}, outputs=[0]))
+            run(hook, fake_call(inputs={"customer": [c, "other"], "x": [rep, 0]}, outputs=[0]))
     per_customer: dict[str, int] = {}
     for r in log.records:
         cust = r["attributes"]["ml.payload.input.customer"]
@@ -169,16 +171,16 @@ def test_sample_key_callable_and_records() -> None:
 
 def test_errors_and_checks_always_kept_and_can_be_turned_off() -> None:
     hook, log = _hook(0.0, PayloadConfig(max_records_per_second=100))
-    hook(fake_call(inputs=[1], outputs=[2]))
-    hook(fake_call(inputs=[1], error=ValueError("boom")))
-    hook(fake_call(inputs=[1], outputs=[2], checks=["nan_output"]))
+    run(hook, fake_call(inputs=[1], outputs=[2]))
+    run(hook, fake_call(inputs=[1], error=ValueError("boom")))
+    run(hook, fake_call(inputs=[1], outputs=[2], checks=["nan_output"]))
     reasons = [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records]
     assert reasons == ["error", "check"]
     assert log.records[0]["attributes"][tn.ERROR_TYPE] == "ValueError"
     assert log.records[1]["attributes"][tn.ML_CHECKS_FIRED] == ["nan_output"]
     off, off_log = _hook(0.0, PayloadConfig(always_keep_errors=False, always_keep_checks=False))
-    off(fake_call(inputs=[1], error=ValueError("boom")))
-    off(fake_call(inputs=[1], outputs=[2], checks=["nan_output"]))
+    run(off, fake_call(inputs=[1], error=ValueError("boom")))
+    run(off, fake_call(inputs=[1], outputs=[2], checks=["nan_output"]))
     assert off_log.records == []
 
 
@@ -211,7 +213,7 @@ def test_budget_holds_under_an_error_storm() -> None:
     calls = 0
     # 10 simulated seconds of 1,000 failing calls per second (1 ms apart).
     for _ in range(10_000):
-        hook(fake_call(inputs=[1.0], error=RuntimeError("storm")))
+        run(hook, fake_call(inputs=[1.0], error=RuntimeError("storm")))
         calls += 1
         clock.t += 0.001
     start = 1000.0
@@ -232,13 +234,13 @@ def test_bytes_budget_drops_and_counts() -> None:
     cfg = PayloadConfig(max_records_per_second=1000, max_bytes_per_second=2000, max_bytes=1000)
     hook, log = _hook(1.0, cfg, clock)
     for _ in range(10):
-        hook(fake_call(inputs=["x" * 600], outputs=[1]))
+        run(hook, fake_call(inputs=["x" * 600], outputs=[1]))
     sent = sum(r["attributes"][tn.ML_PAYLOAD_BYTES] for r in log.records)
     assert sent <= 2000
     assert len(log.records) == 3
     assert health.dropped[tn.REASON_PAYLOAD_BUDGET_BYTES] == 7
     clock.t += 1.0
-    hook(fake_call(inputs=["x" * 600], outputs=[1]))
+    run(hook, fake_call(inputs=["x" * 600], outputs=[1]))
     assert len(log.records) == 4
 
 
@@ -247,26 +249,24 @@ def test_sample_key_that_cannot_be_read_falls_back_and_is_counted() -> None:
         raise KeyError("no such field")
 
     hook, log = _hook(1.0, PayloadConfig(sample_key=bad_key, max_records_per_second=100))
-    hook(fake_call(inputs={"x": 1}, outputs=[1]))
-    hook(fake_call(inputs={"x": 1}, error=ValueError("e")))
+    run(hook, fake_call(inputs={"x": 1}, outputs=[1]))
+    run(hook, fake_call(inputs={"x": 1}, error=ValueError("e")))
     assert [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records] == ["error"]
     assert health.skipped[tn.REASON_PAYLOAD_SAMPLE_KEY] == 2
     field_hook, field_log = _hook(1.0, PayloadConfig(sample_key="user", max_records_per_second=100))
-    field_hook(fake_call(inputs={"x": 1}, outputs=[1]))  # field absent: key None, hashed
+    run(field_hook, fake_call(inputs={"x": 1}, outputs=[1]))  # field absent: key None, hashed
     assert len(field_log.records) == 1
 
 
-def test_function_form_decides_like_the_object() -> None:
+def test_the_part_keeps_the_sampled_ids_then_errors_and_checks() -> None:
     hook, log = _hook(0.3)
-    fn = hook.function()
-    assert fn.payload is hook  # type: ignore[attr-defined]
     ids = [f"{i * 0x9E3779B97F4A7C15 % (1 << 64):016x}" for i in range(1, 2000)] + ["x-1", "x-2"]
     for pid in ids:
-        fn(fake_call(pid=pid, inputs=[1], outputs=[2]))
-    fn(fake_call(pid="f" * 16, inputs=[1], error=ValueError("e")))
-    fn(fake_call(pid="f" * 16, inputs=[1], checks=["constant_output"]))
+        run(hook, fake_call(pid=pid, inputs=[1], outputs=[2]))
+    run(hook, fake_call(pid="f" * 16, inputs=[1], error=ValueError("e")))
+    run(hook, fake_call(pid="f" * 16, inputs=[1], checks=["constant_output"]))
     kept = [r["attributes"][tn.ML_PREDICTION_ID] for r in log.records]
-    assert kept == [pid for pid in ids if sampled(pid, threshold(0.3))] + ["f" * 16] * 2
+    assert kept == [pid for pid in ids if id_hash(pid) < threshold(0.3)] + ["f" * 16] * 2
     reasons = [r["attributes"][tn.ML_PAYLOAD_SAMPLE_REASON] for r in log.records[-2:]]
     assert reasons == ["error", "check"]
 
@@ -291,7 +291,7 @@ def test_process_budget_caps_every_model_together(monkeypatch: pytest.MonkeyPatc
 
     clock = Clock()
     process = 30.0
-    monkeypatch.setattr(emit_mod, "_process_budget",
+    monkeypatch.setitem(runtime._stores, emit_mod.PROCESS_BUDGET,
                         emit_mod.ProcessBudget(process, 1e12, clock=clock))
     # 12 models at the default budget of their own (10 records/s each: 120/s together)
     hooks = [_hook(0.0, PayloadConfig(), clock) for _ in range(12)]
@@ -300,7 +300,7 @@ def test_process_budget_caps_every_model_together(monkeypatch: pytest.MonkeyPatc
         log.emit = lambda **kw: emitted_at.append(clock.t)  # type: ignore[method-assign]
     for _ in range(5000):  # 5 simulated seconds; every model fails every millisecond
         for hook, _ in hooks:
-            hook(fake_call(inputs=[1.0], error=RuntimeError("storm")))
+            run(hook, fake_call(inputs=[1.0], error=RuntimeError("storm")))
         clock.t += 0.001
     for i, t0 in enumerate(emitted_at):  # any 1 s window: the rate plus one bucket
         assert sum(1 for t in emitted_at[i:] if t < t0 + 1.0) <= 2 * process
@@ -314,9 +314,10 @@ def test_process_budget_from_the_environment_and_raised_by_an_explicit_model_bud
 ) -> None:
     from modelotel._payload import emit as emit_mod
 
-    monkeypatch.setattr(emit_mod, "_process_budget", None)
+    monkeypatch.delitem(runtime._stores, emit_mod.PROCESS_BUDGET, raising=False)
     monkeypatch.setenv("MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND", "7")
     monkeypatch.setenv("MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND", "lots")
+    runtime.reload_settings()
     budget = emit_mod.process_budget()
     assert budget.records.rate == 7.0
     assert budget.bytes.rate == 2_097_152.0  # not a number: the default, with a warning

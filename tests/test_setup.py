@@ -52,7 +52,7 @@ def test_bad_arguments_raise_with_a_message(
     with pytest.raises(error, match=r"modelotel\.configure") as info:
         setup.configure(**kwargs)
     assert fragment in str(info.value)
-    assert setup._setup is None
+    assert setup._configured().setup is None
 
 
 def test_validate_normalizes_headers_and_protocol() -> None:
@@ -77,7 +77,7 @@ def test_validate_normalizes_headers_and_protocol() -> None:
 
 
 def test_shutdown_and_flush_before_configure_are_noops() -> None:
-    assert setup._setup is None
+    assert setup._configured().setup is None
     assert setup.shutdown() is True
     assert setup.force_flush(0.1) is True
 

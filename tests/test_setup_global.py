@@ -114,7 +114,7 @@ def test_environment_is_honoured_and_arguments_win() -> None:
             run_python(
                 script("""
                 setup.configure()
-                reader = setup._setup.metric_readers[0]
+                reader = setup._configured().setup.metric_readers[0]
                 tp = trace.get_tracer_provider()
                 report(interval=reader._export_interval_millis, rate=tp.sampler.rate,
                        ok=setup.shutdown())
@@ -138,7 +138,7 @@ def test_environment_is_honoured_and_arguments_win() -> None:
                 script("""
                 setup.configure(service_name="from-arg", export_interval_ms=999,
                                 resource_attributes={"team": "arg-team"})
-                reader = setup._setup.metric_readers[0]
+                reader = setup._configured().setup.metric_readers[0]
                 report(interval=reader._export_interval_millis)
                 """),
                 env=env,
@@ -159,7 +159,7 @@ def test_protocol_grpc_from_env_sends_over_grpc() -> None:
                 script("""
                 setup.configure(metrics=False, logs=False)
                 emit()
-                exporter = setup._setup.exporters[0].inner
+                exporter = setup._configured().setup.exporters[0].inner
                 report(module=type(exporter).__module__, ok=setup.shutdown())
                 """),
                 env=env,
@@ -176,7 +176,7 @@ def test_protocol_grpc_from_env_sends_over_grpc() -> None:
                 setup.configure(protocol="http/protobuf", endpoint={http_rx.url!r},
                                 metrics=False, logs=False)
                 emit()
-                exporter = setup._setup.exporters[0].inner
+                exporter = setup._configured().setup.exporters[0].inner
                 report(module=type(exporter).__module__, ok=setup.shutdown())
                 """),
                 env=env,
@@ -407,8 +407,9 @@ def test_all_providers_set_by_the_application_means_no_exporter_and_no_log_filte
             metrics.set_meter_provider(MeterProvider())
             _logs.set_logger_provider(LoggerProvider())
             setup.configure(endpoint="http://127.0.0.1:9")
-            report(exporters=len(setup._setup.exporters), filter=_logfilter.installed(),
-                   attached=sorted(setup._setup.attached), ok=setup.shutdown())
+            done = setup._configured().setup
+            report(exporters=len(done.exporters), filter=_logfilter.installed(),
+                   attached=sorted(done.attached), ok=setup.shutdown())
             """)
         )
     )

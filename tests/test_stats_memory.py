@@ -10,9 +10,9 @@ import numpy as np
 from opentelemetry.trace import INVALID_SPAN
 
 from modelotel import _monitor
+from modelotel._options import model_config
 from modelotel._stats_monitor import StatsMonitor, stats_of
 from modelotel._types import MISSING
-from modelotel.config import model_config
 from modelotel.stats import Baseline
 
 

@@ -12,8 +12,9 @@ import pytest
 import modelotel
 from modelotel import _monitor
 from modelotel import attributes as A  # noqa: N812
+from modelotel._options import model_config
+from modelotel._runtime import runtime
 from modelotel._stats_monitor import StatsMonitor, stats_of
-from modelotel.config import model_config
 from modelotel.stats import Baseline
 from modelotel.testing import Captured, MetricPoint, capture
 
@@ -26,10 +27,10 @@ def _name(prefix: str) -> str:
 
 
 def _stats(model: str) -> StatsMonitor:
-    mon = _monitor._monitors[(model, "")]
+    mon = runtime.models[(model, "")]
     sm = stats_of(mon)
-    assert sm is not None  # wired by ModelMonitor.build_hooks
-    assert mon.finish_hooks[0] == sm.hook  # statistics run first
+    assert sm is not None  # built with the model's parts
+    assert mon.ends[0] == sm.end  # statistics run first
     return sm
 
 
@@ -334,7 +335,7 @@ def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument(
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.metrics.view import DropAggregation, View
 
-    from modelotel import _state
+    from modelotel._runtime import runtime
     from modelotel.testing import _flatten
 
     reader = InMemoryMetricReader()
@@ -343,8 +344,8 @@ def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument(
         views=[View(instrument_name=A.METRIC_FEATURE_COUNT, aggregation=DropAggregation())],
     )
     predict, model = _model(lambda X: X[:, 0], feature_names=["a"])
-    saved = _state.providers()
-    _state.set_providers(mp=mp)
+    saved = runtime.providers()
+    runtime.set_providers(mp=mp)
     try:
         means = []
         for value in (1.0, 5.0):
@@ -353,6 +354,6 @@ def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument(
             means.append(_points(points, A.METRIC_FEATURE_MEAN, model))
         assert all(p.name != A.METRIC_FEATURE_COUNT for p in points)
     finally:
-        _state.set_providers(*saved)
+        runtime.set_providers(*saved)
         mp.shutdown()
     assert means == [{((A.ML_FEATURE, "a"),): 1.0}, {((A.ML_FEATURE, "a"),): 5.0}]

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 import modelotel
-from modelotel import _monitor
 from modelotel import attributes as A  # noqa: N812
+from modelotel._runtime import runtime
 from modelotel.testing import capture
 
 
@@ -41,17 +41,17 @@ def test_overhead_is_exported_per_model_and_excludes_the_function() -> None:
     assert second[0].value > first[0].value  # cumulative
 
 
-def test_overhead_includes_the_finish_hooks() -> None:
+def test_overhead_includes_the_parts() -> None:
     predict = modelotel.instrument(model="overhead-hook")(lambda x: x)
     with capture() as cap:
         predict(1.0)  # builds the monitor
-        mon = _monitor._monitors[("overhead-hook", "")]
-        mon.finish_hooks.append(lambda call: time.sleep(0.03))  # a costly hook of ours
+        mon = runtime.models[("overhead-hook", "")]
+        mon.ends = (*mon.ends, lambda prediction: time.sleep(0.03))  # a costly part of ours
         before = _overhead(cap.collect(), "overhead-hook")[0].value
         for _ in range(3):
             predict(1.0)
         after = _overhead(cap.collect(), "overhead-hook")[0].value
-    assert after - before >= 3 * 0.03  # every hook's sleep is counted
+    assert after - before >= 3 * 0.03  # every part's sleep is counted
 
 
 def test_no_point_for_a_model_never_called() -> None:

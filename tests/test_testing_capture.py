@@ -6,23 +6,23 @@ import pytest
 from opentelemetry import trace
 
 import modelotel
-from modelotel import _state
 from modelotel import attributes as tn
-from modelotel._monitor import DURATION_BUCKETS
+from modelotel._runtime import runtime
+from modelotel._serving import DURATION_BUCKETS
 from modelotel.testing import capture
 
 
 def test_capture_installs_and_restores_providers() -> None:
-    before = _state.providers()
-    gen = _state.generation()
+    before = runtime.providers()
+    gen = runtime.generation
     with capture() as cap:
-        assert _state.tracer_provider() is cap.tracer_provider
-        assert _state.meter_provider() is cap.meter_provider
-        assert _state.logger_provider() is cap.logger_provider
-        assert _state.generation() > gen
+        assert runtime.tracer_provider() is cap.tracer_provider
+        assert runtime.meter_provider() is cap.meter_provider
+        assert runtime.logger_provider() is cap.logger_provider
+        assert runtime.generation > gen
         # the application's global provider is untouched
         assert trace.get_tracer_provider() is not cap.tracer_provider
-    assert _state.providers() == before
+    assert runtime.providers() == before
 
 
 def test_capture_histogram_is_a_real_histogram() -> None:
@@ -104,9 +104,9 @@ def test_generation_change_on_the_same_provider_keeps_exporting() -> None:
 
     with capture() as cap:
         predict([1])
-        _state.bump_generation()
+        runtime.bump_generation()
         predict([1, 2])
-        _state.bump_generation()
+        runtime.bump_generation()
         attrs = {tn.ML_MODEL_NAME: "cap-gen"}
         assert cap.metric(tn.METRIC_PREDICTION_CALLS, **attrs).value == 2
         assert cap.metric(tn.METRIC_PREDICTION_ROWS, **attrs).value == 3
@@ -144,13 +144,13 @@ def test_model_called_before_a_real_provider_keeps_its_counts() -> None:
     def predict(x: list[int]) -> int:
         return len(x)
 
-    _state.set_providers()  # the global providers: the API's proxies in this test process
+    runtime.set_providers()  # the global providers: the API's proxies in this test process
     predict([1, 2])
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     reader = InMemoryMetricReader()
-    _state.set_providers(mp=MeterProvider(metric_readers=[reader]))
+    runtime.set_providers(mp=MeterProvider(metric_readers=[reader]))
     try:
         predict([1])
         data = reader.get_metrics_data()
@@ -167,7 +167,7 @@ def test_model_called_before_a_real_provider_keeps_its_counts() -> None:
         assert values[tn.METRIC_PREDICTION_ROWS].value == 3
         assert values[tn.METRIC_PREDICTION_DURATION].count == 2
     finally:
-        _state.set_providers()
+        runtime.set_providers()
 
 
 def test_metrics_can_be_read_after_the_block() -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import modelotel
-from modelotel import _monitor
 from modelotel import attributes as tn
 from modelotel._instrument import PLAN_ATTR
+from modelotel._runtime import runtime
 from modelotel.testing import Captured, capture
 
 _n = [0]
@@ -280,7 +280,7 @@ def test_last_prediction_id_observe_and_disabled(cap: Captured) -> None:
 def test_failed_id_generation_clears_the_last_id(
     cap: Captured, expect_internal_errors: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelotel import _call
+    from modelotel import _prediction
 
     @modelotel.instrument(model=_name("lpid-fail"))
     def predict(x: list[float]) -> list[float]:
@@ -292,7 +292,7 @@ def test_failed_id_generation_clears_the_last_id(
     def boom() -> str:
         raise RuntimeError("no randomness")
 
-    monkeypatch.setattr(_call, "_new_prediction_id", boom)
+    monkeypatch.setattr(_prediction, "_new_prediction_id", boom)
     assert predict([2.0]) == [2.0]
     assert modelotel.last_prediction_id() is None  # never the id of an earlier call
     assert expect_internal_errors
@@ -305,5 +305,5 @@ def test_monitor_shared_by_methods() -> None:
     model.predict_proba(_batch(1))
     plans = [getattr(f, PLAN_ATTR) for f in model._self_methods.values()]
     assert {id(p.monitor) for p in plans if p.monitor is not None} == {
-        id(_monitor._monitors[(name, "")])
+        id(runtime.models[(name, "")])
     }

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -48,7 +47,6 @@ Signal = Literal["traces", "metrics", "logs"]
 
 GRPC: str = "grpc"
 HTTP_PROTOBUF: str = "http/protobuf"
-HTTP_JSON: str = "http/json"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
 #: The OTLP specification's default. Also the fork-friendlier of the two (see module doc).
 DEFAULT_PROTOCOL: str = HTTP_PROTOBUF
@@ -158,30 +156,24 @@ class _ForkSafe:
         self._factory = factory
         self._inner: Any = factory()
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        # one lock per process that renews the exporter: a lock that a thread of the parent
+        # held at fork time stays held in the child, so the child never takes the parent's
+        # (dict.setdefault is atomic: two threads of a child get the same lock)
+        self._renew_locks: dict[int, threading.Lock] = {}
         #: Exporters inherited from the parent: kept alive, never used or closed here.
         self._inherited: list[Any] = []
         self._shut_down = False
-        if hasattr(os, "register_at_fork"):
-            # Weak: a wrapper that is gone must not be kept alive by the interpreter's hooks.
-            weak_reset = weakref.WeakMethod(self.after_fork_in_child)
-
-            def _after_in_child() -> None:
-                reset = weak_reset()
-                if reset is not None:
-                    reset()
-
-            os.register_at_fork(after_in_child=_after_in_child)
 
     @property
     def inner(self) -> Any:
         """The exporter of this process (building it first if we are a forked child)."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._renew_locks.setdefault(pid, threading.Lock()):
+                if self._pid != pid:
                     self._inherited.append(self._inner)
                     self._inner = self._factory()
-                    self._pid = os.getpid()
+                    self._pid = pid
         return self._inner
 
     @property
@@ -192,10 +184,6 @@ class _ForkSafe:
     def is_inherited(self) -> bool:
         """True in a forked child until the first export there builds a fresh exporter."""
         return self._pid != os.getpid()
-
-    def after_fork_in_child(self) -> None:
-        """Runs in a forked child (at-fork hook): a lock held by a parent thread stays held."""
-        self._lock = threading.Lock()
 
     def _shutdown_inner(self, **kwargs: Any) -> None:
         if self._shut_down:

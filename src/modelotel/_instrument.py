@@ -18,9 +18,10 @@ instrumented function by value (Ray, Spark). ``wrap(obj)`` uses a ``wrapt.Object
 the model object keeps passing ``isinstance`` checks.
 
 Per call, in this order: is modelotel enabled and not suppressed? (else call straight
-through) -> :func:`~modelotel._call.start_call` -> the user's function, the only unguarded
-code -> :meth:`~modelotel._call.Call.finish`. The user's exception is re-raised with a bare
-``raise``: the same object with the same traceback.
+through) -> :func:`~modelotel._prediction.start_prediction` -> the user's function, the
+only unguarded code -> :meth:`~modelotel._prediction.Prediction.stop` (or ``fail``). The
+user's exception is re-raised with a bare ``raise``: the same object with the same
+traceback.
 
 Streams (generators, async generators) get one span per stream, started at the first
 iteration and ended when the stream is exhausted, closed early (not an error) or raises.
@@ -35,18 +36,21 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import wrapt
 
-from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel._call import Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
+from modelotel._options import ModelConfig, ModelOptions, model_config
+from modelotel._prediction import Prediction, start_prediction
+from modelotel._runtime import runtime
 from modelotel._safety import record_error
 from modelotel._suppress import is_suppressed
 from modelotel._types import MISSING
-from modelotel.config import ModelConfig, model_config
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -152,7 +156,7 @@ class _Plan:
 
     ``method`` (set by ``wrap()``) goes on the span as ``ml.model.method``; a plan that is
     not ``primary`` (a wrapped model's secondary method) starts its calls without the
-    monitor's finish hooks: decided here, once, so a call pays nothing for it.
+    model's parts: decided here, once, so a call pays nothing for it.
     Pickles as its config (the monitor is rebuilt lazily in the process that unpickles).
     """
 
@@ -176,6 +180,9 @@ class _Plan:
         self.primary = primary
         #: start attributes of the span (the monitor's plus ml.model.method); None: the monitor's
         self.span_attrs: dict[str, Any] | None = None
+        # the settings (the kill switch among them) are parsed before the first call of a
+        # wrapper, also of one unpickled in another process (Ray, Spark), which comes here
+        runtime.settings  # noqa: B018
 
     def __reduce__(self) -> Any:
         return (
@@ -183,7 +190,9 @@ class _Plan:
             (self.config, self.pos, self.name, self.framework, self.method, self.primary),
         )
 
-    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any], attach: bool) -> Call | None:
+    def begin(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], attach: bool
+    ) -> Prediction | None:
         """Start a call (never raises; None when not even a monitor could be built)."""
         try:
             mon = self.monitor
@@ -203,7 +212,7 @@ class _Plan:
         except Exception as exc:  # noqa: BLE001
             record_error("instrument.begin", exc)
             return None
-        return start_call(
+        return start_prediction(
             mon, inputs, attach=attach, span_attributes=self.span_attrs, primary=self.primary
         )
 
@@ -219,7 +228,7 @@ def _make_sync(fn: Any, plan: _Plan) -> Callable[..., Any]:
     begin = plan.begin
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _state.ENABLED or is_suppressed():
+        if not runtime.enabled or is_suppressed():
             return fn(*args, **kwargs)
         call = begin(args, kwargs, True)
         if call is None:
@@ -227,9 +236,9 @@ def _make_sync(fn: Any, plan: _Plan) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            call.finish(error=exc)
+            call.fail(exc)
             raise
-        call.finish(result)
+        call.stop(result)
         return result
 
     return wrapper
@@ -239,7 +248,7 @@ def _make_async(fn: Any, plan: _Plan) -> Callable[..., Any]:
     begin = plan.begin
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _state.ENABLED or is_suppressed():
+        if not runtime.enabled or is_suppressed():
             return await fn(*args, **kwargs)
         call = begin(args, kwargs, True)
         if call is None:
@@ -247,9 +256,9 @@ def _make_async(fn: Any, plan: _Plan) -> Callable[..., Any]:
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            call.finish(error=exc)
+            call.fail(exc)
             raise
-        call.finish(result)
+        call.stop(result)
         return result
 
     return wrapper
@@ -258,7 +267,7 @@ def _make_async(fn: Any, plan: _Plan) -> Callable[..., Any]:
 def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # a generator function itself: its body (and this check) runs at the first next()
-        if not _state.ENABLED or is_suppressed():
+        if not runtime.enabled or is_suppressed():
             return (yield from fn(*args, **kwargs))
         gen = fn(*args, **kwargs)  # first: bad arguments raise here, before any span starts
         call = plan.begin(args, kwargs, False)
@@ -277,11 +286,11 @@ def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
                     item = gen.send(to_send)
             except StopIteration as stop:
                 call.stream_items = items
-                call.finish()
+                call.stop()
                 return stop.value
             except BaseException as exc:
                 call.stream_items = items
-                call.finish(error=exc)
+                call.fail(exc)
                 raise
             finally:
                 call.detach(token)
@@ -297,7 +306,7 @@ def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
                     gen.close()
                 finally:
                     call.detach(token)
-                    call.finish()
+                    call.stop()
                 raise
             except BaseException as exc:  # noqa: BLE001 - consumer's throw(): forward it
                 to_send = None
@@ -310,7 +319,7 @@ def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         agen = fn(*args, **kwargs)  # first: bad arguments raise here, before any span starts
         call = None
-        if _state.ENABLED and not is_suppressed():
+        if runtime.enabled and not is_suppressed():
             call = plan.begin(args, kwargs, False)
         items = 0
         to_send: Any = None
@@ -326,16 +335,16 @@ def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
             except StopAsyncIteration:
                 if call is not None:
                     call.stream_items = items
-                    call.finish()
+                    call.stop()
                 return
             except BaseException as exc:
                 if call is not None:
                     call.stream_items = items
-                    call.finish(error=exc)
+                    call.fail(exc)
                 raise
             finally:
                 if token is not None:
-                    Call.detach(token)
+                    Prediction.detach(token)
             items += 1
             try:
                 to_send = yield item
@@ -345,10 +354,10 @@ def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
                     await agen.aclose()
                 finally:
                     if call is not None:
-                        Call.detach(token)
+                        Prediction.detach(token)
                         call.stream_items = items
                         call.closed_early = True
-                        call.finish()
+                        call.stop()
                 raise
             except BaseException as exc:  # noqa: BLE001 - consumer's athrow(): forward it
                 to_send = None
@@ -393,38 +402,12 @@ def instrument(fn: F, /) -> F: ...
 
 @overload
 def instrument(
-    fn: None = None,
-    /,
-    *,
-    model: str | None = None,
-    version: str | None = None,
-    task: str | None = None,
-    owner: str | None = None,
-    input_arg: int | str | None = None,
-    baseline: object = None,
-    feature_names: Sequence[str] | None = None,
-    max_features: int | None = None,
-    row_cap: int | None = None,
-    payload_sample_rate: float | None = None,
-    payload: object = None,
+    fn: None = None, /, *, model: str | None = None, **options: Unpack[ModelOptions]
 ) -> Callable[[F], F]: ...
 
 
 def instrument(
-    fn: Any = None,
-    /,
-    *,
-    model: str | None = None,
-    version: str | None = None,
-    task: str | None = None,
-    owner: str | None = None,
-    input_arg: int | str | None = None,
-    baseline: object = None,
-    feature_names: Sequence[str] | None = None,
-    max_features: int | None = None,
-    row_cap: int | None = None,
-    payload_sample_rate: float | None = None,
-    payload: object = None,
+    fn: Any = None, /, *, model: str | None = None, **options: Unpack[ModelOptions]
 ) -> Any:
     """Instrument a predict function: a span, serving metrics and statistics per call.
 
@@ -435,16 +418,8 @@ def instrument(
     Args:
         fn: the function (when used bare).
         model: model name; defaults to the function's qualified name.
-        version: model version (else ``MODELOTEL_MODEL_VERSION``, else "").
-        task: "classification", "regression" or "other".
-        owner: owning team (else ``MODELOTEL_MODEL_OWNER``).
-        input_arg: position (after self/cls) or name of the argument holding the input.
-        baseline: training baseline (path or ``modelotel.Baseline``) for drift.
-        feature_names: column names when the input carries none.
-        max_features: most columns that get statistics (default 200).
-        row_cap: most rows of one batch reduced for statistics (default 10 000).
-        payload_sample_rate: fraction of calls whose payload is logged (default 0).
-        payload: a ``modelotel.PayloadConfig``.
+        **options: version, task, owner, input_arg, baseline, feature_names, max_features,
+            row_cap, payload_sample_rate, payload (see :class:`modelotel.ModelOptions`).
 
     Returns:
         The instrumented function (or a decorator, when ``fn`` is None).
@@ -452,43 +427,33 @@ def instrument(
     Raises:
         TypeError, ValueError: an option is invalid (at decoration time, never per call).
     """
-    options: dict[str, Any] = {
-        "model": model,
-        "version": version,
-        "task": task,
-        "owner": owner,
-        "input_arg": input_arg,
-        "baseline": baseline,
-        "feature_names": feature_names,
-        "max_features": max_features,
-        "row_cap": row_cap,
-        "payload_sample_rate": payload_sample_rate,
-        "payload": payload,
-    }
     if fn is None:
         # resolve now, so a bad option fails where the decorator is written (and a baseline
         # file is loaded once); only the default model name waits for the function
-        config = model_config(default_model="model", **options)
-        return functools.partial(_decorate, options=options, resolved=config)
-    return _decorate(fn, options=options)
+        config = model_config(model=model, default_model="model", **options)
+        return functools.partial(_decorate, model=model, options=options, resolved=config)
+    return _decorate(fn, model=model, options=options)
 
 
 def _decorate(
-    fn: Any, options: dict[str, Any], framework: str = "", resolved: ModelConfig | None = None
+    fn: Any,
+    model: str | None,
+    options: ModelOptions,
+    resolved: ModelConfig | None = None,
 ) -> Any:
     if not callable(_unwrap_descriptor(fn)):
         raise TypeError(f"modelotel.instrument: {fn!r} is not callable")
     if resolved is None:
-        config = model_config(default_model=_default_name(fn), **options)
-    elif options["model"] is None:
+        config = model_config(model=model, default_model=_default_name(fn), **options)
+    elif model is None:
         config = dataclasses.replace(resolved, model=_default_name(fn))
     else:
         config = resolved
-    if not _state.ENABLED:
+    if not runtime.enabled:
         return fn  # kill switch at decoration time: the user's function, untouched
     if _is_instrumented(fn):
         return fn
-    return _instrument_with(fn, config, framework)
+    return _instrument_with(fn, config)
 
 
 # --------------------------------------------------------------------------- wrap()
@@ -642,17 +607,8 @@ def wrap(
     obj: T,
     *,
     model: str | None = None,
-    version: str | None = None,
     methods: Sequence[str] | None = None,
-    task: str | None = None,
-    owner: str | None = None,
-    input_arg: int | str | None = None,
-    baseline: object = None,
-    feature_names: Sequence[str] | None = None,
-    max_features: int | None = None,
-    row_cap: int | None = None,
-    payload_sample_rate: float | None = None,
-    payload: object = None,
+    **options: Unpack[ModelOptions],
 ) -> T:
     """Instrument an existing model object without editing its code.
 
@@ -678,8 +634,7 @@ def wrap(
             counted once. Every method gets spans (with ``ml.model.method``) and the
             serving metrics. A caller that only uses ``predict_proba`` passes
             ``methods=["predict_proba", "predict"]`` to make it the primary one.
-        version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
-            payload_sample_rate, payload: as for :func:`instrument`.
+        **options: as for :func:`instrument` (see :class:`modelotel.ModelOptions`).
 
     Returns:
         A proxy that passes ``isinstance`` checks and behaves like ``obj``, with its predict
@@ -689,25 +644,12 @@ def wrap(
         TypeError: no predict-like method was found, or an option is invalid.
         ValueError: a name in ``methods`` is not a method of ``obj``, or an option is invalid.
     """
-    options: dict[str, Any] = {
-        "model": model,
-        "version": version,
-        "task": task,
-        "owner": owner,
-        "input_arg": input_arg,
-        "baseline": baseline,
-        "feature_names": feature_names,
-        "max_features": max_features,
-        "row_cap": row_cap,
-        "payload_sample_rate": payload_sample_rate,
-        "payload": payload,
-    }
     if _is_instrumented(obj):
         return obj  # already wrapped: a no-op, not a second span
     if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
-        return _decorate(obj, options)  # type: ignore[no-any-return]
+        return _decorate(obj, model, options)  # type: ignore[no-any-return]
     framework = _framework_of(obj)
-    config = model_config(default_model=type(obj).__qualname__, **options)
+    config = model_config(model=model, default_model=type(obj).__qualname__, **options)
     if methods is None:
         names = find_predict_methods(obj)
         if not names:
@@ -725,6 +667,6 @@ def wrap(
                     raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} is not callable")
             elif not callable(getattr(obj, m, None)):
                 raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} has no method {m!r}")
-    if not _state.ENABLED:
+    if not runtime.enabled:
         return obj
     return _ModelProxy(obj, names, config, framework)  # type: ignore[return-value]

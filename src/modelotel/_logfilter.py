@@ -2,9 +2,10 @@
 
 Example:
     >>> from modelotel import _logfilter
-    >>> _logfilter.install(endpoints=["http://127.0.0.1:4318/v1/traces"])
-    >>> _logfilter.installed()
-    True
+    >>> report = _logfilter.install(endpoints=["http://127.0.0.1:4318"])
+    >>> _logfilter.installed(), report.endpoints
+    (True, ('http://127.0.0.1:4318',))
+    >>> _logfilter.uninstall()
 
 When the collector is down, the OpenTelemetry SDK logs on every export attempt: a warning per
 retry, an error per dropped batch, sometimes with a traceback ("Exception while exporting

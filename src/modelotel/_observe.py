@@ -2,40 +2,50 @@
 
 Example:
     >>> import modelotel
-    >>> with modelotel.observe("churn", version="3") as call:
-    ...     call.record_inputs([[1.0, 2.0]])
+    >>> with modelotel.observe("churn", version="3") as prediction:
+    ...     prediction.record_inputs([[1.0, 2.0]])
     ...     y = [0.5]
-    ...     call.record_outputs(y)
+    ...     prediction.record_outputs(y)
 
-Every ``with`` (or ``async with``) starts a new :class:`~modelotel._call.Call`: one
-``observe`` object may be reused and even nested. ``__exit__`` records the exception, if
-any, and returns False, so the user's exception always propagates unchanged. Options are
-resolved once per distinct set of arguments and cached, so ``observe("m")`` in a request
-handler does not re-read the environment per call.
+Every ``with`` (or ``async with``) starts a new :class:`~modelotel._prediction.Prediction`,
+so one ``observe`` object may be reused, shared by threads and tasks, and nested. The open
+predictions of every ``observe`` object live in ONE module-level ``ContextVar``
+(:data:`_OPEN`), a stack of ``(observe object, prediction)`` pairs: each thread and task
+sees its own stack, and nothing is allocated per call beyond the stack's tuple. ``__exit__``
+ends the prediction with the exception, if any, and returns False, so the user's exception
+always propagates unchanged. Options are resolved once per distinct set of arguments and
+cached, so ``observe("m")`` in a request handler does not resolve them per call.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections.abc import Sequence
+from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from modelotel import _state
-from modelotel._call import Call, start_call
 from modelotel._monitor import ModelMonitor, get_monitor
+from modelotel._options import ModelOptions, model_config
+from modelotel._prediction import Prediction, start_prediction
+from modelotel._runtime import runtime
 from modelotel._safety import record_error
 from modelotel._suppress import is_suppressed
 from modelotel._types import MISSING
-from modelotel.config import model_config
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[Any, ...], ModelMonitor] = {}
 _CACHE_MAX = 1024
 
+#: The predictions open in this context: ``(observe object, prediction)``, innermost last.
+_OPEN: ContextVar[tuple[tuple[observe, Prediction], ...]] = ContextVar(
+    "modelotel.observe", default=()
+)
 
-class _DisabledCall(Call):
+
+class _DisabledPrediction(Prediction):
     """What ``observe`` yields when modelotel is off or suppressed: accepts and keeps nothing."""
 
     _done = True
@@ -49,14 +59,26 @@ class _DisabledCall(Call):
     def record_outputs(self, outputs: Any) -> None:
         return None
 
-    def finish(self, outputs: Any = MISSING, error: BaseException | None = None) -> None:
+    def stop(self, outputs: Any = MISSING) -> None:
+        return None
+
+    def fail(self, error: BaseException) -> None:
         return None
 
 
-def _disabled_call() -> Call:
-    call = _DisabledCall.__new__(_DisabledCall)
-    call.checks_fired = []
-    return call
+def _disabled() -> Prediction:
+    p = _DisabledPrediction.__new__(_DisabledPrediction)
+    p.checks_fired = []
+    return p
+
+
+def _options_key(model: str, options: ModelOptions) -> tuple[Any, ...] | None:
+    key = (model, *sorted(options.items()))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable option value (a list of feature names): no caching
+        return None
+    return key
 
 
 class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m"):``
@@ -64,69 +86,30 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
 
     Args:
         model: model name (required).
-        version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
-            payload_sample_rate, payload: as for :func:`modelotel.instrument`.
+        **options: as for :func:`modelotel.instrument` (see :class:`modelotel.ModelOptions`).
 
     Yields:
-        The :class:`~modelotel._call.Call`: ``record_inputs(x)``, ``record_outputs(y)``,
+        The :class:`~modelotel.Prediction`: ``record_inputs(x)``, ``record_outputs(y)``,
         ``set_attribute(k, v)``, ``prediction_id``.
 
     Raises:
         TypeError, ValueError: an option is invalid (when ``observe(...)`` is called).
     """
 
-    __slots__ = ("_calls", "_key", "_monitor", "_options")
-    # _calls: a ContextVar holding this object's stack of open calls, so one observe object
-    # may be shared by threads and tasks (each sees its own stack) and nested.
+    __slots__ = ("_monitor",)
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        version: str | None = None,
-        task: str | None = None,
-        owner: str | None = None,
-        input_arg: int | str | None = None,
-        baseline: object = None,
-        feature_names: Sequence[str] | None = None,
-        max_features: int | None = None,
-        row_cap: int | None = None,
-        payload_sample_rate: float | None = None,
-        payload: object = None,
-    ) -> None:
-        options: dict[str, Any] = {
-            "model": model,
-            "version": version,
-            "task": task,
-            "owner": owner,
-            "input_arg": input_arg,
-            "baseline": baseline,
-            "feature_names": feature_names,
-            "max_features": max_features,
-            "row_cap": row_cap,
-            "payload_sample_rate": payload_sample_rate,
-            "payload": payload,
-        }
+    def __init__(self, model: str, **options: Unpack[ModelOptions]) -> None:
         self._monitor: ModelMonitor | None = None
-        self._calls: contextvars.ContextVar[tuple[Call, ...]] = contextvars.ContextVar(
-            "modelotel_observe_calls", default=()
-        )
-        key: tuple[Any, ...] | None = tuple(options.values())
-        try:
-            hash(key)
-        except TypeError:
-            key = None
-        self._key = key
-        self._options = options
+        if model is None:
+            raise TypeError("modelotel.observe: the model name is required")
+        key = _options_key(model, options)
         if key is not None:
             mon = _cache.get(key)
             if mon is not None:
                 self._monitor = mon
                 return
-        if model is None:
-            raise TypeError("modelotel.observe: the model name is required")
-        config = model_config(**options)
-        if not _state.ENABLED:
+        config = model_config(model=model, **options)
+        if not runtime.enabled:
             return
         try:
             mon = get_monitor(config)
@@ -139,24 +122,32 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
                 if len(_cache) < _CACHE_MAX:
                     _cache[key] = mon
 
-    def _start(self) -> Call:
+    def _start(self) -> Prediction:
         mon = self._monitor
-        if mon is None or not _state.ENABLED or is_suppressed():
-            call = _disabled_call()
+        if mon is None or not runtime.enabled or is_suppressed():
+            prediction = _disabled()
         else:
-            call = start_call(mon, MISSING, attach=True)
-        self._calls.set((*self._calls.get(), call))
-        return call
+            prediction = start_prediction(mon, MISSING, attach=True)
+        _OPEN.set((*_OPEN.get(), (self, prediction)))
+        return prediction
 
     def _end(self, exc: BaseException | None) -> None:
-        stack = self._calls.get()
-        if not stack:  # __exit__ without __enter__ (in this context): ours to swallow
+        stack = _OPEN.get()
+        # normally the innermost entry is ours; a block exited out of order is looked for
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                prediction = stack[i][1]
+                _OPEN.set(stack[:i] + stack[i + 1 :])
+                break
+        else:  # __exit__ without __enter__ (in this context): ours to swallow
             record_error("observe.exit", RuntimeError("observe: exit without enter"))
             return
-        self._calls.set(stack[:-1])
-        stack[-1].finish(error=exc)
+        if exc is None:
+            prediction.stop()
+        else:
+            prediction.fail(exc)
 
-    def __enter__(self) -> Call:
+    def __enter__(self) -> Prediction:
         return self._start()
 
     def __exit__(
@@ -168,7 +159,7 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
         self._end(exc)
         return False
 
-    async def __aenter__(self) -> Call:
+    async def __aenter__(self) -> Prediction:
         return self._start()
 
     async def __aexit__(

@@ -21,16 +21,11 @@ are still swallowed, so the user's call stays unharmed, but they are also kept i
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
 
 _logger = logging.getLogger("modelotel")
-
-T = TypeVar("T")
 
 
 class Health:
@@ -49,13 +44,22 @@ class Health:
         self._lock = threading.Lock()
 
     def reset(self) -> None:
-        """Forget every count (tests, and the child after a fork)."""
+        """Forget every count (tests)."""
         with self._lock:
             self.errors.clear()
             self.dropped.clear()
             self.skipped.clear()
             self.strict_errors.clear()
             self._warned.clear()
+
+    def after_fork(self) -> None:
+        """In a forked child: start from zero (the parent exports its own counts) with a new
+        lock (another thread of the parent may have held it at fork time)."""
+        self._lock = threading.Lock()
+        self.errors.clear()
+        self.dropped.clear()
+        self.skipped.clear()
+        self.strict_errors.clear()
 
     def warn_once(self, key: str, msg: str, *args: object) -> None:
         """Log ``msg`` at WARNING the first time ``key`` is seen, DEBUG afterwards."""
@@ -70,18 +74,14 @@ class Health:
 
 health = Health()
 
-_strict = os.environ.get("MODELOTEL_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+#: Strict mode: ``MODELOTEL_STRICT`` (applied when the settings are parsed) or set_strict().
+_strict = False
 
 
 def set_strict(enabled: bool) -> None:
     """Turn strict mode on or off (tests): swallowed errors are also kept for inspection."""
     global _strict
     _strict = enabled
-
-
-def is_strict() -> bool:
-    """Whether strict mode is on."""
-    return _strict
 
 
 def record_error(component: str, exc: BaseException) -> None:
@@ -134,12 +134,3 @@ class guard:  # noqa: N801 - used like a keyword: ``with guard("stats"):``
             return False
         record_error(self.component, exc)
         return True
-
-
-def guarded_call(component: str, default: T, fn: Callable[..., T], *args: object) -> T:
-    """Call ``fn(*args)``; on any ``Exception`` count it and return ``default``."""
-    try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 - the one audited choke point
-        record_error(component, exc)
-        return default

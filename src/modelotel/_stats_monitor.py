@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel._runtime import runtime
 from modelotel._safety import count_dropped, count_skipped, guard, health, record_error
 from modelotel._types import MISSING
 from modelotel.stats import checks, drift, kernel
@@ -70,8 +70,8 @@ from modelotel.stats.columns import (
 )
 
 if TYPE_CHECKING:
-    from modelotel._call import Call
     from modelotel._monitor import ModelMonitor
+    from modelotel._prediction import Prediction as Call
 
 Array = np.ndarray[Any, Any]
 
@@ -637,10 +637,15 @@ class StatsMonitor:
         self.snapshot = _Snapshot()
         self._consumed: set[int] | None = None  # callbacks that read the snapshot
 
+    def reset(self) -> None:
+        """Forget the windows, totals and violations (a forked child, a test reset)."""
+        with self.lock:
+            self._reset()
+
     # ---- per call ------------------------------------------------------------------
     def hook(self, call: Call) -> None:
         """Finish hook: feed the window with this call's inputs and outputs."""
-        gen = call.monitor._gen
+        gen = call.monitor.generation
         if gen != self._gen:
             with self.lock:
                 if gen != self._gen:  # new providers (configure, capture, fork): start over
@@ -741,6 +746,8 @@ class StatsMonitor:
                     raise
                 count_skipped(SKIP_UNREADABLE)
 
+    end = hook  # the Part protocol's name for it
+
     def fire(self, call: Call | None, check: str, feature: str, attr: str = A.ML_FEATURE) -> None:
         """Count one violation of ``check``; mark the call's span when there is a call."""
         with self.lock:
@@ -808,21 +815,16 @@ _registry_lock = threading.Lock()
 
 
 def attach_stats(monitor: ModelMonitor) -> StatsMonitor:
-    """Build the statistics of ``monitor`` and register its finish hook (first in line)."""
+    """Build the statistics part of ``monitor`` (the monitor keeps it as its first part)."""
     sm = StatsMonitor(monitor)
     with _registry_lock:
         _registry.add(sm)
-    monitor.finish_hooks.insert(0, sm.hook)  # kept alive by the monitor's hook list
     return sm
 
 
 def stats_of(monitor: ModelMonitor) -> StatsMonitor | None:
-    """The :class:`StatsMonitor` attached to ``monitor`` (None if none)."""
-    for hook in monitor.finish_hooks:
-        owner = getattr(hook, "__self__", None)
-        if isinstance(owner, StatsMonitor):
-            return owner
-    return None
+    """The :class:`StatsMonitor` of ``monitor`` (None if none)."""
+    return monitor.stats
 
 
 def _monitors_of(gen: int) -> list[StatsMonitor]:
@@ -891,7 +893,7 @@ class _StatsInstruments:
         )
 
     def _monitors(self, cb: int) -> list[StatsMonitor]:
-        mons = _monitors_of(_state.generation())
+        mons = _monitors_of(runtime.generation)
         for sm in mons:
             sm.touch(cb)
         return mons

@@ -1,8 +1,16 @@
 """The ``modelotel`` command line.
 
-Example:
+Example (``modelotel profile train.parquet -o baseline.json --target label`` in a shell)::
+
     $ modelotel profile train.parquet -o baseline.json --target label
     wrote baseline.json: 12 features, 1 output, 50000 rows, sha256:...
+
+The same from Python:
+
+    >>> from modelotel.cli import build_parser
+    >>> args = build_parser().parse_args(["profile", "train.csv", "-o", "b.json"])
+    >>> args.command, args.bins
+    ('profile', 10)
 
 Subcommands are registered in :func:`build_parser` (one ``add_parser`` each), so other parts
 of modelotel can add theirs next to ``profile``.

@@ -5,7 +5,7 @@ Example:
     >>> modelotel.record_outcome("0123456789abcdef", 1, model="churn", version="3")
 
 ``record_outcome`` always emits an ``ml.prediction.outcome`` log record. If the prediction
-is still in this process's bounded cache (filled by the payload hook for models declared
+is still in this process's bounded cache (filled by each model's outcome part for models declared
 with ``task="classification"`` or ``task="regression"``), or ``predicted=`` is given, it
 also updates the performance metrics of that model version:
 
@@ -24,24 +24,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.metrics import CallbackOptions, Observation
 
-from modelotel import _state
 from modelotel import attributes as tn
-from modelotel._safety import count_skipped, guard, health
+from modelotel._instruments import OUTCOMES, Instruments
+from modelotel._instruments import ensure as ensure_instruments
+from modelotel._runtime import runtime
+from modelotel._safety import count_skipped, guard
+from modelotel._types import Ended
 from modelotel._version import __version__
-from modelotel.environment_variables import MODELOTEL_OUTCOME_CACHE_SIZE
 
 __all__ = ["record_outcome"]
 
-DEFAULT_CACHE_SIZE = 10_000
 #: Most distinct class labels per model version on ``ml.outcome.class``; the rest: ``__other__``.
 MAX_CLASSES = 100
 OTHER_CLASS = "__other__"
@@ -117,6 +115,15 @@ class PredictionCache:
         if len(cur) >= self._half:
             self._prev, self._cur = cur, {}
 
+    def end(self, prediction: Ended) -> None:
+        """The outcome part's share of an ended prediction: keep its outputs (see :meth:`put`)."""
+        self.put(prediction.prediction_id, prediction.outputs)
+
+    def reset(self) -> None:
+        """Forget every kept prediction."""
+        self._cur = {}
+        self._prev = {}
+
     def pop(self, prediction_id: str) -> Any:
         """The kept prediction (removed: each is matched once), or ``_NOT_KEPT``."""
         value = self._cur.pop(prediction_id, _NOT_KEPT)
@@ -138,152 +145,136 @@ class _Totals:
         self.classes: set[str] = set()
 
 
-_lock = threading.Lock()
-_caches: dict[tuple[str, str], PredictionCache] = {}
-_totals: dict[tuple[str, str], _Totals] = {}
-#: (generation, {name: instrument, "logger": logger}) for the current generation; swapped
-#: whole, never mutated, so a reader holds a consistent dict.
-_inst: tuple[int, dict[str, Any]] = (-1, {})
-# Creating instruments takes the SDK's measurement-consumer lock, which a collection holds
-# while it runs _Instruments.observe_accuracy (that takes _lock): never create them under
-# _lock, or a collection and the first outcome of a generation can deadlock.
-_inst_lock = threading.Lock()
+def cache_for(model: str, version: str, task: str, size: int) -> PredictionCache | None:
+    """The outcome part of one model version, or None when outcomes are off for it.
 
-
-def cache_size() -> int:
-    """Cache size from ``MODELOTEL_OUTCOME_CACHE_SIZE`` (default 10,000; 0 turns it off)."""
-    raw = os.environ.get(MODELOTEL_OUTCOME_CACHE_SIZE)
-    if raw is None or not raw.strip():
-        return DEFAULT_CACHE_SIZE
-    try:
-        size = int(raw)
-        if size < 0:
-            raise ValueError(raw)
-    except ValueError:
-        health.warn_once(
-            "env:" + MODELOTEL_OUTCOME_CACHE_SIZE,
-            "modelotel: %s=%r is not a non-negative integer; using %d",
-            MODELOTEL_OUTCOME_CACHE_SIZE,
-            raw,
-            DEFAULT_CACHE_SIZE,
-        )
-        return DEFAULT_CACHE_SIZE
-    return size
-
-
-def cache_for(
-    model: str, version: str, task: str, size: int | None = None
-) -> PredictionCache | None:
-    """The cache of one model version (created once), or ``None`` when outcomes are off for it."""
-    if task not in TASKS:
+    A model keeps its predictions for outcomes only when it declared a task that outcomes
+    can score (``classification``, ``regression``) and the cache size
+    (``MODELOTEL_OUTCOME_CACHE_SIZE``) is not 0.
+    """
+    if task not in TASKS or size <= 0:
         return None
-    size = cache_size() if size is None else size
-    if size <= 0:
-        return None
-    key = (model, version)
-    with _lock:
-        cache = _caches.get(key)
-        if cache is None or cache.task != task:
-            cache = _caches[key] = PredictionCache(model, version, task, size)
-        return cache
+    return PredictionCache(model, version, task, size)
 
 
-def _reset() -> None:
-    global _inst
-    with _lock:
-        _caches.clear()
-        _totals.clear()
-        _inst = (-1, {})
+class _HasCache(Protocol):
+    """A registered model as the outcome book sees it (:class:`modelotel._monitor.ModelMonitor`)."""
+
+    outcome_cache: PredictionCache | None
 
 
-_state.on_reset(_reset)
+class OutcomeBook:
+    """The process-wide state of outcomes: accuracy totals per model version, the logger.
 
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would deadlock the child; the accuracy
-    # totals are the parent's, not this worker's.
-    global _lock, _inst_lock, _inst
-    _lock = threading.Lock()
-    _inst_lock = threading.Lock()
-    _totals.clear()
-    _inst = (-1, {})
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class _Instruments:
-    """The outcome instruments on one meter provider (built once per provider).
-
-    Built through ``_state.per_meter_provider``: a generation bump on the same provider
-    (``configure()`` attaching to it, a fork) must not register them again (the SDK keeps
-    the first registration of a name). The accuracy gauge reports only while its provider
-    is the one modelotel uses; it reports the process-wide totals.
+    One per process, in the runtime's stores. The predictions themselves are kept by each
+    model's :class:`PredictionCache` (its outcome part); the book finds them through the
+    runtime's registry of models.
     """
 
-    def __init__(self, meter: Any) -> None:
-        self.key: Any = None  # the meter provider key, set right after construction
-        self.by_name: dict[str, Any] = {
-            "count": meter.create_counter(
-                tn.METRIC_OUTCOME_COUNT,
-                unit="{outcome}",
-                description="Outcomes matched to a prediction.",
-            ),
-            "correct": meter.create_counter(
-                tn.METRIC_OUTCOME_CORRECT,
-                unit="{outcome}",
-                description="Classification outcomes equal to the prediction.",
-            ),
-            "classes": meter.create_counter(
-                tn.METRIC_OUTCOME_CLASS,
-                unit="{outcome}",
-                description="Classification outcomes per actual class and result.",
-            ),
-            "abs_error": meter.create_histogram(
-                tn.METRIC_OUTCOME_ABSOLUTE_ERROR,
-                description="Regression outcomes: |predicted - actual|.",
-            ),
-            "unmatched": meter.create_counter(
-                tn.METRIC_OUTCOME_UNMATCHED,
-                unit="{outcome}",
-                description="Outcomes whose prediction was not (or no longer) in the cache.",
-            ),
-            "accuracy": meter.create_observable_gauge(
-                tn.METRIC_OUTCOME_ACCURACY,
-                callbacks=[self.observe_accuracy],
-                unit="1",
-                description="Classification accuracy since the process started: correct / count.",
-            ),
-        }
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._totals: dict[tuple[str, str], _Totals] = {}
+        self._logger: tuple[int, Any] = (-1, None)
 
-    def observe_accuracy(self, options: CallbackOptions) -> Iterable[Observation]:
-        with guard("outcomes.collect"):
-            if _state.meter_provider_key() is not self.key:
-                return []  # an old provider, still collected by someone
-            with _lock:
-                totals = list(_totals.values())
-            return [Observation(t.correct / t.count, t.attrs) for t in totals if t.count]
-        return []
+    def reset(self) -> None:
+        with self.lock:
+            self._totals = {}
+            self._logger = (-1, None)
+
+    def after_fork(self) -> None:
+        # a lock held by another thread at fork time would deadlock the child; the accuracy
+        # totals are the parent's, not this worker's
+        self.lock = threading.Lock()
+        self._totals = {}
+        self._logger = (-1, None)
+
+    def logger(self) -> Any:
+        """The outcome logger of the current generation (taken anew when providers change)."""
+        gen = runtime.generation
+        cached_gen, logger = self._logger
+        if cached_gen != gen:
+            logger = runtime.logger_provider().get_logger(tn.SCOPE_NAME, __version__)
+            self._logger = (gen, logger)
+        return logger
+
+    def accuracy(self) -> list[tuple[float, dict[str, Any]]]:
+        """``(correct / count, attributes)`` per classification model version with outcomes."""
+        with self.lock:
+            totals = list(self._totals.values())
+        return [(t.correct / t.count, t.attrs) for t in totals if t.count]
+
+    def find(
+        self, prediction_id: str, model: str | None, version: str | None
+    ) -> tuple[Any, PredictionCache | None]:
+        """The kept prediction of ``prediction_id`` (popped) and the cache it was in."""
+        models: list[_HasCache] = list(runtime.models.values())
+        caches = [
+            c
+            for c in (m.outcome_cache for m in models)
+            if c is not None
+            and (model is None or c.model == model)
+            and (version is None or c.version == version)
+        ]
+        for cache in caches:
+            value = cache.pop(prediction_id)
+            if value is not _NOT_KEPT:
+                return value, cache
+        return _NOT_KEPT, caches[0] if len(caches) == 1 else None
+
+    def score(self, inst: Instruments, model: str, version: str, task: str,
+              pairs: list[tuple[Any, Any]]) -> None:
+        """Update the ``ml.outcome.*`` metrics of one model version with matched pairs."""
+        attrs = {tn.ML_MODEL_NAME: model, tn.ML_MODEL_VERSION: version}
+        if task == "regression":
+            errors: list[float] = []
+            for p, a in pairs:
+                try:
+                    err = abs(float(p) - float(a))
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(err):
+                    errors.append(err)
+            if len(errors) < len(pairs):
+                count_skipped(tn.REASON_OUTCOME_BAD_INPUT, len(pairs) - len(errors))
+            for err in errors:
+                inst.outcome_abs_error.record(err, attrs)
+            if errors:
+                inst.outcome_count.add(len(errors), attrs)
+            return
+        correct = 0
+        per_class: dict[tuple[str, bool], int] = {}
+        with self.lock:
+            totals = self._totals.get((model, version))
+            if totals is None:
+                totals = self._totals[(model, version)] = _Totals(attrs)
+            for p, a in pairs:
+                ok = bool(p == a)
+                correct += ok
+                label = str(a)
+                if label not in totals.classes:
+                    if len(totals.classes) >= MAX_CLASSES:
+                        label = OTHER_CLASS
+                    else:
+                        totals.classes.add(label)
+                per_class[(label, ok)] = per_class.get((label, ok), 0) + 1
+            totals.count += len(pairs)
+            totals.correct += correct
+        inst.outcome_count.add(len(pairs), attrs)
+        inst.outcome_correct.add(correct, attrs)
+        for (label, ok), n in per_class.items():
+            inst.outcome_class.add(
+                n,
+                {
+                    **attrs,
+                    tn.ML_OUTCOME_CLASS: label,
+                    tn.ML_OUTCOME_RESULT: "correct" if ok else "incorrect",
+                },
+            )
 
 
-def _instruments() -> dict[str, Any]:
-    """This generation's instruments and outcome logger (instruments: once per provider)."""
-    global _inst
-    gen = _state.generation()
-    cached_gen, inst = _inst
-    if cached_gen == gen:
-        return inst
-    with _inst_lock:
-        cached_gen, inst = _inst
-        if cached_gen == gen:
-            return inst
-        per_provider, key = _state.per_meter_provider("modelotel.outcomes", _Instruments)
-        per_provider.key = key
-        logger = _state.logger_provider().get_logger(tn.SCOPE_NAME, __version__)
-        inst = {**per_provider.by_name, "logger": logger}
-        _inst = (gen, inst)
-        return inst
+def book() -> OutcomeBook:
+    """The outcome book of this process (made on first use)."""
+    return runtime.store(OUTCOMES, OutcomeBook)
 
 
 def _plain(value: Any) -> Any:
@@ -332,73 +323,6 @@ def _infer_task(pairs: list[tuple[Any, Any]]) -> str:
     return "classification"
 
 
-def _find(
-    prediction_id: str, model: str | None, version: str | None
-) -> tuple[Any, PredictionCache | None]:
-    with _lock:
-        caches = [
-            c
-            for (m, v), c in _caches.items()
-            if (model is None or m == model) and (version is None or v == version)
-        ]
-    for cache in caches:
-        value = cache.pop(prediction_id)
-        if value is not _NOT_KEPT:
-            return value, cache
-    return _NOT_KEPT, caches[0] if len(caches) == 1 else None
-
-
-def _update(model: str, version: str, task: str, pairs: list[tuple[Any, Any]]) -> None:
-    inst = _instruments()
-    attrs = {tn.ML_MODEL_NAME: model, tn.ML_MODEL_VERSION: version}
-    key = (model, version)
-    if task == "regression":
-        errors: list[float] = []
-        for p, a in pairs:
-            try:
-                err = abs(float(p) - float(a))
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(err):
-                errors.append(err)
-        if len(errors) < len(pairs):
-            count_skipped(tn.REASON_OUTCOME_BAD_INPUT, len(pairs) - len(errors))
-        for err in errors:
-            inst["abs_error"].record(err, attrs)
-        if errors:
-            inst["count"].add(len(errors), attrs)
-        return
-    correct = 0
-    per_class: dict[tuple[str, bool], int] = {}
-    with _lock:
-        totals = _totals.get(key)
-        if totals is None:
-            totals = _totals[key] = _Totals(attrs)
-        for p, a in pairs:
-            ok = bool(p == a)
-            correct += ok
-            label = str(a)
-            if label not in totals.classes:
-                if len(totals.classes) >= MAX_CLASSES:
-                    label = OTHER_CLASS
-                else:
-                    totals.classes.add(label)
-            per_class[(label, ok)] = per_class.get((label, ok), 0) + 1
-        totals.count += len(pairs)
-        totals.correct += correct
-    inst["count"].add(len(pairs), attrs)
-    inst["correct"].add(correct, attrs)
-    for (label, ok), n in per_class.items():
-        inst["classes"].add(
-            n,
-            {
-                **attrs,
-                tn.ML_OUTCOME_CLASS: label,
-                tn.ML_OUTCOME_RESULT: "correct" if ok else "incorrect",
-            },
-        )
-
-
 def record_outcome(
     prediction_id: str,
     actual: Any,
@@ -429,13 +353,13 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
         return
     model = None if model is None else str(model)
     version = None if version is None else str(version)
-    cached, cache = _find(prediction_id, model, version)
+    outcomes = book()
+    cached, cache = outcomes.find(prediction_id, model, version)
     matched = cached is not _NOT_KEPT
     if predicted is _UNSET:
         predicted = cached
     m = cache.model if cache is not None else (model or "")
     v = cache.version if cache is not None else (version or "")
-    inst = _instruments()
     attrs: dict[str, Any] = {
         tn.ML_MODEL_NAME: m,
         tn.ML_MODEL_VERSION: v,
@@ -445,19 +369,22 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
     }
     if predicted is not _NOT_KEPT:
         attrs[tn.ML_OUTCOME_PREDICTED] = _attr(predicted)
-    inst["logger"].emit(
+    outcomes.logger().emit(
         event_name=tn.EVENT_PREDICTION_OUTCOME,
         severity_number=SeverityNumber.INFO,
         attributes=attrs,
     )
+    inst = ensure_instruments()
+    if inst is None:  # being made on a helper thread (a collection is running): log only
+        return
     metric_attrs = {tn.ML_MODEL_NAME: m, tn.ML_MODEL_VERSION: v}
     if predicted is _NOT_KEPT:
-        inst["unmatched"].add(1, metric_attrs)
+        inst.outcome_unmatched.add(1, metric_attrs)
         return
     pairs = _pairs(predicted, actual)
     if not pairs:
         count_skipped(tn.REASON_OUTCOME_BAD_INPUT)
-        inst["unmatched"].add(1, metric_attrs)
+        inst.outcome_unmatched.add(1, metric_attrs)
         return
     task = cache.task if cache is not None else _infer_task(pairs)
-    _update(m, v, task, pairs)
+    outcomes.score(inst, m, v, task, pairs)

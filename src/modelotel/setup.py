@@ -53,26 +53,21 @@ import math
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from modelotel import _exporters, _logfilter, _safety, _state
+from modelotel import _exporters, _instruments, _logfilter, _safety
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel.environment_variables import MODELOTEL_SHUTDOWN_TIMEOUT
+from modelotel._runtime import runtime
 
 __all__ = ["configure", "force_flush", "shutdown"]
 
 _logger = logging.getLogger("modelotel")
 
-#: Default deadline of :func:`shutdown`, :func:`force_flush` and of interpreter exit (s).
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-
 _SERVICE_NAME = "service.name"
-_SERVICE_INSTANCE_ID = "service.instance.id"
 _EXPORTER_ENV = {
     "traces": "OTEL_TRACES_EXPORTER",
     "metrics": "OTEL_METRICS_EXPORTER",
@@ -86,7 +81,7 @@ class _Setup:
 
     args: dict[str, Any]
     disabled: bool = False
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    shutdown_timeout: float = 5.0
     export_interval_ms: float | None = None
     # Providers modelotel created (and owns: shut down on shutdown()).
     tracer_provider: Any = None
@@ -104,9 +99,30 @@ class _Setup:
     shut_down: bool = False
 
 
-_lock = threading.Lock()
-_setup: _Setup | None = None
-_hooks_registered = False
+class _Configured:
+    """What ``configure()`` did in this process (one, in the runtime's stores)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.setup: _Setup | None = None
+        self.at_exit = False
+
+    def reset(self) -> None:
+        """Nothing: the providers ``configure()`` installed stay (they are the process's)."""
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()  # a parent thread may have held it at fork time
+        setup = self.setup
+        if setup is None or setup.disabled or setup.shut_down:
+            return
+        with _safety.guard("setup.fork"):
+            # the exporter wrappers renew themselves at their first export here
+            _renew_metric_readers(setup)
+        runtime.bump_generation()
+
+
+def _configured() -> _Configured:
+    return runtime.store("setup", _Configured)
 
 
 # --- public API --------------------------------------------------------------------------
@@ -159,7 +175,6 @@ def configure(
     Raises:
         TypeError, ValueError: an argument is invalid (the message says which and why).
     """
-    global _setup
     args = _validate(
         service_name=service_name,
         endpoint=endpoint,
@@ -174,9 +189,10 @@ def configure(
         shutdown_timeout=shutdown_timeout,
         add_exporters_to_existing=add_exporters_to_existing,
     )
-    with _lock:
-        if _setup is not None:
-            if _setup.args == args:
+    done = _configured()
+    with done.lock:
+        if done.setup is not None:
+            if done.setup.args == args:
                 _logger.debug("modelotel: configure() was already called; nothing to do")
             else:
                 _safety.health.warn_once(
@@ -185,12 +201,16 @@ def configure(
                     "arguments are ignored (OpenTelemetry providers can be set only once)",
                 )
             return
-        _setup = _build(args)
-        _register_process_hooks()
+        runtime.reload_settings()  # the environment as it is now, also for the models
+        done.setup = _build(args)
+        if not done.at_exit:
+            done.at_exit = True
+            atexit.register(_at_exit)
     # Monitors built before configure() hold tracers / meters of the API's proxies, which
     # forward to the new providers anyway; a new generation lets them take the SDK's own
     # objects directly (one indirection less per call).
-    _state.bump_generation()
+    runtime.bump_generation()
+    _instruments.ensure()
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -206,8 +226,9 @@ def shutdown(timeout: float | None = None) -> bool:
         True if everything finished in time; False if the deadline cut it short (what was
         still queued is dropped and counted as ``shutdown_timeout``).
     """
-    with _lock:
-        setup = _setup
+    done = _configured()
+    with done.lock:
+        setup = done.setup
         if setup is None or setup.disabled or setup.shut_down:
             return True
         setup.shut_down = True
@@ -245,8 +266,7 @@ def force_flush(timeout: float | None = None) -> bool:
     Returns:
         True if every flush finished in time and succeeded.
     """
-    with _lock:
-        setup = _setup
+    setup = _configured().setup
     if setup is None or setup.disabled or setup.shut_down:
         return True
     deadline = _deadline(timeout, setup)
@@ -326,26 +346,6 @@ def _normalize_headers(headers: Mapping[str, str] | str | None) -> dict[str, str
     raise TypeError("modelotel.configure(headers=...) takes a str-to-str mapping or 'k1=v1,k2=v2'")
 
 
-def _env_shutdown_timeout() -> float:
-    raw = os.environ.get(MODELOTEL_SHUTDOWN_TIMEOUT)
-    if raw is None or not raw.strip():
-        return DEFAULT_SHUTDOWN_TIMEOUT
-    try:
-        value = float(raw)
-        if value > 0 and math.isfinite(value):
-            return value
-    except ValueError:
-        pass
-    _safety.health.warn_once(
-        "env:" + MODELOTEL_SHUTDOWN_TIMEOUT,
-        "modelotel: %s=%r is not a positive number of seconds; using %s",
-        MODELOTEL_SHUTDOWN_TIMEOUT,
-        raw,
-        DEFAULT_SHUTDOWN_TIMEOUT,
-    )
-    return DEFAULT_SHUTDOWN_TIMEOUT
-
-
 def _signal_enabled(signal: str, arg: bool | None) -> bool:
     if arg is not None:
         return arg
@@ -375,7 +375,7 @@ def _sdk_disabled() -> bool:
 
 def _build(args: dict[str, Any]) -> _Setup:
     setup = _Setup(args=args)
-    setup.shutdown_timeout = args["shutdown_timeout"] or _env_shutdown_timeout()
+    setup.shutdown_timeout = args["shutdown_timeout"] or runtime.settings.shutdown_timeout
     if _sdk_disabled():
         setup.disabled = True
         _logger.info("modelotel: OTEL_SDK_DISABLED=true; configure() sets up nothing")
@@ -446,11 +446,7 @@ def _resource(service_name: str | None, attributes: Mapping[str, Any] | None) ->
         attrs[_SERVICE_NAME] = service_name
     # Resource.create merges the detectors (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) first
     # and our attributes over them: argument > environment > SDK default.
-    resource = Resource.create(attrs)
-    if not resource.attributes.get(_SERVICE_INSTANCE_ID):
-        # SDKs before 1.44 have no service-instance detector.
-        resource = resource.merge(Resource({_SERVICE_INSTANCE_ID: str(uuid.uuid4())}))
-    return resource
+    return Resource.create(attrs)
 
 
 def _is_unset(provider: object) -> bool:
@@ -628,34 +624,9 @@ def _count_unexported(setup: _Setup) -> None:
 # --- process hooks: exit and fork --------------------------------------------------------
 
 
-def _register_process_hooks() -> None:
-    global _hooks_registered
-    if _hooks_registered:
-        return
-    _hooks_registered = True
-    atexit.register(_at_exit)
-    if hasattr(os, "register_at_fork"):
-        # Registered after the SDK's own at-fork hooks (created with the providers above),
-        # so they have already restarted their threads and cleared their queues when ours runs.
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _at_exit() -> None:
     with _safety.guard("setup.atexit"):
         shutdown()
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # a parent thread may have held it at fork time
-    setup = _setup
-    if setup is None or setup.disabled or setup.shut_down:
-        return
-    with _safety.guard("setup.fork"):
-        # The exporter wrappers renew themselves (their own at-fork hooks, lazily).
-        _renew_metric_readers(setup)
-        _ensure_new_instance_id(setup)
-    _state.bump_generation()
 
 
 class _DropCollectWarning(logging.Filter):
@@ -694,22 +665,3 @@ def _renew_metric_readers(setup: _Setup) -> None:
         ]
     finally:
         export_logger.removeFilter(quiet)
-
-
-def _ensure_new_instance_id(setup: _Setup) -> None:
-    """SDK >= 1.44 renews ``service.instance.id`` in a forked child; older ones cannot."""
-    for provider in (setup.tracer_provider, setup.meter_provider, setup.logger_provider):
-        if provider is not None and not hasattr(provider, "_update_resource"):
-            _safety.health.warn_once(
-                "setup.fork_instance_id",
-                "modelotel: this opentelemetry-sdk cannot renew service.instance.id after "
-                "fork; upgrade to opentelemetry-sdk>=1.44",
-            )
-            return
-
-
-def _reset_for_tests() -> None:
-    """Forget the setup of this process without touching the global providers (tests)."""
-    global _setup
-    with _lock:
-        _setup = None

@@ -14,7 +14,7 @@ Example:
     2
 
 ``capture()`` installs in-memory OpenTelemetry SDK providers for modelotel only (through
-``modelotel._state``; the application's global providers are left alone) and restores the
+``modelotel._runtime``; the application's global providers are left alone) and restores the
 previous ones on exit; the in-process serving aggregations start from zero when it begins.
 Spans are exported synchronously, so :meth:`Captured.spans` is
 complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`)
@@ -42,7 +42,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from modelotel import _monitor, _state
+from modelotel import _instruments
+from modelotel._runtime import runtime
 
 __all__ = ["Captured", "MetricPoint", "capture"]
 
@@ -201,10 +202,12 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     lp = LoggerProvider()
     lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-    saved = _state.providers()
+    saved = runtime.providers()
     # start from zero: counts of calls made before the capture are not the test's
-    _monitor.reset_all()
-    _state.set_providers(tp, mp, lp)
+    for model in list(runtime.models.values()):
+        model.serving.reset()
+    runtime.set_providers(tp, mp, lp)
+    _instruments.ensure()
     captured = Captured(span_exporter, reader, log_exporter, tp, mp, lp)
     try:
         yield captured
@@ -213,7 +216,8 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
         with contextlib.suppress(Exception):
             captured.collect()
         captured._closed = True
-        _state.set_providers(*saved)
+        runtime.set_providers(*saved)
+        _instruments.ensure()
         for provider in (tp, mp, lp):
             with contextlib.suppress(Exception):  # must not mask the test's own error
                 provider.shutdown()

@@ -13,19 +13,13 @@ Everything is validated when the config is made (a bad value raises ``TypeError`
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelotel._safety import health
-from modelotel.environment_variables import (
-    MODELOTEL_PAYLOAD_HMAC_KEY,
-    MODELOTEL_PAYLOAD_SAMPLE_RATE,
-)
-
-_ENV_SAMPLE_RATE = MODELOTEL_PAYLOAD_SAMPLE_RATE
+from modelotel._runtime import runtime
+from modelotel.environment_variables import MODELOTEL_PAYLOAD_HMAC_KEY
 
 #: Names of the built-in redaction patterns (see ``docs/payloads.md``).
 BUILTIN_PATTERNS: tuple[str, ...] = ("email", "card", "phone", "ssn", "ip")
@@ -161,7 +155,7 @@ class PayloadConfig:
         if self.redact is not None and not callable(self.redact):
             raise TypeError("PayloadConfig.redact must be a callable(payload) -> payload | None")
         if self.hash_fields:
-            key = os.environ.get(MODELOTEL_PAYLOAD_HMAC_KEY, "")
+            key = runtime.settings.payload_hmac_key
             if not key:
                 raise ValueError(
                     "PayloadConfig.hash_fields needs a secret key: set the environment variable "
@@ -171,31 +165,15 @@ class PayloadConfig:
             object.__setattr__(self, "_hmac_key", key.encode("utf-8"))
 
 
-def _env_rate() -> float:
-    raw = os.environ.get(_ENV_SAMPLE_RATE)
-    if raw is None or not raw.strip():
-        return 0.0
-    try:
-        return check_rate(float(raw), _ENV_SAMPLE_RATE)
-    except (TypeError, ValueError):
-        health.warn_once(
-            "env:" + _ENV_SAMPLE_RATE,
-            "modelotel: %s=%r is not a number between 0 and 1; payload capture stays off",
-            _ENV_SAMPLE_RATE,
-            raw,
-        )
-        return 0.0
-
-
 def resolve_payload(
-    payload_sample_rate: object = None, payload: object = None
+    payload_sample_rate: object, payload: object, env_rate: float
 ) -> tuple[float, PayloadConfig | None]:
     """Resolve ``(rate, config)`` once, at decoration time.
 
     Precedence: ``payload_sample_rate`` argument > ``payload.sample_rate`` >
-    ``MODELOTEL_PAYLOAD_SAMPLE_RATE`` > 0. The config is ``None`` when payloads are off
-    (rate 0 and no ``PayloadConfig`` given); otherwise a ``PayloadConfig`` (the default one
-    when only a rate was given).
+    ``MODELOTEL_PAYLOAD_SAMPLE_RATE`` (``env_rate``, from the settings) > 0. The config is
+    ``None`` when payloads are off (rate 0 and no ``PayloadConfig`` given); otherwise a
+    ``PayloadConfig`` (the default one when only a rate was given).
 
     Raises:
         TypeError: ``payload`` is not a ``PayloadConfig``, or the rate is not a number.
@@ -216,7 +194,7 @@ def resolve_payload(
             f"modelotel: payload_sample_rate={arg_rate} and PayloadConfig(sample_rate={cfg_rate}) "
             "disagree; give the rate once"
         )
-    rate = arg_rate if arg_rate is not None else cfg_rate if cfg_rate is not None else _env_rate()
+    rate = arg_rate if arg_rate is not None else cfg_rate if cfg_rate is not None else env_rate
     if payload is None:
         return rate, (PayloadConfig() if rate > 0 else None)
     return rate, payload

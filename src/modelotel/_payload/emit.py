@@ -1,22 +1,24 @@
-"""The payload finish hook: decide, cap, redact and emit one ``ml.prediction.payload`` record.
+"""The payload part: decide, cap, redact and emit one ``ml.prediction.payload`` record.
 
-Example (what ``ModelMonitor.build_hooks`` does)::
+Example:
+    >>> from types import SimpleNamespace
+    >>> from modelotel._options import model_config
+    >>> from modelotel._payload.emit import payload_part
+    >>> payload_part(model_config(model="doc"), logger=lambda: None) is None   # off
+    True
+    >>> part = payload_part(model_config(model="doc", payload_sample_rate=0.5), lambda: None)
+    >>> def ended(pid):
+    ...     return SimpleNamespace(prediction_id=pid, inputs=[1], error=None, checks_fired=[])
+    >>> part.decide(ended("0" * 16)), part.decide(ended("f" * 16))
+    ('rate', None)
 
-    hook = make_payload_hook(monitor.config)      # None when payloads and outcomes are off
-    if hook is not None:
-        monitor.finish_hooks.append(hook)
-
-Per call, a call that is not kept costs one integer parse and compare (plus one cache
-insert when the outcome cache is on). Everything else runs only for kept calls, inside the
-guard that ``Call.finish`` puts around every hook.
+Per call, a call that is not kept costs one string compare. Everything else runs only for
+kept calls, inside the guard that the prediction puts around every part.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,22 +32,27 @@ from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
-from modelotel._safety import count_dropped, count_skipped, health
-from modelotel._types import MISSING
-from modelotel.environment_variables import (
-    MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND,
-    MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND,
-)
+from modelotel._runtime import runtime
+from modelotel._safety import count_dropped, count_skipped
+from modelotel._types import MISSING, Ended
 
 _MAX_KEY = 64
 _TWO_64 = 1 << 64
 #: Most ``ml.payload.input.<field>`` + ``ml.payload.output.<field>`` attributes per record.
 MAX_FIELD_ATTRIBUTES = 100
-
+#: Name of the runtime store holding the process-wide payload budget.
+PROCESS_BUDGET = "payload.process_budget"
 
 
 class ProcessBudget:
-    """The payload budget of the whole process: every model's records draw on it too."""
+    """The payload budget of the whole process: every model's records draw on it too.
+
+    One per process, in the runtime's stores (:func:`process_budget`). Built from
+    ``MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND`` / ``..._BYTES_PER_SECOND``; a model
+    configured with a larger budget of its own raises it to that (:meth:`at_least`): an
+    explicit setting is not silently capped by a default, while many models at their
+    defaults still share the process's.
+    """
 
     __slots__ = ("bytes", "records")
 
@@ -54,55 +61,30 @@ class ProcessBudget:
         self.records = TokenBucket(records_per_second, clock=clock)
         self.bytes = TokenBucket(bytes_per_second, clock=clock)
 
+    def at_least(self, cfg: PayloadConfig) -> None:
+        """Raise the budget to ``cfg``'s; the byte bucket always holds one record of it."""
+        rps, bps = cfg.max_records_per_second, cfg.max_bytes_per_second
+        self.records.at_least(rps, max(1.0, rps))
+        self.bytes.at_least(bps, max(bps, float(cfg.max_bytes)))
 
-_process_budget: ProcessBudget | None = None
-_process_lock = threading.Lock()
+    def reset(self) -> None:
+        self.records.refill()
+        self.bytes.refill()
 
-
-def _env_budget(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(raw)
-        return value
-    except ValueError:
-        health.warn_once("env:" + name, "modelotel: %s=%r is not a positive number; using %s",
-                         name, raw, default)
-        return default
+    def after_fork(self) -> None:
+        self.reset()
 
 
-def _at_least(bucket: TokenBucket, rate: float, capacity: float) -> None:
-    with bucket._lock:
-        if rate > bucket.rate:
-            bucket.rate = rate
-        if capacity > bucket.capacity:
-            bucket.capacity = capacity
+def process_budget() -> ProcessBudget:
+    """The process-wide payload budget (made on first use, from the settings)."""
 
+    def make() -> ProcessBudget:
+        s = runtime.settings
+        return ProcessBudget(
+            s.payload_process_records_per_second, s.payload_process_bytes_per_second
+        )
 
-def process_budget(cfg: PayloadConfig | None = None) -> ProcessBudget:
-    """The process-wide budget, built on first use from the environment.
-
-    A model configured with a larger budget of its own (``cfg``) raises the process budget
-    to it: an explicit setting is not silently capped by a default, while many models at
-    their defaults still share the process's. The byte bucket always holds one record of
-    ``cfg.max_bytes``.
-    """
-    global _process_budget
-    with _process_lock:
-        budget = _process_budget
-        if budget is None:
-            budget = _process_budget = ProcessBudget(
-                _env_budget(MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND, 100.0),
-                _env_budget(MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND, 2_097_152.0),
-            )
-        if cfg is not None:
-            rps, bps = cfg.max_records_per_second, cfg.max_bytes_per_second
-            _at_least(budget.records, rps, max(1.0, rps))
-            _at_least(budget.bytes, bps, max(bps, float(cfg.max_bytes)))
-        return budget
+    return runtime.store(PROCESS_BUDGET, make)
 
 
 def _dumps(value: Any) -> str:
@@ -124,31 +106,16 @@ def _columns(value: Any, feature_names: tuple[str, ...] | None) -> Any:
     return value
 
 
-class PayloadHook:
-    """Finish hook of one model version: outcome cache fill, sampling decision, emission."""
+class PayloadPart:
+    """The payload part of one model version: sampling decision, budgets, emission.
 
-    __slots__ = (
-        "_bytes",
-        "_cache_put",
-        "_cfg",
-        "_fast",
-        "_feature_names",
-        "_hex_limit",
-        "_keep_checks",
-        "_keep_errors",
-        "_key",
-        "_limit",
-        "_logger",
-        "_process",
-        "_records",
-        "_redactor",
-        "cache",
-        "config",
-        "enabled",
-        "missing",
-        "model",
-        "version",
-    )
+    :attr:`end` is what runs for every ended prediction: :attr:`decide` (the one sampling
+    decision: the rate on the prediction id or the ``sample_key``, then failed calls and
+    calls where a check fired) and, for a kept call, :meth:`emit`. Both are plain
+    functions made once for this config: a function with its constants in closure cells is
+    measurably cheaper per call than a method reading them from the instance, and a call
+    that is not kept costs one string compare.
+    """
 
     def __init__(
         self,
@@ -156,134 +123,83 @@ class PayloadHook:
         model: str,
         version: str,
         rate: float,
-        config: PayloadConfig | None,
+        config: PayloadConfig,
+        logger: Callable[[], Logger],
         feature_names: tuple[str, ...] | None = None,
-        outcome_cache: Any = None,
-        logger: Callable[[Any], Logger] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
         self.version = version
         self.config = config
-        self.enabled = config is not None
-        self.cache = outcome_cache
-        self._cache_put = outcome_cache.put if outcome_cache is not None else None
         self.missing = MISSING
-        self._limit = threshold(rate)
-        self._hex_limit = hex_limit(self._limit)
         self._logger = logger
-        cfg = config or PayloadConfig()
-        self._key = cfg.sample_key
-        self._fast = self.enabled and self._key is None
-        self._keep_errors = self.enabled and cfg.always_keep_errors
-        self._keep_checks = self.enabled and cfg.always_keep_checks
         self._feature_names = tuple(str(n) for n in feature_names) if feature_names else None
-        self._records = TokenBucket(cfg.max_records_per_second, clock=clock)
+        self._key = config.sample_key
+        self._records = TokenBucket(config.max_records_per_second, clock=clock)
         self._bytes = TokenBucket(
-            cfg.max_bytes_per_second,
-            capacity=max(cfg.max_bytes_per_second, cfg.max_bytes),
+            config.max_bytes_per_second,
+            capacity=max(config.max_bytes_per_second, config.max_bytes),
             clock=clock,
         )
-        self._process = process_budget(cfg) if self.enabled else None
+        self._process = process_budget()
+        self._process.at_least(config)
         self._redactor = Redactor(
-            patterns=cfg.patterns,
-            allow_fields=cfg.allow_fields,
-            deny_fields=cfg.deny_fields,
-            hash_fields=cfg.hash_fields,
-            hmac_key=cfg._hmac_key,
+            patterns=config.patterns,
+            allow_fields=config.allow_fields,
+            deny_fields=config.deny_fields,
+            hash_fields=config.hash_fields,
+            hmac_key=config._hmac_key,
         )
-        self._cfg = cfg
+        self.decide = self._decider(rate)
+        self.end = self._ender()
+
+    def reset(self) -> None:
+        """Refill this model's budget (a new test capture, a forked child)."""
+        self._records.refill()
+        self._bytes.refill()
 
     # --- per call (hot path) ---------------------------------------------------------
-    def __call__(self, call: Any) -> None:
-        # Measured in benchmarks/payload.py: every attribute load here shows up per call.
-        if self._cache_put is not None:
-            self._cache_put(call.prediction_id, call.outputs)
-        if self._fast:
-            pid = call.prediction_id
-            if len(pid) == 16:  # modelotel's ids: 16 lowercase hex digits, compared as text
-                if pid < self._hex_limit:
-                    self.emit(call, tn.PAYLOAD_REASON_RATE)
-                    return
-            elif id_hash(pid) < self._limit:
-                self.emit(call, tn.PAYLOAD_REASON_RATE)
-                return
-        elif not self.enabled:
-            return
-        elif self._key_hash(call.inputs) < self._limit:
-            self.emit(call, tn.PAYLOAD_REASON_RATE)
-            return
-        err = call.error
-        if err is not None and isinstance(err, Exception):  # not a cancelled / interrupted call
-            if self._keep_errors:
-                self.emit(call, tn.PAYLOAD_REASON_ERROR)
-        elif call.checks_fired and self._keep_checks:
-            self.emit(call, tn.PAYLOAD_REASON_CHECK)
+    def _decider(self, rate: float) -> Callable[[Ended], str | None]:
+        limit = threshold(rate)
+        hex_lim = hex_limit(limit)
+        key_hash = self._key_hash if self._key is not None else None
+        keep_errors = self.config.always_keep_errors
+        keep_checks = self.config.always_keep_checks
+        by_rate, by_error, by_check = (
+            tn.PAYLOAD_REASON_RATE,
+            tn.PAYLOAD_REASON_ERROR,
+            tn.PAYLOAD_REASON_CHECK,
+        )
 
-    def function(self) -> Callable[[Any], None]:
-        """The finish hook as a plain function specialised for this config.
-
-        A plain function with its constants in closure cells is measurably cheaper per call
-        than ``__call__`` on an instance. It carries ``.payload`` (this object) and is
-        named ``payload`` (the component name if it ever raises into ``Call.finish``).
-        """
-        put = self._cache_put
-        if put is not None and not self.enabled:  # outcome cache only (payloads off)
-
-            def hook(call: Any) -> None:
-                put(call.prediction_id, call.outputs)
-
-        elif put is not None or not self._fast:  # cache + payloads, or a sample_key
-            method = self.__call__
-
-            def hook(call: Any) -> None:
-                method(call)
-
-        else:
-            hex_lim = self._hex_limit
-            limit = self._limit
-            emit = self.emit
-            keep_errors = self._keep_errors
-            keep_checks = self._keep_checks
-            rate, error, check = (
-                tn.PAYLOAD_REASON_RATE,
-                tn.PAYLOAD_REASON_ERROR,
-                tn.PAYLOAD_REASON_CHECK,
-            )
-
-            def hook(call: Any) -> None:
-                pid = call.prediction_id
-                if len(pid) == 16:  # modelotel's ids: 16 lowercase hex digits, compared as text
-                    if pid < hex_lim:
-                        emit(call, rate)
-                        return
-                elif id_hash(pid) < limit:
-                    emit(call, rate)
-                    return
-                err = call.error
-                if err is not None and isinstance(err, Exception):  # not a cancelled call
-                    if keep_errors:
-                        emit(call, error)
-                elif keep_checks and call.checks_fired:
-                    emit(call, check)
-
-        hook.__qualname__ = hook.__name__ = "payload"
-        hook.payload = self  # type: ignore[attr-defined]
-        return hook
-
-    def decide(self, call: Any) -> str | None:
-        """The reason ``call`` would be kept (before the budget), or ``None`` (for tests)."""
-        if not self.enabled:
+        def decide(prediction: Ended) -> str | None:
+            """Why this prediction's payload is kept (before the budgets), or None."""
+            if key_hash is None:
+                pid = prediction.prediction_id
+                # modelotel's ids: 16 lowercase hex digits, compared as text (hex_limit)
+                if pid < hex_lim if len(pid) == 16 else id_hash(pid) < limit:
+                    return by_rate
+            elif key_hash(prediction.inputs) < limit:
+                return by_rate
+            err = prediction.error
+            if err is not None and isinstance(err, Exception):  # not a cancelled call
+                return by_error if keep_errors else None
+            if keep_checks and prediction.checks_fired:
+                return by_check
             return None
-        pid = call.prediction_id
-        h = self._key_hash(call.inputs) if self._key is not None else id_hash(pid)
-        if h < self._limit:
-            return tn.PAYLOAD_REASON_RATE
-        if isinstance(call.error, Exception) and self._keep_errors:
-            return tn.PAYLOAD_REASON_ERROR
-        if call.checks_fired and self._keep_checks:
-            return tn.PAYLOAD_REASON_CHECK
-        return None
+
+        return decide
+
+    def _ender(self) -> Callable[[Ended], None]:
+        decide = self.decide
+        emit = self.emit
+
+        def end(prediction: Ended) -> None:
+            reason = decide(prediction)
+            if reason is not None:
+                emit(prediction, reason)
+
+        end.__qualname__ = end.__name__ = "payload"  # the component if it ever raises
+        return end
 
     def _key_hash(self, inputs: Any) -> int:
         key = self._key
@@ -295,13 +211,13 @@ class PayloadHook:
             return _TWO_64  # no key: not kept by the rate (errors and checks still are)
 
     # --- kept calls --------------------------------------------------------------------
-    def emit(self, call: Any, reason: str) -> bool:
+    def emit(self, call: Ended, reason: str) -> bool:
         """Build and emit the record for a kept call; ``False`` if it was dropped."""
         if not self._records.take():
             count_dropped(tn.REASON_PAYLOAD_BUDGET)
             return False
         process = self._process
-        if process is not None and not process.records.take():  # all models together
+        if not process.records.take():  # all models together
             count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS)
             return False
         attrs = self.build(call, reason)
@@ -311,25 +227,22 @@ class PayloadHook:
         if not self._bytes.take(size):
             count_dropped(tn.REASON_PAYLOAD_BUDGET_BYTES)
             return False
-        if process is not None and not process.bytes.take(size):
+        if not process.bytes.take(size):
             count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS_BYTES)
             return False
-        logger = self._logger(call) if self._logger is not None else call.monitor.logger
-        span = getattr(call, "span", None)
-        logger.emit(
+        span = call.span
+        self._logger().emit(
             event_name=tn.EVENT_PREDICTION_PAYLOAD,
             severity_number=SeverityNumber.INFO,
             attributes=attrs,
             context=set_span_in_context(span) if span is not None else None,
         )
-        setter = getattr(call, "set_attribute", None)
-        if setter is not None:
-            setter(tn.ML_PAYLOAD_SAMPLED, True)
+        call.set_attribute(tn.ML_PAYLOAD_SAMPLED, True)
         return True
 
-    def build(self, call: Any, reason: str) -> dict[str, Any] | None:
+    def build(self, call: Ended, reason: str) -> dict[str, Any] | None:
         """The record's attributes, capped and redacted; ``None`` if the record is dropped."""
-        cfg = self._cfg
+        cfg = self.config
         conv = Converter(
             max_rows=cfg.max_rows,
             max_items=cfg.max_items,
@@ -493,25 +406,24 @@ def _field(inputs: Any, name: str) -> object:
     return value
 
 
-def make_payload_hook(config: Any, *, outcome_cache: Any = None) -> Callable[[Any], None] | None:
-    """The finish hook for a resolved ``ModelConfig`` (``None`` when there is nothing to do).
+def payload_part(
+    config: Any, logger: Callable[[], Logger]
+) -> PayloadPart | None:
+    """The payload part of a resolved ``ModelConfig``, or None when payloads are off for it.
 
-    ``config.payload`` is the resolved :class:`PayloadConfig` (``None`` = payloads off) and
-    ``config.payload_sample_rate`` the resolved rate. The hook is a plain function; its
-    :class:`PayloadHook` is ``hook.payload``.
+    ``config.payload`` is the resolved :class:`PayloadConfig` (None = payloads off) and
+    ``config.payload_sample_rate`` the resolved rate; ``logger`` returns the logger of the
+    providers modelotel uses now.
     """
-    payload = getattr(config, "payload", None)
-    if payload is not None and not isinstance(payload, PayloadConfig):
-        payload = None
-    if payload is None and outcome_cache is None:
+    payload = config.payload
+    if not isinstance(payload, PayloadConfig):
         return None
-    names = getattr(config, "feature_names", None)
-    hook = PayloadHook(
+    names = config.feature_names
+    return PayloadPart(
         model=str(config.model),
         version=str(config.version),
-        rate=float(getattr(config, "payload_sample_rate", 0.0) or 0.0),
+        rate=float(config.payload_sample_rate or 0.0),
         config=payload,
+        logger=logger,
         feature_names=tuple(names) if names else None,
-        outcome_cache=outcome_cache,
     )
-    return hook.function()

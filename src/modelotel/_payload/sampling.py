@@ -1,12 +1,11 @@
 """Deterministic payload sampling and the per-process token-bucket budget.
 
 Example:
-    >>> from modelotel._payload.sampling import threshold, sampled, TokenBucket
+    >>> from modelotel._payload.sampling import threshold, id_hash, TokenBucket
     >>> t = threshold(0.5)
-    >>> sampled("0" * 16, t), sampled("f" * 16, t)
+    >>> id_hash("0" * 16) < t, id_hash("f" * 16) < t
     (True, False)
-    >>> clock = iter([0.0, 0.0, 0.0]).__next__
-    >>> b = TokenBucket(rate=2.0, clock=clock)
+    >>> b = TokenBucket(rate=2.0, clock=lambda: 0.0)     # a stopped clock: no refill
     >>> b.take(), b.take(), b.take()
     (True, True, False)
 
@@ -19,10 +18,8 @@ hook does the same compare on the text (:func:`hex_limit`), which needs no parsi
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 _TWO_64 = 1 << 64
@@ -72,11 +69,6 @@ def hex_limit(limit: int) -> str:
     return "g" if limit >= _TWO_64 else f"{limit:016x}"
 
 
-def sampled(prediction_id: str, limit: int) -> bool:
-    """The sampling decision on a prediction id (the hook inlines the same compare)."""
-    return id_hash(prediction_id) < limit
-
-
 class TokenBucket:
     """Thread-safe token bucket: ``rate`` tokens per second, holding at most ``capacity``.
 
@@ -85,7 +77,7 @@ class TokenBucket:
     tests (seconds, monotonic).
     """
 
-    __slots__ = ("__weakref__", "_clock", "_last", "_lock", "_tokens", "capacity", "rate")
+    __slots__ = ("_clock", "_last", "_lock", "_tokens", "capacity", "rate")
 
     def __init__(
         self,
@@ -99,7 +91,6 @@ class TokenBucket:
         self._tokens = self.capacity
         self._last = clock()
         self._lock = threading.Lock()
-        _buckets.add(self)
 
     def take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if available; never blocks, never waits for refill."""
@@ -114,17 +105,14 @@ class TokenBucket:
                 return True
             return False
 
+    def refill(self) -> None:
+        """Start full, with a new lock (a forked child: another thread may have held it)."""
+        self._lock = threading.Lock()
+        self._tokens = self.capacity
+        self._last = self._clock()
 
-_buckets: weakref.WeakSet[TokenBucket] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # Another thread may have held a bucket's lock at fork time; the child starts full.
-    for bucket in list(_buckets):
-        bucket._lock = threading.Lock()
-        bucket._tokens = bucket.capacity
-        bucket._last = bucket._clock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    def at_least(self, rate: float, capacity: float) -> None:
+        """Raise the rate and the capacity to at least these (never lowers them)."""
+        with self._lock:
+            self.rate = max(self.rate, rate)
+            self.capacity = max(self.capacity, capacity)

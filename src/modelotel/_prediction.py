@@ -1,35 +1,40 @@
-"""One prediction's lifecycle: start, finish (success or failure).
+"""One prediction's lifecycle: start, then stop (success) or fail.
 
 Example:
-    >>> from modelotel._call import start_call
+    >>> from modelotel._prediction import start_prediction
     >>> from modelotel._monitor import get_monitor
-    >>> from modelotel.config import model_config
-    >>> call = start_call(get_monitor(model_config(model="doc")), [[1.0, 2.0]])
-    >>> call.finish([0.5])
-    >>> call.outputs
+    >>> from modelotel._options import model_config
+    >>> p = start_prediction(get_monitor(model_config(model="doc")), [[1.0, 2.0]])
+    >>> p.stop([0.5])
+    >>> p.outputs
     [0.5]
 
-Every method here runs the telemetry inside the guard's semantics (any ``Exception`` is
+The wrappers of :mod:`modelotel._instrument` and the ``observe()`` block of
+:mod:`modelotel._observe` are thin shells around this object: :func:`start_prediction`
+before the user's function runs, :meth:`Prediction.stop` or :meth:`Prediction.fail` after.
+Every method runs the telemetry inside the guard's semantics (any ``Exception`` is
 swallowed and counted through :func:`modelotel._safety.record_error`); the hot steps use
 ``try/except`` + ``record_error`` directly because a ``with guard(...)`` block costs a few
 hundred nanoseconds per step. Nothing here raises into the user's code and nothing
 replaces the user's result or exception.
 
-:meth:`Call.finish` order (the contract with the statistics and payload parts):
+When a prediction ends (the contract with its parts):
 
-1. duration, outcome and ``error.type`` on the span and the serving metrics; a call
+1. duration, outcome and ``error.type`` on the span and the serving metrics; a prediction
    ended by a ``BaseException`` that is not an ``Exception`` (``asyncio.CancelledError``
    from a client that disconnected, ``KeyboardInterrupt``, ``SystemExit``) is not a failed
    prediction: its span gets ``error.type`` but keeps status UNSET and no ``exception``
    event, and it counts in ``ml.prediction.calls`` and the duration without ``error.type``,
    not in ``ml.prediction.errors``;
-2. ``for hook in monitor.finish_hooks: hook(call)``, each in its own guard (statistics
-   first, payload second), with the call's span still the current span for function
-   calls (log records emitted there are linked to it); skipped for a *secondary* call
-   (a ``wrap()``-ed model's method other than its primary one, see :func:`start_call`);
-3. ``ml.checks.fired`` from :attr:`Call.checks_fired`, then the span ends;
-4. :func:`last_prediction_id` is set to this call's id (primary calls, not for a stream
-   closed early), so that the caller sees the id of the call that returned to it.
+2. every part of the model (statistics, outcomes, payloads: :class:`modelotel._types.Part`)
+   takes what it needs through its ``end``, each in its own guard, in that order (the
+   payload decision sees the checks the statistics fired), with the prediction's span still
+   the current span for function calls (log records emitted there are linked to it);
+   skipped for a *secondary* call (a ``wrap()``-ed model's method other than its primary
+   one, see :func:`start_prediction`);
+3. ``ml.checks.fired`` from :attr:`Prediction.checks_fired`, then the span ends;
+4. :func:`last_prediction_id` is set to this prediction's id (primary calls, not for a
+   stream closed early), so that the caller sees the id of the call that returned to it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,11 +50,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
-from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._monitor import ModelMonitor
+from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
-from modelotel._types import MISSING
+from modelotel._types import MISSING, Ended
 
 #: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
 _SPAN_TYPES: set[type] = set()
@@ -62,7 +68,7 @@ _detach = otel_context.detach
 #: The prediction id of the latest primary call started in the current context.
 _LAST_PREDICTION_ID: ContextVar[str] = ContextVar("modelotel.last_prediction_id", default="")
 _set_last_prediction_id = _LAST_PREDICTION_ID.set
-_NO_HOOKS: tuple[()] = ()
+_NO_ENDS: tuple[()] = ()
 
 
 def last_prediction_id() -> str | None:
@@ -180,25 +186,34 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
     return None, None
 
 
-class Call:
-    """One prediction. Created by :func:`start_call`; finished exactly once.
+class Prediction:
+    """One prediction: made by :func:`start_prediction`, ended once by :meth:`stop` or :meth:`fail`.
+
+    What ``modelotel.observe(...)`` hands to its block, and what the parts of a model see
+    when it ends (:class:`modelotel._types.Ended`).
+
+    Example:
+        >>> import modelotel
+        >>> with modelotel.observe("churn", version="3") as prediction:
+        ...     prediction.record_inputs([[1.0, 2.0]])
+        ...     prediction.record_outputs([0.5])
+        >>> len(prediction.prediction_id)
+        16
 
     Attributes:
         monitor: the model's :class:`~modelotel._monitor.ModelMonitor`.
         prediction_id: unique id of this prediction (16 hex digits), also on the span.
-        span: the call's span (may be non-recording when not sampled).
+        span: the prediction's span (non-recording when not sampled).
         inputs: the model input (``input_arg``), or what ``record_inputs`` gave; ``MISSING``.
         outputs: the return value, or what ``record_outputs`` gave; ``MISSING`` for streams.
-        error: the exception that ended the call, or None. Only an ``Exception`` makes
-            the call a failed prediction; a ``BaseException`` that is not one
+        error: the exception that ended the prediction, or None. Only an ``Exception``
+            makes it a failed prediction; a ``BaseException`` that is not one
             (``asyncio.CancelledError``, ``KeyboardInterrupt``, ``SystemExit``,
-            ``GeneratorExit``) is kept here too, but only interrupted the call.
-        checks_fired: names of silent-failure checks that fired (hooks append).
-        hooks: the finish hooks this call runs: the monitor's, or none for a secondary
-            call (spans and serving metrics only).
+            ``GeneratorExit``) is kept here too, but only interrupted it.
+        checks_fired: names of silent-failure checks that fired (the parts append).
     """
 
-    # No __slots__: class-level defaults mean a call only sets what differs (cheaper per call).
+    # No __slots__: class-level defaults mean a prediction only sets what differs (cheaper).
     monitor: ModelMonitor
     prediction_id: str = ""
     span: Span = INVALID_SPAN
@@ -206,7 +221,9 @@ class Call:
     outputs: Any = MISSING
     error: BaseException | None = None
     checks_fired: list[str]
-    hooks: Any = None  # None: the monitor's finish_hooks (looked up at finish)
+    #: the ``end`` of each part this prediction feeds: None for the model's parts (looked up
+    #: when it ends), none for a secondary call (spans and serving metrics only)
+    _ends: tuple[Callable[[Ended], None], ...] | None = None
     stream_items: int | None = None
     closed_early: bool = False
     duration_s: float = 0.0
@@ -254,9 +271,19 @@ class Call:
         self.outputs = outputs
 
     # ------------------------------------------------------------------ lifecycle
-    def finish(self, outputs: Any = MISSING, error: BaseException | None = None) -> None:
-        """End the call: metrics, hooks, checks, span end. Idempotent; never raises."""
-        end_ns = _perf_counter_ns()
+    def stop(self, outputs: Any = MISSING) -> None:
+        """End the prediction as a success (with its ``outputs``). Idempotent; never raises."""
+        self._end(_perf_counter_ns(), outputs, None)
+
+    def fail(self, error: BaseException) -> None:
+        """End the prediction with the ``error`` that ended it. Idempotent; never raises.
+
+        Only an ``Exception`` fails the prediction; any other ``BaseException``
+        (``asyncio.CancelledError``, ``KeyboardInterrupt``, ``GeneratorExit``) interrupts it.
+        """
+        self._end(_perf_counter_ns(), MISSING, error)
+
+    def _end(self, end_ns: int, outputs: Any, error: BaseException | None) -> None:
         if self._done:
             return
         self._done = True
@@ -296,8 +323,8 @@ class Call:
                 if self.features is not None:
                     extra[A.ML_INPUT_FEATURES] = self.features
             rows = self.rows
-            mon.record(seconds, rows if rows is not None and rows >= 0 else 0, failure,
-                       span if recording else None)
+            mon.serving.record(seconds, rows if rows is not None and rows >= 0 else 0, failure,
+                               span if recording else None)
         except Exception as exc:  # noqa: BLE001
             record_error("call.metrics", exc)
         if recording:
@@ -317,13 +344,13 @@ class Call:
             except Exception as exc:  # noqa: BLE001
                 record_error("call.span_attributes", exc)
 
-        # 2. hooks of the statistics and payload parts
-        hooks = self.hooks
-        for hook in mon.finish_hooks if hooks is None else hooks:
+        # 2. the model's parts: statistics, outcomes, payloads
+        ends = self._ends
+        for end in mon.ends if ends is None else ends:
             try:
-                hook(self)
+                end(self)
             except Exception as exc:  # noqa: BLE001
-                record_error(getattr(hook, "__qualname__", "hook"), exc)
+                record_error(getattr(end, "__qualname__", "part"), exc)
 
         # 3. checks, end the span, leave its context
         try:
@@ -342,43 +369,40 @@ class Call:
         # resumption), and an instrumented model that this one called has set its own id
         # there meanwhile. Not for a stream closed early: close() may come from the garbage
         # collector, in whatever thread and context happens to run it.
-        if hooks is None and not self.closed_early:
+        if ends is None and not self.closed_early:
             _set_last_prediction_id(self.prediction_id)
 
         # 5. what this call cost the caller's thread beyond the function: before it ran
         # (start) and since it returned (this method); ml.telemetry.overhead
         try:
-            own = (self._start_ns - self._t0_ns) + (_perf_counter_ns() - end_ns)
-            with mon._lock:
-                mon.overhead_ns += own
+            mon.serving.add_overhead((self._start_ns - self._t0_ns) + (_perf_counter_ns() - end_ns))
         except Exception as exc:  # noqa: BLE001
             record_error("call.overhead", exc)
 
 
-def start_call(
+def start_prediction(
     monitor: ModelMonitor,
     inputs: Any = MISSING,
     *,
     attach: bool = True,
     span_attributes: dict[str, Any] | None = None,
     primary: bool = True,
-) -> Call:
+) -> Prediction:
     """Start one prediction: id, span (if sampled), start time. Never raises.
 
-    With ``attach`` the span becomes the current span until :meth:`Call.finish`
-    (functions and context managers); generators attach around each resumption instead.
+    With ``attach`` the span becomes the current span until the prediction ends (functions
+    and context managers); generators attach around each resumption instead.
     ``span_attributes`` replaces the monitor's start attributes (``wrap()`` adds
-    ``ml.model.method``). A call that is not ``primary`` gets its span and serving metrics
-    only: no finish hooks (statistics, payload, outcome cache) and it leaves
-    :func:`last_prediction_id` alone (a primary call sets it here and again in
-    :meth:`Call.finish`).
+    ``ml.model.method``). A prediction that is not ``primary`` gets its span and serving
+    metrics only: no parts (statistics, payload, outcome cache) and it leaves
+    :func:`last_prediction_id` alone (a primary one sets it here and again when it ends).
     """
     t0 = _perf_counter_ns()
-    call = Call.__new__(Call)
+    call = Prediction.__new__(Prediction)
     call.monitor = monitor
     call.checks_fired = []
     if not primary:
-        call.hooks = _NO_HOOKS
+        call._ends = _NO_ENDS
     try:
         pid = _new_prediction_id()
         if type(pid) is not str:
@@ -392,7 +416,7 @@ def start_call(
             _set_last_prediction_id(pid)
     call.prediction_id = pid
     try:
-        if monitor._gen != _state._generation:
+        if monitor.generation != runtime.generation:
             monitor.refresh()
         # Everything known at the start goes into the start attributes: one dict per call
         # (~0.1 µs) is much cheaper than set_attribute calls on the span later (~0.7 µs each).
