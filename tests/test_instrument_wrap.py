@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 import modelotel
 from modelotel import attributes as tn
-from modelotel._instrument import find_predict_methods
+from modelotel._wrap import find_predict_methods
 from modelotel.testing import Captured, capture
 
 

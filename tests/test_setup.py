@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from modelotel import _exporters, _logfilter, _safety, setup
+from modelotel import _exporters, _logfilter, _providers, _safety, setup
 from modelotel import attributes as A  # noqa: N812
 
 
@@ -263,8 +263,8 @@ def test_install_attaches_to_the_sdk_export_loggers() -> None:
 
 
 def test_base_url_names_one_endpoint_for_all_signals() -> None:
-    assert setup._base_url("http://h:4318/v1/traces") == "http://h:4318"
-    assert setup._base_url("h:4317") == "h:4317"
+    assert _providers._base_url("http://h:4318/v1/traces") == "http://h:4318"
+    assert _providers._base_url("h:4317") == "h:4317"
 
 
 # --- drops are counted --------------------------------------------------------------------

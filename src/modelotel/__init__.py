@@ -18,13 +18,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelotel import attributes
-from modelotel._instrument import instrument, wrap
+from modelotel._instrument import instrument
 from modelotel._observe import observe
 from modelotel._options import ModelOptions
 from modelotel._payload.config import PayloadConfig
 from modelotel._prediction import Prediction, last_prediction_id
 from modelotel._suppress import suppress
 from modelotel._version import __version__
+from modelotel._wrap import wrap
 from modelotel.outcomes import record_outcome
 from modelotel.stats.baseline import Baseline
 

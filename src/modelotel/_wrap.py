@@ -1,0 +1,248 @@
+"""``modelotel.wrap(model)``: instrument the predict methods of an existing model object.
+
+Example:
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import modelotel
+    >>> clf = modelotel.wrap(LogisticRegression(), model="churn", version="3")
+    >>> isinstance(clf, LogisticRegression)
+    True
+
+The model is put inside a ``wrapt.ObjectProxy`` so it keeps passing ``isinstance`` checks
+and behaves like itself; only its predict-like methods are replaced, on the proxy, by
+functions instrumented like :func:`modelotel.instrument` does (:mod:`modelotel._instrument`),
+so the model's internal calls (a ``predict`` that calls ``self.decision_function``) do not
+make nested spans. The first method is the *primary* one: only its calls feed the
+statistics, payloads and outcomes.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import wrapt
+
+from modelotel._instrument import _decorate, _instrument_with, _is_instrumented
+from modelotel._options import ModelConfig, ModelOptions, model_config
+from modelotel._runtime import runtime
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+T = TypeVar("T")
+
+
+#: Predict-like method names, in the order they are looked for (duck typing; no imports).
+PREDICT_METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "inplace_predict",  # XGBoost Booster
+)
+
+_FRAMEWORKS = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "torch": "pytorch",
+    "transformers": "transformers",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "onnxruntime": "onnxruntime",
+}
+
+
+def _framework_of(obj: Any) -> str:
+    """The ML framework of ``obj``'s class (first known top-level package in its MRO)."""
+    for cls in type(obj).__mro__:
+        top = (getattr(cls, "__module__", "") or "").split(".", 1)[0]
+        if top in _FRAMEWORKS:
+            return _FRAMEWORKS[top]
+    return ""
+
+
+def _mro_names(obj: Any) -> set[str]:
+    return {f"{c.__module__}.{c.__qualname__}" for c in type(obj).__mro__}
+
+
+def find_predict_methods(obj: Any) -> tuple[str, ...]:
+    """The names of ``obj``'s predict-like methods, found by duck typing.
+
+    PyTorch ``nn.Module`` and Hugging Face pipelines: ``__call__``. scikit-learn, XGBoost,
+    LightGBM (and anything with the same API): whichever of :data:`PREDICT_METHODS` exist.
+    Other callables: ``__call__``.
+    """
+    names = _mro_names(obj)
+    if "torch.nn.modules.module.Module" in names:
+        return ("__call__",)
+    if any(n.startswith("transformers.pipelines.") and n.endswith("Pipeline") for n in names):
+        return ("__call__",)
+    found = []
+    for m in PREDICT_METHODS:
+        try:
+            # hasattr: scikit-learn hides unavailable methods (available_if) this way
+            if callable(getattr(obj, m, None)):
+                found.append(m)
+        except Exception:  # noqa: BLE001 - a property that raises is not a predict method
+            continue
+    if found:
+        return tuple(found)
+    if callable(obj):
+        return ("__call__",)
+    return ()
+
+
+class _ModelProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A model object with its predict-like methods instrumented.
+
+    ``isinstance`` and attribute access behave as on the original (wrapt proxy); only the
+    listed methods are replaced, on the proxy, so the model's internal calls (a
+    ``predict`` that calls ``self.decision_function``) do not make nested spans.
+    The first listed method is the primary one: only its calls feed the statistics, the
+    payload sampler and the outcome cache; every method's span carries ``ml.model.method``.
+    """
+
+    __modelotel_proxy__ = True  # PROXY_ATTR: _is_instrumented() knows a wrapped model by it
+
+    def __init__(self, obj: Any, methods: tuple[str, ...], config: ModelConfig, framework: str):
+        super().__init__(obj)
+        self._self_config = config
+        self._self_framework = framework
+        self._self_method_names = methods
+        bound: dict[str, Any] = {}
+        for i, m in enumerate(methods):
+            target = obj if m == "__call__" else getattr(obj, m)
+            if m != "__call__" and _is_instrumented(getattr(target, "__func__", target)):
+                continue  # the class already decorated it with @instrument: no second span
+            bound[m] = _instrument_with(target, config, framework, m, primary=i == 0)
+        self._self_methods = bound
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup on the proxy failed; the proxy's own state lives in
+        # _self_* attributes (wrapt keeps them on the proxy, not on the wrapped object)
+        if name.startswith("_self_"):
+            raise AttributeError(name)
+        methods = self._self_methods
+        if name in methods:
+            return methods[name]
+        wrapped = self.__wrapped__
+        attr = getattr(wrapped, name)
+        if getattr(attr, "__self__", None) is wrapped and callable(attr):
+            # `model = wrap(net).eval()`, `.to(device)`, sklearn's `.fit(X, y)`: a method that
+            # returns its own object must hand back the proxy, or the instrumentation is lost.
+            return wrapt.FunctionWrapper(attr, self._self_keep_proxy)
+        return attr
+
+    def _self_keep_proxy(self, fn: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        return self if result is self.__wrapped__ else result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fn = self._self_methods.get("__call__")
+        if fn is None:
+            return self.__wrapped__(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (
+            _rewrap,
+            (self.__wrapped__, self._self_method_names, self._self_config, self._self_framework),
+        )
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
+
+    def __copy__(self) -> Any:
+        return _rewrap(
+            copy.copy(self.__wrapped__),
+            self._self_method_names,
+            self._self_config,
+            self._self_framework,
+        )
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return _rewrap(
+            copy.deepcopy(self.__wrapped__, memo),
+            self._self_method_names,
+            self._self_config,
+            self._self_framework,
+        )
+
+
+def _rewrap(obj: Any, methods: tuple[str, ...], config: ModelConfig, framework: str) -> Any:
+    """Unpickling / copy helper for :class:`_ModelProxy`."""
+    return _ModelProxy(obj, methods, config, framework)
+
+
+def wrap(
+    obj: T,
+    *,
+    model: str | None = None,
+    methods: Sequence[str] | None = None,
+    **options: Unpack[ModelOptions],
+) -> T:
+    """Instrument an existing model object without editing its code.
+
+    Example:
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> import modelotel
+        >>> clf = modelotel.wrap(LogisticRegression(), model="churn", version="3")
+        >>> isinstance(clf, LogisticRegression)
+        True
+
+    Args:
+        obj: a scikit-learn / XGBoost / LightGBM estimator, a PyTorch ``nn.Module``, a Hugging
+            Face pipeline, or any callable. A plain function is instrumented like
+            :func:`instrument` would.
+        model: model name; defaults to the class name.
+        methods: names of the methods to instrument; by default the predict-like ones
+            (:func:`find_predict_methods`). The first one is the *primary* method: by
+            default the first found in :data:`PREDICT_METHODS` order (``predict`` before
+            ``predict_proba``, ...). Only calls of the primary method feed the input and
+            output statistics, drift, checks, payload sampling, the outcome cache and
+            :func:`modelotel.last_prediction_id`, so class labels from ``predict`` are not
+            mixed with probabilities from ``predict_proba`` and a batch passed to both is
+            counted once. Every method gets spans (with ``ml.model.method``) and the
+            serving metrics. A caller that only uses ``predict_proba`` passes
+            ``methods=["predict_proba", "predict"]`` to make it the primary one.
+        **options: as for :func:`instrument` (see :class:`modelotel.ModelOptions`).
+
+    Returns:
+        A proxy that passes ``isinstance`` checks and behaves like ``obj``, with its predict
+        methods instrumented (or ``obj`` itself when modelotel is disabled).
+
+    Raises:
+        TypeError: no predict-like method was found, or an option is invalid.
+        ValueError: a name in ``methods`` is not a method of ``obj``, or an option is invalid.
+    """
+    if _is_instrumented(obj):
+        return obj  # already wrapped: a no-op, not a second span
+    if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
+        return _decorate(obj, model, options)  # type: ignore[no-any-return]
+    framework = _framework_of(obj)
+    config = model_config(model=model, default_model=type(obj).__qualname__, **options)
+    if methods is None:
+        names = find_predict_methods(obj)
+        if not names:
+            raise TypeError(
+                f"modelotel.wrap: found no predict-like method on {type(obj).__qualname__} "
+                f"(looked for {', '.join(PREDICT_METHODS)} and __call__); pass methods=[...]"
+            )
+    else:
+        if isinstance(methods, str):
+            raise TypeError("modelotel.wrap: methods= must be a sequence of names, not one str")
+        names = tuple(methods)
+        for m in names:
+            if m == "__call__":
+                if not callable(obj):
+                    raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} is not callable")
+            elif not callable(getattr(obj, m, None)):
+                raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} has no method {m!r}")
+    if not runtime.enabled:
+        return obj
+    return _ModelProxy(obj, names, config, framework)  # type: ignore[return-value]
