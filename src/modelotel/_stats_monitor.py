@@ -58,16 +58,10 @@ from modelotel._safety import count_dropped, count_skipped, guard, health, recor
 from modelotel._types import MISSING
 from modelotel.stats import checks, drift, kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
-from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
-from modelotel.stats.columns import (
-    SKIP_MAX_FEATURES,
-    SKIP_UNREADABLE,
-    ColumnPlan,
-    FeatureSpec,
-    FrameHint,
-    Table,
-    extract,
-)
+from modelotel.stats.baseline import Baseline, FeatureProfile, resolve
+from modelotel.stats.read import FrameHint, Table, extract
+from modelotel.stats.reasons import SKIP_MAX_FEATURES, SKIP_UNREADABLE
+from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 
 if TYPE_CHECKING:
     from modelotel._call import Call
@@ -252,19 +246,19 @@ class _Side:
         self.drift_num = [{m: {**a, method: m} for m in methods_num} for a in self.num_attrs]
         self.drift_cat = [{m: {**a, method: m} for m in methods_cat} for a in self.cat_attrs]
 
-    def plan_for(self, table: Table) -> ColumnPlan:
+    def plan_for(self, table: Table, skipped: dict[str, int]) -> ColumnPlan:
         plan = self.plan
         if plan is not None:
             return plan
         with self.owner.lock:
             if self.plan is None:
                 if self.output:
-                    specs = output_specs(table, self.owner.max_features)
+                    specs = output_specs(table, self.owner.max_features, skipped)
                     self._setup(ColumnPlan(specs))
                 else:
-                    before = health.skipped.get(SKIP_MAX_FEATURES, 0)
-                    plan = ColumnPlan.from_table(table, self.names, self.owner.max_features)
-                    cut = health.skipped.get(SKIP_MAX_FEATURES, 0) - before
+                    plan = ColumnPlan.from_table(table, self.names, self.owner.max_features,
+                                                 skipped)
+                    cut = skipped.get(SKIP_MAX_FEATURES, 0)
                     if cut:
                         _cut(cut, self.owner.model, counted=True)
                     self._setup(plan)
@@ -378,11 +372,15 @@ class _Side:
             pre = self._row_sample(rows_in, call)
             if pre is not None:
                 x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]  # type: ignore[index]
-        table = extract(x, self.row_vector, self.frame_hint)
+        skipped: dict[str, int] = {}
+        table = extract(x, self.row_vector, self.frame_hint, skipped)
+        if table is not None:
+            plan = self.plan_for(table, skipped)
+            X, nulls, cats, issues = plan.align(table, skipped)
+        for reason, n in skipped.items():
+            count_skipped(reason, n)
         if table is None:
             return
-        plan = self.plan_for(table)
-        X, nulls, cats, issues = plan.align(table)
         for check, feature in issues:
             owner.fire(call, check, feature, self.attr)
         rows = table.rows

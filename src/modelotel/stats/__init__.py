@@ -18,7 +18,8 @@ from __future__ import annotations
 from modelotel.stats import checks, drift
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import Baseline, BaselineError, FeatureProfile
-from modelotel.stats.columns import ColumnPlan, FeatureSpec, Table, extract
+from modelotel.stats.read import Table, extract
+from modelotel.stats.schema import ColumnPlan, FeatureSpec
 
 __all__ = [
     "Baseline",
