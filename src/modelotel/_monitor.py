@@ -198,7 +198,7 @@ class ModelMonitor:
     def build_hooks(self) -> None:
         """Fill :attr:`finish_hooks`. Runs once, when the monitor is built."""
         # --- stats (issue 4) ---
-        from modelotel._stats_monitor import attach_stats
+        from modelotel._stats_part import attach_stats
 
         with guard("stats.setup"):  # its own guard: a failure here must not cost payloads
             attach_stats(self)
