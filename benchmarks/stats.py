@@ -49,7 +49,7 @@ from _harness import bare_span, calibrate, discarding_tracer_provider, interleav
 import modelotel
 from modelotel import _monitor, _state
 from modelotel._call import MISSING
-from modelotel._stats_monitor import stats_of
+from modelotel._stats_part import stats_of
 from modelotel.config import model_config
 from modelotel.stats import Baseline, kernel
 from modelotel.stats.accumulate import NumericAccumulator
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
 
     call_df, call_np = _Call(df), _Call(clean)
-    ours = interleaved({"df": lambda: sm.hook(call_df), "np": lambda: sm.hook(call_np)},
+    ours = interleaved({"df": lambda: sm.end(call_df), "np": lambda: sm.end(call_np)},
                        reps, 1)  # type: ignore[arg-type]
     ours_rps = rows / ours["df"]
     print(f"\n[3] whole profile of the same {rows}x{cols} DataFrame (monitor path: extract, "
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         off_mon = _monitor._monitors[("bench-stats-off", "")]
         off_stats = stats_of(off_mon)
         if off_stats is not None:
-            off_mon.finish_hooks.remove(off_stats.hook)  # the same wrapper minus statistics
+            off_mon.finish_hooks.remove(off_stats.end)  # the same wrapper minus statistics
         on_mon = _monitor._monitors[("bench-stats-on", "")]
         on_stats = stats_of(on_mon)
         assert on_stats is not None
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                     mon = _monitor._monitors[(name, "")]
                     st = stats_of(mon)
                     if st is not None:
-                        mon.finish_hooks.remove(st.hook)
+                        mon.finish_hooks.remove(st.end)
                 pair.append(fn)
             frame_cases += [(f"{label}, on", pair[0], frame), (f"{label}, off", pair[1], frame)]
 
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             (on_label, nothing, lambda: with_stats(X)),
             (off_label, nothing, lambda: without(X)),
             ("stats hook alone", nothing,
-             lambda: on_stats.hook(hook_call)),  # type: ignore[arg-type]
+             lambda: on_stats.end(hook_call)),  # type: ignore[arg-type]
         ]
         if kernel.COMPILED:
             cases4.append((numpy_label, numpy_only, lambda: with_stats(X)))
@@ -315,16 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     # 5. memory across 100k calls ------------------------------------------------------------
     calls = 10_000 if quick else 100_000
     for _ in range(2000):
-        on_stats.hook(hook_call)  # type: ignore[arg-type]
+        on_stats.end(hook_call)  # type: ignore[arg-type]
     on_stats.close_window()
     tracemalloc.start()
     try:
         for _ in range(1000):
-            on_stats.hook(hook_call)  # type: ignore[arg-type]
+            on_stats.end(hook_call)  # type: ignore[arg-type]
         on_stats.close_window()
         first, _ = tracemalloc.get_traced_memory()
         for i in range(calls):
-            on_stats.hook(hook_call)  # type: ignore[arg-type]
+            on_stats.end(hook_call)  # type: ignore[arg-type]
             if i % 20_000 == 0:
                 on_stats.close_window()  # a metric collection every 20k calls
         on_stats.close_window()

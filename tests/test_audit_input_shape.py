@@ -113,7 +113,7 @@ def test_list_whose_len_raises_keeps_span_and_metrics(
     assert _safety.health.skipped[A.REASON_INPUT_SHAPE] == 1
     # the statistics' extraction of the same object still reports it as its own error
     # (see the audit report): only the span part is fixed here
-    assert {c for c, _ in expect_internal_errors} <= {"StatsMonitor.hook"}
+    assert {c for c, _ in expect_internal_errors} <= {"StatsPart.end"}
 
 
 def test_observe_with_a_shape_that_raises_keeps_serving_metrics() -> None:

@@ -273,20 +273,20 @@ def test_decimal_and_fraction_values_are_numbers() -> None:
 def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
     monkeypatch: pytest.MonkeyPatch, expect_internal_errors: list[tuple[str, BaseException]]
 ) -> None:
-    from modelotel import _stats_monitor
+    from modelotel.stats import side
 
     # a function whose code lives in modelotel's source, as a real bug's would
     namespace: dict[str, Any] = {}
     source = ("def broken_extract(x, row_vector=True, hint=None, skipped=None):\n"
               "    raise RuntimeError('a bug in modelotel')\n")
-    exec(compile(source, str(_stats_monitor.__file__), "exec"), namespace)
-    monkeypatch.setattr(_stats_monitor, "extract", namespace["broken_extract"])
+    exec(compile(source, str(side.__file__), "exec"), namespace)
+    monkeypatch.setattr(side, "extract", namespace["broken_extract"])
     predict = modelotel.instrument(model="bad-our-bug")(_echo)
     with capture():
         assert predict([[1.0, 2.0]]) == [[1.0, 2.0]]
     assert [str(e) for _, e in expect_internal_errors] == ["a bug in modelotel"]
     assert R.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
-    assert _safety.health.errors["StatsMonitor.hook"] == 1
+    assert _safety.health.errors["StatsPart.end"] == 1
 
 
 def test_every_skip_reason_is_documented() -> None:

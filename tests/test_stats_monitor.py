@@ -12,7 +12,7 @@ import pytest
 import modelotel
 from modelotel import _monitor
 from modelotel import attributes as A  # noqa: N812
-from modelotel._stats_monitor import StatsMonitor, stats_of
+from modelotel._stats_part import StatsPart, stats_of
 from modelotel.config import model_config
 from modelotel.stats import Baseline
 from modelotel.testing import Captured, MetricPoint, capture
@@ -25,11 +25,11 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{_counter[0]}"
 
 
-def _stats(model: str) -> StatsMonitor:
+def _stats(model: str) -> StatsPart:
     mon = _monitor._monitors[(model, "")]
     sm = stats_of(mon)
     assert sm is not None  # wired by ModelMonitor.build_hooks
-    assert mon.finish_hooks[0] == sm.hook  # statistics run first
+    assert mon.finish_hooks[0] == sm.end  # statistics run first
     return sm
 
 
