@@ -356,3 +356,19 @@ def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument(
         _state.set_providers(*saved)
         mp.shutdown()
     assert means == [{((A.ML_FEATURE, "a"),): 1.0}, {((A.ML_FEATURE, "a"),): 5.0}]
+
+
+@pytest.mark.parametrize("name", ["modelotel._stats_part", "modelotel._stats_instruments"])
+def test_adapter_usage_examples_run(name: str) -> None:
+    import doctest
+    import importlib
+
+    from modelotel import _state
+
+    saved = _state.providers()
+    try:
+        result = doctest.testmod(importlib.import_module(name))
+    finally:
+        _state.set_providers(*saved)
+    assert result.failed == 0
+    assert result.attempted > 0
