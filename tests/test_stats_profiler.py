@@ -277,14 +277,17 @@ def test_row_buffer_reduces_what_does_not_fit_and_keeps_every_row() -> None:
     assert buf.n == 0
 
 
-def test_reserve_and_commit_let_a_writer_fill_the_bytes() -> None:
+def test_reserve_then_commit_let_a_writer_fill_the_bytes() -> None:
     reduced: list[int] = []
     buf = RowBuffer(1, rows=4, max_batch=2, sink=lambda a, n: reduced.append(n))
     for value in (1.0, 2.0, 3.0, 4.0, 5.0):
         at = buf.reserve(1)
         buf.bytes[at : at + 8] = np.array([value]).tobytes()
-        buf.commit(1)
+        buf.n += 1  # the commit
     assert reduced == [4] and buf.n == 1 and buf.array[0, 0] == 5.0
+    buf.reserve(1)  # reserved, never committed: nothing counts
+    buf.flush()
+    assert reduced == [4, 1]
 
 
 # ---- the package is pure ------------------------------------------------------------------

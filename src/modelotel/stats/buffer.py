@@ -14,10 +14,13 @@ Example:
 A small batch (the common online case) is copied into a preallocated rows-first float64
 block; the block is reduced in one pass (``sink``, the side's accumulate) when the next
 batch does not fit or when the window closes, so the per-call cost is a copy. There is one
-way in: :meth:`RowBuffer.reserve` the rows (which reduces a full buffer first), write them,
-:meth:`RowBuffer.commit` them. :meth:`RowBuffer.append` does the three for one batch in
-Python; the compiled kernel's ``stage`` writes a batch and its scores into two buffers
-between their ``reserve`` and ``commit``. The caller holds the side's lock throughout.
+way in: :meth:`RowBuffer.reserve` the rows (which reduces a full buffer first and is the
+only place that does), write them at the offset it returns, then commit them by adding
+them to :attr:`RowBuffer.n` (an attribute update, not a method: two Python calls per
+prediction on the fused path, ~800 instructions, ~0.1 us). :meth:`RowBuffer.append` does
+the three for one batch in Python; the compiled kernel's ``stage`` writes a batch and its
+scores into two buffers between their ``reserve`` and commit. The caller holds the side's
+lock throughout.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class RowBuffer:
         bytes: the same memory as bytes (what ``stage`` and the byte copy write into).
         row_bytes: bytes per row (``8 * width``).
         rows: rows the block holds.
-        n: rows written and committed so far.
+        n: rows written and committed so far (a writer commits by adding to it).
         max_batch: the largest batch (in rows) that goes through the buffer; a larger one is
             reduced on its own.
     """
@@ -88,17 +91,14 @@ class RowBuffer:
     def reserve(self, rows: int) -> int:
         """The byte offset where ``rows`` rows go; a buffer they do not fit is reduced first.
 
-        ``rows`` must be at most :attr:`max_batch`. Nothing counts until :meth:`commit`.
+        ``rows`` must be at most :attr:`max_batch`. Nothing counts until the writer adds
+        ``rows`` to :attr:`n` (the commit).
         """
         n = self.n
         if n + rows > self.rows:
             self.flush()
             n = 0
         return n * self.row_bytes
-
-    def commit(self, rows: int) -> None:
-        """Count the ``rows`` rows written at the offset :meth:`reserve` returned."""
-        self.n += rows
 
     def append(self, X: Array, rows: int) -> None:
         """Copy a batch of ``rows`` rows (``rows x width``, or 1-D when ``width`` is 1 or

@@ -139,9 +139,10 @@ class Profiler:
                                 at_x, at_y = ib.reserve(rows), ob.reserve(n_out)
                                 ok = stage(ib.bytes, at_x, x, ob.bytes, at_y, y, out.check_lo,
                                            out.check_hi)
-                                if ok is not None:  # None: not C-contiguous; the general path
-                                    ib.commit(rows)
-                                    ob.commit(n_out)
+                                # None: not C-contiguous, nothing written (the general path)
+                                if ok is not None:
+                                    ib.n += rows  # commit
+                                    ob.n += n_out
                             if ok is not None:
                                 if ok:
                                     return None
