@@ -205,6 +205,7 @@ class Profiler:
 
 
 def _unreadable(rep: Report | None) -> Report:
+    """``rep`` (or a new report) with one unreadable batch recorded."""
     if rep is None:
         rep = Report()
     add(rep.skipped, SKIP_UNREADABLE)

@@ -38,6 +38,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.read import FrameHint, extract
+from modelotel.stats.reasons import add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
 from modelotel.stats.window import SideSummary, bin_labels, summarize
@@ -250,20 +251,16 @@ class Side:
             rep.checks.extend((check, numeric[j], True) for check, j in fired)
         return rep
 
-    def _row_sample(self, rows: int, rep: Report) -> slice | None:
+    def _row_sample(self, rows: int) -> slice | None:
         """A uniform systematic sample of at most ``row_cap`` rows (None: take them all)."""
         cap = self.row_cap
         if rows <= cap:
             return None
         step = -(-rows // cap)
-        sample = slice(int(self.rng.integers(step)), None, step)
-        kept = len(range(rows)[sample])
-        rep.dropped += rows - kept
-        rep.sample_rate = kept / rows
-        return sample
+        return slice(int(self.rng.integers(step)), None, step)
 
-    def _observe_any(self, x: Any, given: Report | None) -> Report | None:
-        rep = Report() if given is None else given
+    def _observe_any(self, x: Any, rep: Report | None) -> Report | None:
+        # the report is made only when there is something to say (most calls have nothing)
         if (
             isinstance(x, (list, tuple))
             and len(x) > self.row_cap
@@ -271,23 +268,28 @@ class Side:
         ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
             # rows of Python objects (or a frame) are converted value by value for some
             # columns: sample the rows before converting, not after
-            pre = self._row_sample(len(x), rep)
+            rows_in = len(x)
+            pre = self._row_sample(rows_in)
             if pre is not None:
+                rep = _sampled(rep, rows_in, pre)
                 x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]
-        skipped = rep.skipped
+        skipped: dict[str, int] = {}
         table = extract(x, self.row_vector, self.frame_hint, skipped)
         if table is None:
-            return rep  # with the reason
+            return _skipped(rep, skipped)
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
         output = self.output
         if issues:
+            if rep is None:
+                rep = Report()
             rep.checks.extend((check, feature, output) for check, feature in issues)
         rows = table.rows
         if X is not None and X.shape[1] and output:
-            self.check_outputs(X, rep)  # on every row: a NaN must not hide outside a sample
-        sample = self._row_sample(rows, rep)
+            rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
+        sample = self._row_sample(rows)
         if sample is not None:
+            rep = _sampled(rep, rows, sample)
             kept = len(range(rows)[sample])
             if X is not None:
                 X = X[sample]
@@ -302,9 +304,7 @@ class Side:
             with self.lock:
                 for acc, values in zip(self.cat_window, cats, strict=True):
                     acc.add(values)
-        if given is None and not (rep.checks or rep.skipped or rep.dropped):
-            return None
-        return rep
+        return _skipped(rep, skipped) if skipped else rep
 
     def _add_numeric(self, X: Array, nulls: Array | None) -> None:
         rows = X.shape[0]
@@ -360,6 +360,29 @@ class Side:
             tot.merge(w)
         return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
                          self.cat_total, self.bin_labels)
+
+
+def _sampled(rep: Report | None, rows: int, sample: slice) -> Report:
+    """``rep`` (or a new report) with a row sample of ``rows`` rows recorded."""
+    if rep is None:
+        rep = Report()
+    kept = len(range(rows)[sample])
+    rep.dropped += rows - kept
+    rep.sample_rate = kept / rows
+    return rep
+
+
+def _skipped(rep: Report | None, skipped: dict[str, int]) -> Report | None:
+    """``rep`` (or a new report) with the skip reasons ``skipped`` added."""
+    if not skipped:
+        return rep
+    if rep is None:
+        rep = Report()
+        rep.skipped = skipped
+        return rep
+    for reason, n in skipped.items():
+        add(rep.skipped, reason, n)
+    return rep
 
 
 __all__ = ["Report", "Side"]
