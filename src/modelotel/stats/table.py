@@ -78,14 +78,18 @@ class Table:
         return self.columns[name]
 
 
-_POSITIONAL: list[tuple[str, ...]] = [tuple(str(i) for i in range(n)) for n in range(257)]
+#: positional names by width, made on first use (all 257 at import cost ~3 ms)
+_POSITIONAL: dict[int, tuple[str, ...]] = {}
 
 
 def positional(n: int) -> tuple[str, ...]:
-    """("0", "1", ...): precomputed for the common widths (this runs on every call)."""
-    if n < len(_POSITIONAL):
-        return _POSITIONAL[n]
-    return tuple(str(i) for i in range(n))
+    """("0", "1", ...): kept for the common widths (this runs on every call)."""
+    names = _POSITIONAL.get(n)
+    if names is None:
+        names = tuple(str(i) for i in range(n))
+        if n <= 256:
+            _POSITIONAL[n] = names
+    return names
 
 
 def array_kind(a: Array) -> str | None:
