@@ -110,8 +110,10 @@ class RowBuffer:
                 self.bytes[off : off + rows * self.row_bytes] = mv.cast("B")
                 self.n += rows
                 return
-        n = self.n  # other dtypes and layouts: numpy converts
-        self.array[n : n + rows] = X.reshape(rows, self.width)
+        # other dtypes and layouts: numpy converts (a 2-D batch as it is: a reshape is one
+        # more numpy call)
+        n = self.n
+        self.array[n : n + rows] = X if X.ndim == 2 else X.reshape(rows, self.width)
         self.n = n + rows
 
     def flush(self) -> None:
