@@ -50,7 +50,6 @@ import modelotel
 from modelotel import _monitor
 from modelotel._options import model_config
 from modelotel._runtime import runtime
-from modelotel._stats_monitor import stats_of
 from modelotel._types import MISSING
 from modelotel.stats import Baseline, kernel
 from modelotel.stats.accumulate import NumericAccumulator
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     big_base = Baseline.from_data(pd.DataFrame(train, columns=names))
     mon = _monitor.get_monitor(model_config(model=big_model, baseline=big_base, row_cap=rows))
     mon.refresh()
-    sm = stats_of(mon)
+    sm = mon.stats
     assert sm is not None
 
     class _Call:
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
 
     call_df, call_np = _Call(df), _Call(clean)
-    ours = interleaved({"df": lambda: sm.hook(call_df), "np": lambda: sm.hook(call_np)},
+    ours = interleaved({"df": lambda: sm.end(call_df), "np": lambda: sm.end(call_np)},
                        reps, 1)  # type: ignore[arg-type]
     ours_rps = rows / ours["df"]
     print(f"\n[3] whole profile of the same {rows}x{cols} DataFrame (monitor path: extract, "
@@ -219,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         with_stats(X)
         without(X)
         off_mon = runtime.models[("bench-stats-off", "")]
-        off_stats = stats_of(off_mon)
+        off_stats = off_mon.stats
         if off_stats is not None:
             off_mon.ends = tuple(e for e in off_mon.ends if e != off_stats.end)  # minus statistics
         on_mon = runtime.models[("bench-stats-on", "")]
-        on_stats = stats_of(on_mon)
+        on_stats = on_mon.stats
         assert on_stats is not None
         hook_call = _Call(X)
         hook_call.monitor = on_mon
@@ -251,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 fn(frame)
                 if not on:
                     mon = runtime.models[(name, "")]
-                    st = stats_of(mon)
+                    st = mon.stats
                     if st is not None:
                         mon.ends = tuple(e for e in mon.ends if e != st.end)
                 pair.append(fn)
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             (on_label, nothing, lambda: with_stats(X)),
             (off_label, nothing, lambda: without(X)),
             ("stats hook alone", nothing,
-             lambda: on_stats.hook(hook_call)),  # type: ignore[arg-type]
+             lambda: on_stats.end(hook_call)),  # type: ignore[arg-type]
         ]
         if kernel.COMPILED:
             cases4.append((numpy_label, numpy_only, lambda: with_stats(X)))
@@ -316,16 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     # 5. memory across 100k calls ------------------------------------------------------------
     calls = 10_000 if quick else 100_000
     for _ in range(2000):
-        on_stats.hook(hook_call)  # type: ignore[arg-type]
+        on_stats.end(hook_call)  # type: ignore[arg-type]
     on_stats.close_window()
     tracemalloc.start()
     try:
         for _ in range(1000):
-            on_stats.hook(hook_call)  # type: ignore[arg-type]
+            on_stats.end(hook_call)  # type: ignore[arg-type]
         on_stats.close_window()
         first, _ = tracemalloc.get_traced_memory()
         for i in range(calls):
-            on_stats.hook(hook_call)  # type: ignore[arg-type]
+            on_stats.end(hook_call)  # type: ignore[arg-type]
             if i % 20_000 == 0:
                 on_stats.close_window()  # a metric collection every 20k calls
         on_stats.close_window()

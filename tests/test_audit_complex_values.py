@@ -15,7 +15,7 @@ import numpy as np
 import modelotel
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats import columns as C  # noqa: N812
+from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import capture
 
 
@@ -47,5 +47,5 @@ def test_numpy_complex_in_a_numeric_column_is_a_counted_skip() -> None:
     assert fired.value == 1
     assert count.value == 4
     assert null.value == 2  # the None, and the complex value that is no number
-    assert _safety.health.skipped[C.SKIP_NON_NUMERIC] == 1
+    assert _safety.health.skipped[R.SKIP_NON_NUMERIC] == 1
     assert not _safety.health.errors

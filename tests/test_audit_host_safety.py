@@ -20,7 +20,7 @@ from opentelemetry.trace import StatusCode
 import modelotel
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats import columns as C  # noqa: N812
+from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import capture
 
 
@@ -77,7 +77,7 @@ def test_generator_input_and_lazy_output_are_not_touched(payload: bool) -> None:
     assert list(gen) == [[0.0], [1.0], [2.0]]  # the caller still gets every row
     assert [t for t in lazy.touched if t != "__repr__"] == []
     assert n_logs == (1 if payload else 0)
-    assert _safety.health.skipped[C.SKIP_UNSUPPORTED] == 2  # the input and the output
+    assert _safety.health.skipped[R.SKIP_UNSUPPORTED] == 2  # the input and the output
 
 
 def test_input_edited_after_the_call_does_not_change_its_statistics() -> None:

@@ -17,7 +17,7 @@ import pytest
 import modelotel
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats import columns as C  # noqa: N812
+from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import capture
 
 
@@ -113,7 +113,7 @@ def test_list_whose_len_raises_keeps_span_and_metrics(
     assert _safety.health.skipped[A.REASON_INPUT_SHAPE] == 1
     # the statistics' extraction of the same object still reports it as its own error
     # (see the audit report): only the span part is fixed here
-    assert {c for c, _ in expect_internal_errors} <= {"StatsMonitor.hook"}
+    assert {c for c, _ in expect_internal_errors} <= {"StatsPart.end"}
 
 
 def test_observe_with_a_shape_that_raises_keeps_serving_metrics() -> None:
@@ -128,4 +128,4 @@ def test_observe_with_a_shape_that_raises_keeps_serving_metrics() -> None:
     assert span.attributes is not None
     assert span.attributes[A.ML_MODEL_NAME] == "audit-shape-observe"
     assert _safety.health.skipped[A.REASON_INPUT_SHAPE] == 1
-    assert _safety.health.skipped[C.SKIP_UNSUPPORTED] == 1  # the statistics skip it too
+    assert _safety.health.skipped[R.SKIP_UNSUPPORTED] == 1  # the statistics skip it too

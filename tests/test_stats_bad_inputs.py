@@ -21,7 +21,7 @@ import modelotel
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline
-from modelotel.stats import columns as C  # noqa: N812
+from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import capture
 
 
@@ -116,17 +116,17 @@ rng = np.random.default_rng(0)
 CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("nan_inf", lambda: np.array([[np.nan, 1.0], [np.inf, -np.inf]]), {}),
     ("negatives", lambda: -np.ones((3, 2)), {}),
-    ("empty_2d", lambda: np.empty((0, 3)), {C.SKIP_EMPTY: 1}),
-    ("empty_list", list, {C.SKIP_EMPTY: 1}),
+    ("empty_2d", lambda: np.empty((0, 3)), {R.SKIP_EMPTY: 1}),
+    ("empty_list", list, {R.SKIP_EMPTY: 1}),
     ("all_nan_column", lambda: np.array([[np.nan, 1.0], [np.nan, 2.0]]), {}),
     ("zero_d_number", lambda: np.array(5.0), {}),
-    ("zero_d_object", lambda: np.array({"a": 1}, dtype=object), {C.SKIP_ZERO_DIM: 1}),
+    ("zero_d_object", lambda: np.array({"a": 1}, dtype=object), {R.SKIP_ZERO_DIM: 1}),
     ("scalar_float", lambda: 3.25, {}),
     ("scalar_nan", lambda: float("nan"), {}),
     ("scalar_str", lambda: "hello", {}),
-    ("none_input", lambda: None, {C.SKIP_NONE: 1}),
-    ("ragged_rows", lambda: [[1.0, 2.0], [3.0]], {C.SKIP_RAGGED: 1}),
-    ("ragged_dict", lambda: {"a": [1, 2], "b": [1]}, {C.SKIP_RAGGED: 1}),
+    ("none_input", lambda: None, {R.SKIP_NONE: 1}),
+    ("ragged_rows", lambda: [[1.0, 2.0], [3.0]], {R.SKIP_RAGGED: 1}),
+    ("ragged_dict", lambda: {"a": [1, 2], "b": [1]}, {R.SKIP_RAGGED: 1}),
     ("object_array_mixed", lambda: np.array([[1, "a"], [None, 2.5]], dtype=object), {}),
     ("strings_in_rows", lambda: [[1.0, "x"], [2.0, 3.0]], {}),
     ("categorical_frame", lambda: pd.DataFrame({"c": pd.Categorical(["a", None, "b"])}), {}),
@@ -136,7 +136,7 @@ CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("series", lambda: pd.Series([1.0, np.nan, 3.0], name="s"), {}),
     ("dict_of_arrays", lambda: {"a": np.arange(3.0), "b": ["x", "y", None]}, {}),
     ("list_of_dicts", lambda: [{"a": 1, "b": "u"}, {"a": None}], {}),
-    ("list_of_dicts_bad_row", lambda: [{"a": 1}, 7], {C.SKIP_RAGGED: 1}),
+    ("list_of_dicts_bad_row", lambda: [{"a": 1}, 7], {R.SKIP_RAGGED: 1}),
     ("flat_list", lambda: [1.0, 2.0, None], {}),
     ("float16_extremes", lambda: np.array([[65504.0, -65504.0]] * 3, dtype=np.float16), {}),
     ("int8_extremes", lambda: np.array([[127, -128]] * 50, dtype=np.int8), {}),
@@ -148,27 +148,27 @@ CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("read_only", _read_only, {}),
     ("non_contiguous", lambda: np.arange(40.0).reshape(8, 5)[::2, ::2], {}),
     ("lone_surrogate", lambda: [["\ud800abc", 1.0]], {}),
-    ("complex", lambda: np.ones((2, 2), dtype=complex), {C.SKIP_COMPLEX: 1}),
-    ("high_rank", lambda: np.ones((2, 3, 4)), {C.SKIP_HIGH_RANK: 1}),
-    ("circular", _circular, {C.SKIP_NON_TABULAR: 1}),
-    ("repr_bomb", _ReprBomb, {C.SKIP_UNSUPPORTED: 1}),
-    ("repr_bomb_in_rows", lambda: [[_ReprBomb()]], {C.SKIP_NON_TABULAR: 1}),
-    ("dict_in_a_cell", lambda: [[1.0, {"a": 1}], [2.0, {"b": 2}]], {C.SKIP_NON_TABULAR: 1}),
+    ("complex", lambda: np.ones((2, 2), dtype=complex), {R.SKIP_COMPLEX: 1}),
+    ("high_rank", lambda: np.ones((2, 3, 4)), {R.SKIP_HIGH_RANK: 1}),
+    ("circular", _circular, {R.SKIP_NON_TABULAR: 1}),
+    ("repr_bomb", _ReprBomb, {R.SKIP_UNSUPPORTED: 1}),
+    ("repr_bomb_in_rows", lambda: [[_ReprBomb()]], {R.SKIP_NON_TABULAR: 1}),
+    ("dict_in_a_cell", lambda: [[1.0, {"a": 1}], [2.0, {"b": 2}]], {R.SKIP_NON_TABULAR: 1}),
     ("decimal_rows", lambda: [[Decimal("1.5"), 2.0], [Decimal("NaN"), Fraction(1, 3)]], {}),
-    ("decimal_signaling_nan", lambda: [[Decimal("sNaN")], [Decimal("1")]], {C.SKIP_NON_NUMERIC: 1}),
-    ("sparse", lambda: scipy.sparse.csr_matrix(np.eye(3)), {C.SKIP_SPARSE: 1}),
-    ("pyarrow_table", lambda: __import__("pyarrow").table({"a": [1, 2]}), {C.SKIP_UNSUPPORTED: 1}),
-    ("cuda_tensor", _FakeCudaTensor, {C.SKIP_GPU: 1}),
+    ("decimal_signaling_nan", lambda: [[Decimal("sNaN")], [Decimal("1")]], {R.SKIP_NON_NUMERIC: 1}),
+    ("sparse", lambda: scipy.sparse.csr_matrix(np.eye(3)), {R.SKIP_SPARSE: 1}),
+    ("pyarrow_table", lambda: __import__("pyarrow").table({"a": [1, 2]}), {R.SKIP_UNSUPPORTED: 1}),
+    ("cuda_tensor", _FakeCudaTensor, {R.SKIP_GPU: 1}),
     # hostile objects: the input's own code raises while statistics read it
-    ("len_bomb", lambda: _LenBomb([[1.0, 2.0]]), {C.SKIP_UNREADABLE: 1}),
-    ("getitem_bomb", lambda: _GetItemBomb([[1.0, 2.0]]), {C.SKIP_UNREADABLE: 1}),
-    ("iter_bomb", lambda: _IterBomb([[1.0, 2.0], [3.0, 4.0]]), {C.SKIP_UNREADABLE: 1}),
-    ("mapping_bomb", lambda: _KeysBomb(a=[1.0]), {C.SKIP_UNREADABLE: 1}),
-    ("frame_bomb", DataFrame, {C.SKIP_UNREADABLE: 1}),
-    ("tensor_bomb", _TorchBomb, {C.SKIP_UNREADABLE: 1}),
-    ("str_bomb_key", lambda: [{"a": 1.0}, {_StrBomb(): 2.0}], {C.SKIP_UNREADABLE: 1}),
+    ("len_bomb", lambda: _LenBomb([[1.0, 2.0]]), {R.SKIP_UNREADABLE: 1}),
+    ("getitem_bomb", lambda: _GetItemBomb([[1.0, 2.0]]), {R.SKIP_UNREADABLE: 1}),
+    ("iter_bomb", lambda: _IterBomb([[1.0, 2.0], [3.0, 4.0]]), {R.SKIP_UNREADABLE: 1}),
+    ("mapping_bomb", lambda: _KeysBomb(a=[1.0]), {R.SKIP_UNREADABLE: 1}),
+    ("frame_bomb", DataFrame, {R.SKIP_UNREADABLE: 1}),
+    ("tensor_bomb", _TorchBomb, {R.SKIP_UNREADABLE: 1}),
+    ("str_bomb_key", lambda: [{"a": 1.0}, {_StrBomb(): 2.0}], {R.SKIP_UNREADABLE: 1}),
     ("big_batch_row_cap", lambda: rng.normal(size=(30_000, 20)), {}),
-    ("huge_width_capped", lambda: np.ones((2, 250)), {C.SKIP_MAX_FEATURES: 50}),
+    ("huge_width_capped", lambda: np.ones((2, 250)), {R.SKIP_MAX_FEATURES: 50}),
 ]
 
 _n = [0]
@@ -214,7 +214,7 @@ def test_skips_are_exported_by_reason() -> None:
     with capture() as cap:
         predict([[1.0], [2.0, 3.0]])
         pts = [p for p in cap.collect() if p.name == A.METRIC_TELEMETRY_SKIPPED]
-    assert {p.attributes[A.ML_TELEMETRY_REASON]: p.value for p in pts} == {C.SKIP_RAGGED: 2}
+    assert {p.attributes[A.ML_TELEMETRY_REASON]: p.value for p in pts} == {R.SKIP_RAGGED: 2}
 
 
 def test_inputs_are_never_mutated() -> None:
@@ -273,24 +273,24 @@ def test_decimal_and_fraction_values_are_numbers() -> None:
 def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
     monkeypatch: pytest.MonkeyPatch, expect_internal_errors: list[tuple[str, BaseException]]
 ) -> None:
-    from modelotel import _stats_monitor
+    from modelotel.stats import side
 
     # a function whose code lives in modelotel's source, as a real bug's would
     namespace: dict[str, Any] = {}
-    source = ("def broken_extract(x, row_vector=True, hint=None):\n"
+    source = ("def broken_extract(x, row_vector=True, hint=None, skipped=None):\n"
               "    raise RuntimeError('a bug in modelotel')\n")
-    exec(compile(source, str(_stats_monitor.__file__), "exec"), namespace)
-    monkeypatch.setattr(_stats_monitor, "extract", namespace["broken_extract"])
+    exec(compile(source, str(side.__file__), "exec"), namespace)
+    monkeypatch.setattr(side, "extract", namespace["broken_extract"])
     predict = modelotel.instrument(model="bad-our-bug")(_echo)
     with capture():
         assert predict([[1.0, 2.0]]) == [[1.0, 2.0]]
     assert [str(e) for _, e in expect_internal_errors] == ["a bug in modelotel"]
-    assert C.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
-    assert _safety.health.errors["StatsMonitor.hook"] == 1
+    assert R.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
+    assert _safety.health.errors["StatsPart.end"] == 1
 
 
 def test_every_skip_reason_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "telemetry.md").read_text()
-    reasons = [v for k, v in vars(C).items() if k.startswith("SKIP_")] + [A.REASON_INPUT_SHAPE]
+    reasons = [v for k, v in vars(R).items() if k.startswith("SKIP_")] + [A.REASON_INPUT_SHAPE]
     assert len(reasons) >= 15
     assert [r for r in reasons if f"`{r}`" not in doc] == []

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelotel import _safety
-from modelotel.stats import columns as C  # noqa: N812
-from modelotel.stats.columns import CATEGORICAL, DATETIME, NUMERIC, ColumnPlan, FeatureSpec, extract
+from modelotel.stats import reasons as R  # noqa: N812
+from modelotel.stats.read import extract
+from modelotel.stats.schema import CATEGORICAL, DATETIME, NUMERIC, ColumnPlan, FeatureSpec
 
 
 def test_2d_float_array_is_a_view() -> None:
@@ -86,21 +86,22 @@ def test_series_dict_records_rows_scalars() -> None:
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        ([], C.SKIP_EMPTY),
-        (np.empty((0, 3)), C.SKIP_EMPTY),
-        (None, C.SKIP_NONE),
-        ([[1, 2], [3]], C.SKIP_RAGGED),
-        ({"a": [1, 2], "b": [1]}, C.SKIP_RAGGED),
-        (np.array({"x": 1}, dtype=object), C.SKIP_ZERO_DIM),
-        (np.ones((2, 2, 2)), C.SKIP_HIGH_RANK),
-        (np.ones(3, dtype=complex), C.SKIP_COMPLEX),
-        (object(), C.SKIP_UNSUPPORTED),
-        ([{"a": 1}, 5], C.SKIP_RAGGED),
+        ([], R.SKIP_EMPTY),
+        (np.empty((0, 3)), R.SKIP_EMPTY),
+        (None, R.SKIP_NONE),
+        ([[1, 2], [3]], R.SKIP_RAGGED),
+        ({"a": [1, 2], "b": [1]}, R.SKIP_RAGGED),
+        (np.array({"x": 1}, dtype=object), R.SKIP_ZERO_DIM),
+        (np.ones((2, 2, 2)), R.SKIP_HIGH_RANK),
+        (np.ones(3, dtype=complex), R.SKIP_COMPLEX),
+        (object(), R.SKIP_UNSUPPORTED),
+        ([{"a": 1}, 5], R.SKIP_RAGGED),
     ],
 )
 def test_bad_inputs_are_skipped_and_counted(bad: object, reason: str) -> None:
-    assert extract(bad) is None
-    assert _safety.health.skipped[reason] == 1
+    skipped: dict[str, int] = {}
+    assert extract(bad, skipped=skipped) is None
+    assert skipped == {reason: 1}
 
 
 def test_plan_reports_schema_problems_and_coerces_strings() -> None:
@@ -108,7 +109,8 @@ def test_plan_reports_schema_problems_and_coerces_strings() -> None:
     plan = ColumnPlan(specs)
     t = extract(pd.DataFrame({"a": ["1.5", "oops"], "c": [1.0, 2.0], "z": [0, 0]}))
     assert t is not None
-    X, nulls, cats, issues = plan.align(t)
+    skipped: dict[str, int] = {}
+    X, nulls, cats, issues = plan.align(t, skipped)
     assert sorted(issues) == [
         ("schema_dtype_change", "a"),
         ("schema_dtype_change", "c"),
@@ -118,7 +120,7 @@ def test_plan_reports_schema_problems_and_coerces_strings() -> None:
     assert X is not None and nulls is not None
     assert np.isnan(X).all()  # strings are not numbers; b is missing
     assert nulls.tolist() == [2, 2]
-    assert _safety.health.skipped[C.SKIP_NON_NUMERIC] == 2
+    assert skipped == {R.SKIP_NON_NUMERIC: 2}
     assert cats[0].tolist() == [1.0, 2.0]
 
 
@@ -139,9 +141,10 @@ def test_plan_positional_width_mismatch() -> None:
 def test_plan_from_table_caps_features() -> None:
     t = extract(np.ones((2, 5)))
     assert t is not None
-    plan = ColumnPlan.from_table(t, ["a", "b", "c", "d", "e"], max_features=3)
+    skipped: dict[str, int] = {}
+    plan = ColumnPlan.from_table(t, ["a", "b", "c", "d", "e"], max_features=3, skipped=skipped)
     assert plan.names == ("a", "b", "c")
-    assert _safety.health.skipped[C.SKIP_MAX_FEATURES] == 2
+    assert skipped == {R.SKIP_MAX_FEATURES: 2}
 
 
 class _FakeCudaTensor:
@@ -162,8 +165,9 @@ class _FakeCudaTensor:
 
 
 def test_gpu_tensor_is_skipped_without_copy() -> None:
-    assert extract(_FakeCudaTensor()) is None
-    assert _safety.health.skipped[C.SKIP_GPU] == 1
+    skipped: dict[str, int] = {}
+    assert extract(_FakeCudaTensor(), skipped=skipped) is None
+    assert skipped == {R.SKIP_GPU: 1}
 
 
 def test_torch_cpu_tensor_if_available() -> None:

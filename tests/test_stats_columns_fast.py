@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelotel import _safety
-from modelotel.stats import columns as C  # noqa: N812
-from modelotel.stats.columns import ColumnPlan, extract
+from modelotel.stats import read
+from modelotel.stats.read import extract
+from modelotel.stats.schema import ColumnPlan
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -26,19 +26,19 @@ _NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.intege
 
 
 def _slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(C, "_records_fast", lambda x, first: None)
-    monkeypatch.setattr(C, "_from_mapping_fast", lambda x: None)
+    monkeypatch.setattr(read, "_records_fast", lambda x, first: None)
+    monkeypatch.setattr(read, "_from_mapping_fast", lambda x: None)
 
 
 def _seen(x: Any) -> tuple[Any, ...] | None:
     """What the statistics get from ``x``: names, kinds, the aligned matrix, nulls, skips."""
-    _safety.health.reset()
-    table = extract(x, row_vector=False)
+    skipped: dict[str, int] = {}
+    table = extract(x, row_vector=False, skipped=skipped)
     if table is None:
-        return None, dict(_safety.health.skipped)
-    plan = ColumnPlan.from_table(table, None, 200)
-    X, nulls, cats, issues = plan.align(table)
-    skips = {k: v for k, v in _safety.health.skipped.items() if v}
+        return None, skipped
+    plan = ColumnPlan.from_table(table, None, 200, skipped)
+    X, nulls, cats, issues = plan.align(table, skipped)
+    skips = {k: v for k, v in skipped.items() if v}
     return (plan.numeric, plan.categorical, None if X is None else X.astype(np.float64),
             None if nulls is None else nulls.tolist(), [list(c) for c in cats], issues, skips)
 

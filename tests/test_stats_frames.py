@@ -12,7 +12,7 @@ import pytest
 
 import modelotel
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats.columns import FrameHint, extract
+from modelotel.stats.read import FrameHint, extract
 from modelotel.testing import capture
 
 NAMES = ["a", "b", "c", "d"]

@@ -11,13 +11,13 @@ from opentelemetry.trace import INVALID_SPAN
 
 from modelotel import _monitor
 from modelotel._options import model_config
-from modelotel._stats_monitor import StatsMonitor, stats_of
+from modelotel._stats_part import StatsPart
 from modelotel._types import MISSING
 from modelotel.stats import Baseline
 
 
 class _FakeCall:
-    """What the stats hook reads from a Call (a non-recording span)."""
+    """What the statistics part reads from an ended prediction (a non-recording span)."""
 
     def __init__(self, monitor: Any, inputs: Any, outputs: Any) -> None:
         self.monitor = monitor
@@ -31,10 +31,10 @@ class _FakeCall:
         pass
 
 
-def _stats(model: str, **options: Any) -> tuple[Any, StatsMonitor]:
+def _stats(model: str, **options: Any) -> tuple[Any, StatsPart]:
     mon = _monitor.get_monitor(model_config(model=model, **options))
     mon.refresh()
-    sm = stats_of(mon)
+    sm = mon.stats
     assert sm is not None
     return mon, sm
 
@@ -45,23 +45,23 @@ def test_memory_is_flat_across_many_calls() -> None:
     mon, sm = _stats("mem-flat", baseline=b)
     call = _FakeCall(mon, rng.normal(size=(32, 20)), rng.random(32))
     for _ in range(2000):  # warm up: buffers, caches, first flushes
-        sm.hook(call)  # type: ignore[arg-type]
+        sm.end(call)  # type: ignore[arg-type]
     sm.close_window()
     tracemalloc.start()
     try:
         for _ in range(2000):
-            sm.hook(call)  # type: ignore[arg-type]
+            sm.end(call)  # type: ignore[arg-type]
         sm.close_window()
         first, _ = tracemalloc.get_traced_memory()
         for _ in range(20000):
-            sm.hook(call)  # type: ignore[arg-type]
+            sm.end(call)  # type: ignore[arg-type]
         sm.close_window()
         second, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert second - first < 64 * 1024, (first, second)
-    assert sm.inputs.total is not None
-    assert sm.inputs.total.count.tolist() == [(2000 + 2000 + 20000) * 32] * 20
+    assert sm.profiler.inputs.total is not None
+    assert sm.profiler.inputs.total.count.tolist() == [(2000 + 2000 + 20000) * 32] * 20
 
 
 def test_concurrent_calls_lose_no_counts() -> None:
@@ -71,7 +71,7 @@ def test_concurrent_calls_lose_no_counts() -> None:
     def worker() -> None:
         call = _FakeCall(mon, X, MISSING)
         for i in range(2000):
-            sm.hook(call)  # type: ignore[arg-type]
+            sm.end(call)  # type: ignore[arg-type]
             if i % 500 == 0:
                 sm.close_window()
 
@@ -81,6 +81,6 @@ def test_concurrent_calls_lose_no_counts() -> None:
     for t in threads:
         t.join()
     sm.close_window()
-    assert sm.inputs.total is not None
-    assert sm.inputs.total.count.tolist() == [4 * 2000 * 8] * 3
-    assert sm.inputs.total.mean.tolist() == [1.0] * 3
+    assert sm.profiler.inputs.total is not None
+    assert sm.profiler.inputs.total.count.tolist() == [4 * 2000 * 8] * 3
+    assert sm.profiler.inputs.total.mean.tolist() == [1.0] * 3

@@ -14,7 +14,7 @@ from modelotel import _monitor
 from modelotel import attributes as A  # noqa: N812
 from modelotel._options import model_config
 from modelotel._runtime import runtime
-from modelotel._stats_monitor import StatsMonitor, stats_of
+from modelotel._stats_part import StatsPart
 from modelotel.stats import Baseline
 from modelotel.testing import Captured, MetricPoint, capture
 
@@ -26,9 +26,9 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{_counter[0]}"
 
 
-def _stats(model: str) -> StatsMonitor:
+def _stats(model: str) -> StatsPart:
     mon = runtime.models[(model, "")]
-    sm = stats_of(mon)
+    sm = mon.stats
     assert sm is not None  # built with the model's parts
     assert mon.ends[0] == sm.end  # statistics run first
     return sm

@@ -22,7 +22,8 @@ import modelotel  # noqa: E402
 from modelotel import _safety  # noqa: E402
 from modelotel import attributes as A  # noqa: E402, N812
 from modelotel.stats import Baseline  # noqa: E402
-from modelotel.stats.columns import SKIP_GPU, extract  # noqa: E402
+from modelotel.stats.read import extract  # noqa: E402
+from modelotel.stats.reasons import SKIP_GPU  # noqa: E402
 from modelotel.testing import Captured, MetricPoint, capture  # noqa: E402
 
 _ids = itertools.count()

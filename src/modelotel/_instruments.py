@@ -31,9 +31,10 @@ None meanwhile (that call's metrics are still aggregated in process and reported
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
@@ -50,13 +51,58 @@ from modelotel._serving import DURATION_BUCKETS, Serving, replay_values
 _NO_SPAN = Context({"modelotel.replay": True})
 
 
+Points = Sequence[tuple[float, Mapping[str, Any]]]
+
+
+class ObservedStats(Protocol):
+    """What the callbacks read of a model's statistics (``StatsPart``)."""
+
+    #: the provider generation the statistics started over for (only the current one reports)
+    generation: int
+
+    def begin_collection(self, cb: int) -> None:
+        """Callback ``cb`` of a collection is about to read; a callback that already read
+        the current window means a new collection began: close the window first."""
+
+    def points(self, metric: str) -> Points:
+        """``(value, attributes)`` of ``metric`` from the last closed window and totals."""
+
+    def violation_points(self) -> Points:
+        """``(count, attributes)`` of ``ml.check.violations`` (running totals)."""
+
+
 class ObservedModel(Protocol):
     """What the callbacks read of a registered model (:class:`modelotel._monitor.ModelMonitor`)."""
 
     serving: Serving
 
+    @property
+    def stats(self) -> ObservedStats | None:
+        """The model's statistics part, or None."""
+
     def info_attributes(self) -> dict[str, Any]:
         """Attributes of ``ml.model.info``."""
+
+
+#: the statistics' counters, fed from running totals: (inputs' metric, outputs', description)
+STATS_COUNTERS = (
+    (A.METRIC_FEATURE_COUNT, A.METRIC_OUTPUT_COUNT, "Values seen (missing included)."),
+    (A.METRIC_FEATURE_MISSING, A.METRIC_OUTPUT_MISSING,
+     "Missing values by ml.missing.kind (null, nan, inf)."),
+    (A.METRIC_FEATURE_BIN, A.METRIC_OUTPUT_BIN,
+     "Values per baseline bin (below/above range; categories, other, unseen)."),
+)
+#: the statistics' gauges of the last closed window
+STATS_GAUGES = (
+    (A.METRIC_FEATURE_MEAN, "Mean over the last window."),
+    (A.METRIC_FEATURE_STDDEV, "Standard deviation over the last window."),
+    (A.METRIC_FEATURE_MIN, "Minimum over the last window."),
+    (A.METRIC_FEATURE_MAX, "Maximum over the last window."),
+    (A.METRIC_OUTPUT_MEAN, "Mean output over the last window."),
+    (A.METRIC_OUTPUT_STDDEV, "Standard deviation of outputs over the last window."),
+    (A.METRIC_OUTPUT_MIN, "Minimum output over the last window."),
+    (A.METRIC_OUTPUT_MAX, "Maximum output over the last window."),
+)
 
 
 class OutcomeTotals(Protocol):
@@ -86,6 +132,41 @@ class Instruments:
 
     def __init__(self, meter: Any, key: Any) -> None:
         self.key = key
+        self._stats_ids = itertools.count()
+        # --- statistics, registered first: the SDK runs the callbacks of a collection in
+        # registration order, and the first of them (ml.feature.count) closes the windows
+        # that the others read. Should a View drop it, the first callback that finds it
+        # already read the current window knows a new collection began and closes it.
+        for feature, output, desc in STATS_COUNTERS:
+            meter.create_observable_counter(
+                feature, callbacks=[self._stats_callback(feature)], unit="{value}",
+                description=desc,
+            )
+            meter.create_observable_counter(
+                output, callbacks=[self._stats_callback(output)], unit="{value}",
+                description=desc.replace("Values", "Outputs"),
+            )
+        for name, desc in STATS_GAUGES:
+            meter.create_observable_gauge(
+                name, callbacks=[self._stats_callback(name)], description=desc
+            )
+        meter.create_observable_gauge(
+            # a drift score (PSI, JS distance, KS statistic, ...) is not a ratio: an
+            # annotation, not "1", which Prometheus would turn into ml_feature_drift_ratio
+            A.METRIC_FEATURE_DRIFT, callbacks=[self._stats_callback(A.METRIC_FEATURE_DRIFT)],
+            unit="{score}",
+            description="Drift of the last window against the baseline, by ml.drift.method.",
+        )
+        meter.create_observable_gauge(
+            A.METRIC_OUTPUT_DRIFT, callbacks=[self._stats_callback(A.METRIC_OUTPUT_DRIFT)],
+            unit="{score}",
+            description="Drift of the outputs of the last window against the baseline.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_CHECK_VIOLATIONS, callbacks=[self._observe_violations],
+            unit="{violation}",
+            description="Silent-failure check violations, by ml.check and ml.feature/ml.output.",
+        )
         # --- serving
         self.duration = meter.create_histogram(
             A.METRIC_PREDICTION_DURATION,
@@ -241,6 +322,34 @@ class Instruments:
             return []
 
         return observe
+
+    def _stats_of_this_collection(self, cb: int) -> list[ObservedStats]:
+        gen = runtime.generation
+        parts = [p for p in (m.stats for m in _models()) if p is not None and p.generation == gen]
+        for part in parts:
+            part.begin_collection(cb)
+        return parts
+
+    def _stats_callback(self, metric: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        cb = next(self._stats_ids)
+
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            with guard("stats.collect"):
+                if not self.is_current():
+                    return []
+                return [Observation(v, a) for part in self._stats_of_this_collection(cb)
+                        for v, a in part.points(metric)]
+            return []
+
+        return observe
+
+    def _observe_violations(self, options: CallbackOptions) -> Iterable[Observation]:
+        with guard("stats.collect"):
+            if not self.is_current():
+                return []
+            return [Observation(v, a) for part in self._stats_of_this_collection(-1)
+                    for v, a in part.violation_points()]
+        return []
 
     def _observe_accuracy(self, options: CallbackOptions) -> Iterable[Observation]:
         with guard("outcomes.collect"):

@@ -5,7 +5,7 @@ Example:
     >>> from modelotel._options import model_config
     >>> mon = get_monitor(model_config(model="churn", version="3"))
     >>> mon.span_name, [type(p).__name__ for p in mon.parts]
-    ('predict churn', ['StatsMonitor'])
+    ('predict churn', ['StatsPart'])
 
 A monitor holds what every prediction of one model shares: the frozen config, prebuilt
 span and metric attribute dicts, the tracer / meter / logger of the current provider
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from modelotel import _instruments
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
@@ -33,7 +33,7 @@ from modelotel._payload.emit import payload_part
 from modelotel._runtime import runtime
 from modelotel._safety import guard, health
 from modelotel._serving import Serving
-from modelotel._stats_monitor import StatsMonitor, attach_stats
+from modelotel._stats_part import StatsPart
 from modelotel._types import Ended, Part
 from modelotel._version import __version__
 from modelotel.outcomes import PredictionCache, cache_for
@@ -74,11 +74,13 @@ class ModelMonitor:
         self.generation = -1
         self._lock = threading.Lock()
         # each part is built in its own guard: a failure in one must not cost the others
-        self.stats: StatsMonitor | None = None
+        self.stats: StatsPart | None = None
         self.outcome_cache: PredictionCache | None = None
         self.payload: Any = None
         with guard("stats.setup"):
-            self.stats = attach_stats(self)
+            self.stats = StatsPart(config, self.metric_attributes)
+            if self.stats.baseline is not None:
+                self.baseline_hash = self.stats.baseline.hash
         with guard("outcomes.setup"):
             self.outcome_cache = cache_for(
                 config.model, config.version, config.task, runtime.settings.outcome_cache_size
@@ -86,7 +88,7 @@ class ModelMonitor:
         with guard("payload.setup"):
             self.payload = payload_part(config, self._current_logger)
         self.parts: tuple[Part, ...] = tuple(
-            cast(Part, p) for p in (self.stats, self.outcome_cache, self.payload) if p is not None
+            p for p in (self.stats, self.outcome_cache, self.payload) if p is not None
         )
         self.ends: tuple[Callable[[Ended], None], ...] = tuple(p.end for p in self.parts)
 
@@ -99,7 +101,9 @@ class ModelMonitor:
 
         Called by a prediction only when the generation moved (one int compare otherwise).
         The serving aggregation is kept: it is exported by whichever provider is current when
-        a reader collects (a model called before ``configure()`` keeps its counts).
+        a reader collects (a model called before ``configure()`` keeps its counts). The
+        statistics start over (:meth:`StatsPart.follow`): their running totals are reported
+        by the new provider from zero, and a model not called since the change reports none.
         """
         with self._lock:
             gen = runtime.generation
@@ -109,6 +113,9 @@ class ModelMonitor:
             self.meter = runtime.meter_provider().get_meter(A.SCOPE_NAME, __version__)
             self.logger = runtime.logger_provider().get_logger(A.SCOPE_NAME, __version__)
             self.generation = gen
+            if self.stats is not None:
+                with guard("stats.follow"):
+                    self.stats.follow(gen)
         _instruments.ensure()
 
     # ---------------------------------------------------------- reset and fork

@@ -10,7 +10,7 @@ Example:
     >>> b.outputs[0].categories
     ('False', 'True')
 
-The statistics of a baseline are computed by the same code (:mod:`.columns`,
+The statistics of a baseline are computed by the same code (:mod:`.read`, :mod:`.schema`,
 :mod:`.accumulate`) that computes the serving windows, so training and serving cannot
 disagree on what a bin, a null or a category is. Numeric features get quantile bin edges
 (deciles by default; ties collapse, and a column with few distinct values gets one bin per
@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator, category_key
-from modelotel.stats.columns import CATEGORICAL, ColumnPlan, FeatureSpec, Table, extract
+from modelotel.stats.read import extract
+from modelotel.stats.schema import ColumnPlan, output_specs
+from modelotel.stats.table import CATEGORICAL, Table
 
 FORMAT = "modelotel.baseline"
 #: Version of the file format this code writes; it reads this version and older ones.
@@ -172,24 +174,6 @@ def _dtype_name(table: Table, name: str) -> str:
     return str(table.columns[name].dtype)
 
 
-def output_specs(table: Table, max_features: int) -> list[FeatureSpec]:
-    """Outputs: floats are scores (numeric); ints, bools and strings are class labels."""
-    plan = ColumnPlan.from_table(table, None, max_features)
-    specs = []
-    for name in plan.names:
-        kind = plan.kinds[name]
-        col = table.column(name, table.names.index(name))
-        if col.dtype.kind in "iub" or (col.dtype.kind == "O" and _looks_like_labels(col)):
-            kind = CATEGORICAL
-        specs.append(FeatureSpec(name, kind))
-    return specs
-
-
-def _looks_like_labels(col: np.ndarray[Any, Any]) -> bool:
-    labels = (int, bool, str, np.integer, np.bool_)
-    return all(v is None or isinstance(v, labels) for v in col.tolist())
-
-
 def _profile_side(table: Table, plan: ColumnPlan, bins: int, top_k: int) -> list[FeatureProfile]:
     X, nulls, cats, _ = plan.align(table)
     out: dict[str, FeatureProfile] = {}
@@ -288,10 +272,12 @@ class Baseline:
             raise BaselineError(f"bins must be an int between 1 and 1000, got {bins!r}")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise BaselineError(f"top_k must be a positive int, got {top_k!r}")
-        table = extract(X, row_vector=False)
+        skipped: dict[str, int] = {}
+        table = extract(X, row_vector=False, skipped=skipped)
         if table is None:
             raise BaselineError(
-                f"cannot profile inputs of type {type(X).__name__}: empty or unsupported"
+                f"cannot profile inputs of type {type(X).__name__}: empty or unsupported "
+                f"({', '.join(skipped)})"
             )
         if feature_names is not None:
             feature_names = [str(n) for n in feature_names]
@@ -306,9 +292,13 @@ class Baseline:
         features = _profile_side(table, plan, bins, top_k)
         outs: list[FeatureProfile] = []
         if outputs is not None:
-            otable = extract(outputs, row_vector=False)
+            out_skipped: dict[str, int] = {}
+            otable = extract(outputs, row_vector=False, skipped=out_skipped)
             if otable is None:
-                raise BaselineError(f"cannot profile outputs of type {type(outputs).__name__}")
+                raise BaselineError(
+                    f"cannot profile outputs of type {type(outputs).__name__} "
+                    f"({', '.join(out_skipped)})"
+                )
             oplan = ColumnPlan(output_specs(otable, max_features))
             outs = _profile_side(otable, oplan, bins, top_k)
         return cls(
@@ -458,6 +448,5 @@ __all__ = [
     "Baseline",
     "BaselineError",
     "FeatureProfile",
-    "output_specs",
     "resolve",
 ]

@@ -1,0 +1,186 @@
+"""Read pandas DataFrames and Series into columns, without importing pandas.
+
+Example:
+    >>> import pandas as pd
+    >>> from modelotel.stats.frames import FrameHint, from_frame
+    >>> hint, skipped = FrameHint(), {}
+    >>> t = from_frame(pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}), hint, skipped)
+    >>> t.names, t.matrix.shape, hint.numeric, skipped
+    (('a', 'b'), (2, 2), True, {})
+
+pandas is recognised by the module of the object's type and never imported here. A frame
+whose columns are all numeric (numpy or pandas' nullable dtypes) becomes one matrix in one
+``to_numpy()`` call; anything else is read column by column. A :class:`FrameHint` remembers
+what the last frame of a monitor side was like, so a stream of similar frames takes the
+shortest path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelotel.stats.reasons import SKIP_EMPTY, SKIP_NON_TABULAR, SKIP_UNSUPPORTED, add
+from modelotel.stats.table import CATEGORICAL, DATETIME, NUMERIC, Table, array_kind
+
+
+def pandas_column(s: Any) -> tuple[np.ndarray[Any, Any], str, int] | None:
+    """(values, kind, nulls) of a pandas Series, without importing pandas."""
+    if type(s).__name__ != "Series" or not type(s).__module__.startswith("pandas"):
+        return None
+    dtype = s.dtype
+    dkind = getattr(dtype, "kind", "O")
+    name = type(dtype).__name__
+    if name == "CategoricalDtype":
+        codes = np.asarray(s.cat.codes.to_numpy())
+        cats = np.asarray(s.cat.categories.to_numpy(), dtype=object)
+        values = np.empty(codes.shape[0], dtype=object)
+        ok = codes >= 0
+        values[ok] = cats[codes[ok]]
+        values[~ok] = None
+        return values, CATEGORICAL, int((~ok).sum())
+    if isinstance(dtype, np.dtype):
+        arr = s.to_numpy()  # a view for numpy-backed columns
+        kind = array_kind(arr)
+        if kind is None:
+            return None
+        n_null = int(np.isnat(arr).sum()) if dkind in "Mm" else 0
+        if kind == CATEGORICAL:
+            n_null = int(s.isna().sum())
+        return arr, kind, n_null
+    # extension dtypes: nullable Int64/Float64/boolean, tz-aware datetimes, strings, ...
+    if dkind in "iufb":
+        # the extension array itself: its isna() / to_numpy() skip the Series layer
+        arr_ext = s.array
+        n_null = int(np.asarray(arr_ext.isna()).sum())
+        out = arr_ext.to_numpy(dtype="float64", na_value=np.nan)
+        return out, NUMERIC, n_null
+    na = s.isna().to_numpy()
+    n_null = int(na.sum())
+    if dkind == "M":
+        out = s.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
+        return out, DATETIME, n_null
+    return np.asarray(s.to_numpy(dtype=object, na_value=None), dtype=object), CATEGORICAL, n_null
+
+
+class FrameHint:
+    """What one monitor side learnt from the last DataFrame it read (a per-call shortcut).
+
+    ``numeric``: its columns were all numpy numeric dtypes, so ``to_numpy()`` is one numeric
+    matrix (None: not known yet; False: some were not, and the dtypes are checked each
+    time). ``columns`` / ``labels``: its column index and the labels as strings, reused while
+    the frames share the index object.
+    """
+
+    __slots__ = ("columns", "labels", "numeric")
+
+    def __init__(self) -> None:
+        self.numeric: bool | None = None
+        self.columns: object = None
+        self.labels: tuple[str, ...] = ()
+
+
+def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
+    cols = x.columns
+    if hint is not None and cols is hint.columns:
+        return hint.labels
+    labels = tuple(str(c) for c in cols.tolist())
+    if hint is not None:
+        hint.columns, hint.labels = cols, labels
+    return labels
+
+
+def _numeric_layout(x: Any) -> tuple[str, list[int]]:
+    """``("numpy", [])`` when every column has a numpy numeric dtype; ``("masked", idx)``
+    when every column is numeric and those at ``idx`` are pandas' nullable ones (Int64,
+    Float64, boolean); ``("columns", [])`` otherwise."""
+    masked: list[int] = []
+    for i, dt in enumerate(x.dtypes.tolist()):
+        if isinstance(dt, np.dtype):
+            if dt.kind not in "fiub":
+                return "columns", []
+        elif getattr(dt, "kind", "O") in "iufb" and type(dt).__name__ in _MASKED_DTYPES:
+            masked.append(i)
+        else:
+            return "columns", []
+    return ("masked", masked) if masked else ("numpy", masked)
+
+
+#: pandas' nullable numeric dtypes: ``to_numpy(float64, na_value=nan)`` turns pd.NA to NaN
+_MASKED_DTYPES = frozenset(
+    ("Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype",
+     "UInt32Dtype", "UInt64Dtype", "Float32Dtype", "Float64Dtype", "BooleanDtype")
+)
+
+
+def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table | None:
+    """A pandas DataFrame as a :class:`Table` (None: skipped, its reason added to ``skipped``)."""
+    rows, width = x.shape
+    if rows == 0 or width == 0:
+        add(skipped, SKIP_EMPTY)
+        return None
+    labels = _frame_labels(x, hint)
+    unique = len(set(labels)) == len(labels)
+    if unique:
+        # numpy-typed numeric columns (float, int, bool; one dtype or several): to_numpy()
+        # is one (rows x cols) matrix, a Fortran-ordered view for a single dtype, one
+        # interleaving copy in C for several (ints and floats meet in float64). Cheaper
+        # than any per-column path by far (pandas costs 5-15 us per column accessed).
+        # The hint skips the dtype check (~10 us) while the frames stay numeric.
+        if hint is not None and hint.numeric:
+            layout, masked = "numpy", list[int]()
+        else:
+            layout, masked = _numeric_layout(x)
+            if hint is not None:
+                hint.numeric = layout == "numpy"
+        if layout == "numpy":
+            m = x.to_numpy()
+            if m.ndim == 2 and m.dtype.kind in "fiub":
+                return Table(int(rows), labels, matrix=m, named=True)
+            # bool and float columns together interleave to object
+            layout, masked = _numeric_layout(x)
+            if hint is not None:
+                hint.numeric = False
+        if layout == "masked":
+            # nullable numeric columns (and plain ones): one float64 matrix, pd.NA as NaN;
+            # a nullable column holds no NaN of its own, so its NaN are its nulls
+            m = x.to_numpy(dtype=np.float64, na_value=np.nan)
+            counts = np.isnan(m[:, masked]).sum(axis=0).tolist()
+            nulls_m = {labels[i]: int(c) for i, c in zip(masked, counts, strict=True)}
+            return Table(int(rows), labels, matrix=m, nulls=nulls_m, named=True)
+    names: list[str] = []
+    cols: dict[str, np.ndarray[Any, Any]] = {}
+    kinds: dict[str, str] = {}
+    nulls: dict[str, int] = {}
+    # items(): ~2x cheaper per column than x.iloc[:, i]
+    for name, (_, series) in zip(labels, x.items(), strict=True):
+        if name in cols:
+            add(skipped, SKIP_NON_TABULAR)  # duplicate column label: keep the first
+            continue
+        got = pandas_column(series)
+        if got is None:
+            add(skipped, SKIP_NON_TABULAR)
+            continue
+        cols[name], kinds[name], nulls[name] = got
+        names.append(name)
+    return Table(int(rows), tuple(names), columns=cols, kinds=kinds, nulls=nulls, named=True)
+
+
+def from_series(x: Any, skipped: dict[str, int]) -> Table | None:
+    """A pandas Series as a one-column :class:`Table` (None: skipped, reason added)."""
+    got = pandas_column(x)
+    if got is None:
+        add(skipped, SKIP_UNSUPPORTED)
+        return None
+    arr, kind, n_null = got
+    if arr.shape[0] == 0:
+        add(skipped, SKIP_EMPTY)
+        return None
+    label = getattr(x, "name", None)
+    name = "0" if label is None else str(label)
+    return Table(arr.shape[0], (name,), columns={name: arr}, kinds={name: kind},
+                 nulls={name: n_null}, named=label is not None)
+
+
+__all__ = ["FrameHint", "from_frame", "from_series", "pandas_column"]

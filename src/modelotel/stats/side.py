@@ -1,0 +1,394 @@
+"""One side of a model (its inputs, or its outputs): schema, row buffer, window, totals.
+
+Example:
+    >>> import threading
+    >>> import numpy as np
+    >>> from modelotel.stats.side import Side
+    >>> side = Side(False, None, ["a", "b"], 200, 1000, threading.Lock(),
+    ...             np.random.default_rng(0))
+    >>> side.observe(np.array([[1.0, 2.0], [3.0, np.nan]]), None) is None  # nothing to report
+    True
+    >>> side.summarize(side.swap()).totals.seen
+    [2, 2]
+
+A :class:`Side` takes one batch per call (:meth:`Side.observe`). Its schema is fixed once
+(the baseline's, or the first batch's). A small plain numeric batch of the schema's width
+is copied into the row buffer (:mod:`.buffer`) and, for outputs, checked; anything else is
+read (:mod:`.read`), lined up with the schema (:mod:`.schema`), row-sampled beyond
+``row_cap`` rows, then buffered or reduced on its own. What a batch did besides feeding the
+window (schema or output checks that fired, skip reasons, a row-sampling rate) comes back
+as a :class:`Report`; ``None`` when there is nothing to say, the common case, so that the
+per-call path allocates nothing.
+
+The side's lock (the model's one lock, shared by both sides) is held for the buffer copy
+and every window update; reading, aligning and checking run outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modelotel.stats import kernel
+from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
+from modelotel.stats.baseline import FeatureProfile
+from modelotel.stats.buffer import RowBuffer
+from modelotel.stats.checks import output_checks, scores_ok
+from modelotel.stats.read import FrameHint, extract
+from modelotel.stats.reasons import add
+from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
+from modelotel.stats.table import Table
+from modelotel.stats.window import SideSummary, bin_labels, summarize
+
+Array = np.ndarray[Any, Any]
+
+
+class Report:
+    """What one call's batches did besides feeding the window.
+
+    Attributes:
+        checks: ``(check, feature, output)`` per check that fired, in order; ``output``
+            tells the side (True: a model output, False: an input feature).
+        skipped: reason -> count of what was skipped (:mod:`.reasons`).
+        dropped: rows left out by row sampling (``stats.row_cap``).
+        sample_rate: the share of rows kept when a batch was row-sampled, else None.
+    """
+
+    __slots__ = ("checks", "dropped", "sample_rate", "skipped")
+
+    def __init__(self) -> None:
+        self.checks: list[tuple[str, str, bool]] = []
+        self.skipped: dict[str, int] = {}
+        self.dropped = 0
+        self.sample_rate: float | None = None
+
+
+def _never(array: Array, n: int) -> None:  # pragma: no cover - an empty buffer never fills
+    raise AssertionError("the empty row buffer took rows")
+
+
+#: The buffer of a side without numeric columns (or no schema yet): takes no batch.
+_NO_BUFFER = RowBuffer(1, 0, 0, _never)
+
+
+class Side:
+    """The inputs (``output=False``) or the outputs of one model (see the module doc).
+
+    Args:
+        output: model outputs (1-D batches are a column of values; output checks run), or
+            inputs (a 1-D batch is one row of features).
+        profiles: the baseline's profiles of this side (fixes the schema), or None.
+        names: feature names for unnamed columns (inputs), or None.
+        max_features: columns beyond this many get no statistics.
+        row_cap: a batch of more rows is row-sampled down to about this many.
+        lock: the model's lock.
+        rng: the model's random generator (row sampling).
+
+    Attributes:
+        cut: columns of the baseline beyond ``max_features`` (they get no statistics).
+        plan: the schema, or None until the first batch when there is no baseline.
+        window / cat_window: the accumulators of the current window.
+        total / cat_total: running totals, the closed windows merged in.
+        buffer: the row buffer of the numeric columns.
+        fast_width: width of a plain numeric numpy batch that needs no conversion (0: none).
+        check_lo / check_hi: per numeric column, the training range the kernel's ``stage``
+            checks outputs against (-inf / inf: no range), as float64 memoryviews.
+        base_lo0 / base_hi0: the same as floats for one output column (None: no range).
+    """
+
+    def __init__(
+        self,
+        output: bool,
+        profiles: Sequence[FeatureProfile] | None,
+        names: Sequence[str] | None,
+        max_features: int,
+        row_cap: int,
+        lock: threading.Lock,
+        rng: np.random.Generator,
+    ) -> None:
+        self.output = output
+        self.profiles: dict[str, FeatureProfile] = {p.name: p for p in profiles or ()}
+        self.names = tuple(names) if names is not None else None
+        self.max_features = max_features
+        self.row_cap = row_cap
+        self.lock = lock
+        self.rng = rng
+        self.cut = 0
+        self.plan: ColumnPlan | None = None
+        self.window = NumericAccumulator(0)
+        self.total = self.window.empty_like()
+        self.cat_window: list[CategoricalAccumulator] = []
+        self.cat_total: list[CategoricalAccumulator] = []
+        self.bin_labels: tuple[tuple[str, ...], ...] = ()
+        self.frame_hint = FrameHint()
+        self.buffer = _NO_BUFFER
+        self.base_lo: Array | None = None
+        self.base_hi: Array | None = None
+        self.base_lo0: float | None = None
+        self.base_hi0: float | None = None
+        # memoryviews: the kernel reads them through the buffer protocol, cheaper than an
+        # array's, which describes itself anew on every call
+        self.check_lo = self.check_hi = memoryview(b"")
+        self.fast_width = 0
+        self.labels_only = False
+        self.row_vector = not output and not (names is not None and len(names) == 1)
+        if profiles:
+            specs = [FeatureSpec(p.name, p.kind) for p in profiles]
+            if len(specs) > max_features:
+                self.cut = len(specs) - max_features
+                specs = specs[:max_features]
+            self._setup(ColumnPlan(specs))
+
+    # ---- schema --------------------------------------------------------------------
+    def _setup(self, plan: ColumnPlan) -> None:
+        edges = []
+        for name in plan.numeric:
+            prof = self.profiles.get(name)
+            edges.append(np.asarray(prof.edges if prof else (), dtype=np.float64))
+        d = len(plan.numeric)
+        self.window = NumericAccumulator(d, edges if any(len(e) for e in edges) else None)
+        self.total = self.window.empty_like()
+        self.cat_window = []
+        for name in plan.categorical:
+            prof = self.profiles.get(name)
+            cats = prof.categories if prof else ()
+            known = frozenset(prof.known_other) if prof and prof.known_other is not None else None
+            self.cat_window.append(CategoricalAccumulator(cats, known))
+        self.cat_total = [c.empty_like() for c in self.cat_window]
+        self.bin_labels = bin_labels(self.window, self.cat_window)
+        if d:
+            self.buffer = RowBuffer.for_width(d, self.row_cap, self._reduce)
+        if self.output and self.profiles:
+            lo = [self.profiles[n].min if n in self.profiles else None for n in plan.numeric]
+            hi = [self.profiles[n].max if n in self.profiles else None for n in plan.numeric]
+            self.base_lo = np.array([np.nan if v is None else v for v in lo], dtype=np.float64)
+            self.base_hi = np.array([np.nan if v is None else v for v in hi], dtype=np.float64)
+            if d == 1 and lo[0] is not None and hi[0] is not None:
+                self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
+        self.fast_width = d if d and not plan.categorical else 0
+        self.labels_only = self.output and not d and len(plan.categorical) == 1
+        if self.base_lo is not None and self.base_hi is not None:
+            lo_arr = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
+            hi_arr = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
+        else:
+            lo_arr, hi_arr = np.full(d, -np.inf), np.full(d, np.inf)
+        self.check_lo, self.check_hi = memoryview(lo_arr), memoryview(hi_arr)  # type: ignore[arg-type]
+        self.plan = plan
+
+    def plan_for(self, table: Table, skipped: dict[str, int]) -> ColumnPlan:
+        """The schema, decided from ``table`` if there is none yet (columns cut by
+        ``max_features`` are added to ``skipped``)."""
+        plan = self.plan
+        if plan is not None:
+            return plan
+        with self.lock:
+            if self.plan is None:
+                if self.output:
+                    self._setup(ColumnPlan(output_specs(table, self.max_features, skipped)))
+                else:
+                    self._setup(
+                        ColumnPlan.from_table(table, self.names, self.max_features, skipped)
+                    )
+            assert self.plan is not None
+            return self.plan
+
+    # ---- per call ------------------------------------------------------------------
+    def observe(self, x: object, rep: Report | None) -> Report | None:
+        """Feed the window with one batch; returns ``rep`` with what else happened added
+        (a new :class:`Report` if ``rep`` is None and something did)."""
+        if (
+            self.labels_only
+            and type(x) is np.ndarray
+            and x.ndim == 1
+            and x.dtype.kind in "iubU"
+            and 0 < x.shape[0] <= self.row_cap
+        ):
+            # a classifier's labels (one categorical output column): counted as they are,
+            # what extract + align would hand over for a plain 1-D array of ints or strings
+            with self.lock:
+                self.cat_window[0].add(x)
+            return rep
+        width = self.fast_width
+        if width and type(x) is np.ndarray and x.dtype.kind in "fiub" and x.dtype.itemsize <= 8:
+            # the hot path: a plain numeric array of the expected width, no conversion; only
+            # ops that never warn (min, max, compares, a copy into float64: longdouble, whose
+            # copy can overflow, takes the other path), so no np.errstate (~1.4 us) here
+            shape = x.shape
+            X: Array | None = None
+            if len(shape) == 1 and not self.row_vector and width == 1:
+                X = x  # one column of outputs (scores): checked 1-D, buffered as one column
+            elif len(shape) == 2 and shape[1] == width:
+                X = x
+            elif len(shape) == 1 and self.row_vector and shape[0] == width:
+                X = x.reshape(1, width)
+            if X is not None:
+                rows = X.shape[0]
+                buf = self.buffer
+                if 0 < rows <= buf.max_batch:
+                    if self.output:
+                        if X.ndim == 2:
+                            # (not check_outputs: one Python call fewer on every call)
+                            fired = output_checks(X, self.base_lo, self.base_hi)
+                            if fired:
+                                rep = self._fired(fired, rep)
+                        elif not scores_ok(X, self.base_lo0, self.base_hi0):
+                            rep = self.check_outputs(X.reshape(-1, 1), rep)
+                    with self.lock:
+                        buf.append(X, rows)
+                    return rep
+        with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
+            return self._observe_any(x, rep)
+
+    def check_outputs(self, X: Array, rep: Report | None) -> Report | None:
+        """Run the per-call output checks on a ``rows x k`` batch of this side's numeric
+        columns; what fired is added to ``rep`` (or to a new :class:`Report`)."""
+        fired = output_checks(X, self.base_lo, self.base_hi)
+        return self._fired(fired, rep) if fired else rep
+
+    def _fired(self, fired: list[tuple[str, int]], rep: Report | None) -> Report:
+        """``rep`` (or a new report) with the output checks ``fired`` (check, column)."""
+        if rep is None:
+            rep = Report()
+        assert self.plan is not None
+        numeric = self.plan.numeric
+        rep.checks.extend((check, numeric[j], True) for check, j in fired)
+        return rep
+
+    def _row_sample(self, rows: int) -> slice | None:
+        """A uniform systematic sample of at most ``row_cap`` rows (None: take them all)."""
+        cap = self.row_cap
+        if rows <= cap:
+            return None
+        step = -(-rows // cap)
+        return slice(int(self.rng.integers(step)), None, step)
+
+    def _observe_any(self, x: Any, rep: Report | None) -> Report | None:
+        # the report is made only when there is something to say (most calls have nothing)
+        if (
+            isinstance(x, (list, tuple))
+            and len(x) > self.row_cap
+            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray)))
+        ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
+            # rows of Python objects (or a frame) are converted value by value for some
+            # columns: sample the rows before converting, not after
+            rows_in = len(x)
+            pre = self._row_sample(rows_in)
+            if pre is not None:
+                rep = _sampled(rep, rows_in, pre)
+                x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]
+        skipped: dict[str, int] = {}
+        table = extract(x, self.row_vector, self.frame_hint, skipped)
+        if table is None:
+            return _skipped(rep, skipped)
+        plan = self.plan_for(table, skipped)
+        X, nulls, cats, issues = plan.align(table, skipped)
+        output = self.output
+        if issues:
+            if rep is None:
+                rep = Report()
+            rep.checks.extend((check, feature, output) for check, feature in issues)
+        rows = table.rows
+        if X is not None and X.shape[1] and output:
+            rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
+        sample = self._row_sample(rows)
+        if sample is not None:
+            rep = _sampled(rep, rows, sample)
+            kept = len(range(rows)[sample])
+            if X is not None:
+                X = X[sample]
+                if nulls is not None:
+                    # nulls were counted over all rows: scale to the sample, within its NaN
+                    est = np.round(nulls * (kept / rows)).astype(np.int64)
+                    nulls = np.minimum(est, np.isnan(X).sum(axis=0))
+            cats = [c[sample] for c in cats]
+        if X is not None and X.shape[1]:
+            self._add_numeric(X, nulls)
+        if cats:
+            with self.lock:
+                for acc, values in zip(self.cat_window, cats, strict=True):
+                    acc.add(values)
+        return _skipped(rep, skipped) if skipped else rep
+
+    def _add_numeric(self, X: Array, nulls: Array | None) -> None:
+        rows = X.shape[0]
+        if (
+            rows <= self.buffer.max_batch
+            and X.dtype.kind in "fiub"
+            and X.dtype.itemsize <= 8  # a longdouble copy can overflow: add() converts it
+        ):
+            with self.lock:
+                self.buffer.append(X, rows)
+                if nulls is not None:
+                    self.window.null += nulls
+                    self.window.nan -= nulls
+            return
+        tmp = self.window.empty_like()
+        # off the lock: a big batch must not stall other threads
+        if kernel.accumulate is not None and X.dtype == np.float64 and X.flags.c_contiguous:
+            # the compiled kernel: one pass, GIL released (other threads serve meanwhile)
+            tmp.add_rows(X, rows, nulls)
+        elif X.flags.f_contiguous and not X.flags.c_contiguous:
+            tmp.add(X.T, nulls, columns_first=True)  # a pandas block: already columns first
+        else:
+            tmp.add(X, nulls)
+        with self.lock:
+            self.window.merge(tmp)
+
+    def _reduce(self, array: Array, n: int) -> None:
+        """The row buffer's sink: its first ``n`` rows into the current window."""
+        self.window.add_rows(array, n)
+
+    # ---- window end ----------------------------------------------------------------
+    def swap(self) -> tuple[NumericAccumulator, list[CategoricalAccumulator]] | None:
+        """End the window (lock held): reduce the buffer, put empty accumulators in place,
+        return the closed ones (None: no schema yet, nothing was seen)."""
+        if self.plan is None:
+            return None
+        self.buffer.flush()
+        win, cat_win = self.window, self.cat_window
+        self.window = win.empty_like()
+        self.cat_window = [c.empty_like() for c in cat_win]
+        return win, cat_win
+
+    def summarize(
+        self, closed: tuple[NumericAccumulator, list[CategoricalAccumulator]] | None
+    ) -> SideSummary | None:
+        """Merge a window :meth:`swap` closed into the running totals and summarize it
+        (off the lock; one close at a time)."""
+        if closed is None or self.plan is None:
+            return None
+        win, cat_win = closed
+        self.total.merge(win)
+        for tot, w in zip(self.cat_total, cat_win, strict=True):
+            tot.merge(w)
+        return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
+                         self.cat_total, self.bin_labels)
+
+
+def _sampled(rep: Report | None, rows: int, sample: slice) -> Report:
+    """``rep`` (or a new report) with a row sample of ``rows`` rows recorded."""
+    if rep is None:
+        rep = Report()
+    kept = len(range(rows)[sample])
+    rep.dropped += rows - kept
+    rep.sample_rate = kept / rows
+    return rep
+
+
+def _skipped(rep: Report | None, skipped: dict[str, int]) -> Report | None:
+    """``rep`` (or a new report) with the skip reasons ``skipped`` added."""
+    if not skipped:
+        return rep
+    if rep is None:
+        rep = Report()
+        rep.skipped = skipped
+        return rep
+    for reason, n in skipped.items():
+        add(rep.skipped, reason, n)
+    return rep
+
+
+__all__ = ["Report", "Side"]
