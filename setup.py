@@ -84,7 +84,8 @@ class BuildKernel(build_ext):
                   file=sys.stderr)
 
 
-setup(
-    ext_modules=[] if kernel_mode() == "off" else [KERNEL],
-    cmdclass={"build_ext": BuildKernel},
-)
+if __name__ == "__main__":  # setuptools' build backend runs this file as __main__
+    setup(
+        ext_modules=[] if kernel_mode() == "off" else [KERNEL],
+        cmdclass={"build_ext": BuildKernel},
+    )
