@@ -399,3 +399,47 @@ def test_the_text_report_has_one_line_per_check_and_a_total(
     assert out[-1].endswith("ok")
     assert "failed" in out[-1]
     assert status == (1 if any(h.startswith("[fail]") for h in heads) else 0)
+
+
+def test_a_check_that_breaks_is_a_failed_check_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug in the check")
+
+    monkeypatch.setattr(_doctor, "check_baseline", broken)
+    with OTLPHTTPReceiver() as rx:
+        status, doc = doctor(capsys, "--endpoint", rx.url, "--baseline", "x.json")
+    (base,) = checks(doc, "baseline")
+    assert base["status"] == "fail"
+    assert "RuntimeError: a bug in the check" in base["summary"]
+    assert status == 1
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_an_unreadable_ca_certificate_fails_the_endpoint_check_saying_which_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    protocol: str,
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(missing))
+    receiver = OTLPGrpcReceiver() if protocol == "grpc" else OTLPHTTPReceiver()
+    with receiver as rx:  # listening: the TLS setup is what fails
+        https = rx.url.replace("http://", "https://")
+        status, doc = doctor(capsys, "--endpoint", https, "--protocol", protocol)
+    first = checks(doc, "endpoint")[0]
+    assert status == 1
+    assert first["status"] == "fail"
+    assert str(missing) in first["summary"]
+
+
+def test_tls_to_a_plain_http_receiver_fails_with_the_tls_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with OTLPHTTPReceiver() as rx:
+        status, doc = doctor(capsys, "--endpoint", rx.url.replace("http://", "https://"),
+                             "--timeout", "2")
+    first = checks(doc, "endpoint")[0]
+    assert status == 1
+    assert first["status"] == "fail"
+    assert "SSL" in first["summary"]

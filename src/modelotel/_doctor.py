@@ -27,6 +27,7 @@ state; the endpoint checks open their own connections, each bounded by ``timeout
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import importlib
 import importlib.metadata
@@ -40,7 +41,7 @@ import ssl
 import sys
 import sysconfig
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -366,7 +367,12 @@ def probe_http(target: Target, timeout: float) -> Check:
     conn: http.client.HTTPConnection
     try:
         if scheme == "https":
-            context = ssl.create_default_context(cafile=target.certificate)
+            try:
+                context = ssl.create_default_context(cafile=target.certificate)
+            except OSError as exc:  # the file named by OTEL_EXPORTER_OTLP_[<SIGNAL>_]CERTIFICATE
+                why = f"cannot read the CA certificate {target.certificate!r}: {exc}"
+                return Check(name, FAIL, f"{target.url}: {why}",
+                             data={"url": target.url, "error": why})
             sock.settimeout(max(0.01, end - time.monotonic()))
             sock = context.wrap_socket(sock, server_hostname=host)  # the TLS handshake
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
@@ -425,7 +431,15 @@ def probe_grpc(target: Target, timeout: float) -> Check:
     if insecure:
         channel = grpc.insecure_channel(f"{host}:{port}")
     else:
-        roots = open(target.certificate, "rb").read() if target.certificate else None  # noqa: SIM115
+        roots = None
+        if target.certificate:
+            try:
+                with open(target.certificate, "rb") as fh:
+                    roots = fh.read()
+            except OSError as exc:
+                why = f"cannot read the CA certificate {target.certificate!r}: {exc}"
+                return Check(name, FAIL, f"{target.url}: {why}",
+                             data={"url": target.url, "error": why})
         channel = grpc.secure_channel(f"{host}:{port}", grpc.ssl_channel_credentials(roots))
     stub, request = _grpc_export(target.signal, channel)
     try:
@@ -496,6 +510,13 @@ def check_baseline(path: str) -> Check:
 
 
 # ------------------------------------------------------------------ the command
+def _checked(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - a check that breaks is reported, not raised
+        return Check(name, FAIL, f"the check could not run: {type(exc).__name__}: {exc}")
+
+
 def run(
     baselines: Sequence[str] = (),
     endpoint: str | None = None,
@@ -504,25 +525,33 @@ def run(
     environ: Mapping[str, str] | None = None,
 ) -> list[Check]:
     """Every check, in the order they are printed."""
-    checks = [check_kernel(), check_dependencies(), check_settings(environ)]
-    config, targets = check_otel_config(environ, endpoint, protocol)
+    checks = [_checked("statistics kernel", check_kernel),
+              _checked("dependencies", check_dependencies),
+              _checked("modelotel settings", functools.partial(check_settings, environ))]
+    targets: list[Target] = []
+    try:
+        config, targets = check_otel_config(environ, endpoint, protocol)
+    except Exception as exc:  # noqa: BLE001 - as in _checked
+        config = Check("OpenTelemetry settings", FAIL,
+                       f"the check could not run: {type(exc).__name__}: {exc}")
     checks.append(config)
     if not config.data.get("sdk_disabled"):
         # a receiver that did not answer for one signal is not tried again for the next:
         # the whole command stays within about one timeout per receiver
         silent: dict[tuple[str, str, int], Check] = {}
         for t in targets:
+            name = f"endpoint ({t.signal})"
             first = silent.get(t.address)
             if first is not None:
-                checks.append(Check(f"endpoint ({t.signal})", FAIL,
-                                    f"{t.url}: not tried, see {first.name}",
+                checks.append(Check(name, FAIL, f"{t.url}: not tried, see {first.name}",
                                     data={"url": t.url, "error": f"see {first.name}"}))
                 continue
-            result = probe(t, timeout)
+            result = _checked(name, functools.partial(probe, t, timeout))
             checks.append(result)
-            if "error" in result.data:
+            if "error" in result.data or result.status == FAIL:
                 silent[t.address] = result
-    checks.extend(check_baseline(p) for p in baselines)
+    checks.extend(_checked(f"baseline {p}", functools.partial(check_baseline, p))
+                  for p in baselines)
     return checks
 
 
