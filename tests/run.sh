@@ -12,8 +12,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-# the optional C kernel of the statistics is compiled by that install (numpy runs without it)
-.venv/bin/python -c "from modelotel.stats import kernel; print('statistics kernel:', 'compiled' if kernel.COMPILED else 'numpy (not compiled: no C compiler or Python headers?)')"
+# the optional C kernel of the statistics is compiled by that install (numpy runs without it;
+# docs/kernel.md): which one runs, and why
+.venv/bin/python -c "from modelotel.stats import kernel; print('statistics kernel:', 'compiled' if kernel.COMPILED else 'numpy', '-', kernel.REASON)"
 # torch is not in the dev extras: its default wheels pull several GB of CUDA libraries.
 # Best effort: tests/test_torch_real.py skips itself when torch is missing.
 .venv/bin/python -m pip install -q torch || echo "torch could not be installed: the torch tests will be skipped"

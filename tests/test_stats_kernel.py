@@ -32,37 +32,47 @@ def test_the_kernel_is_built_where_a_compiler_is() -> None:
         pytest.skip("no C compiler or Python headers: numpy runs instead")
     if os.environ.get("MODELOTEL_STATS_KERNEL", "auto") == "numpy":
         pytest.skip("MODELOTEL_STATS_KERNEL=numpy")
-    assert kernel.COMPILED, "pip install -e . should have compiled modelotel.stats._kernel"
+    assert kernel.COMPILED, f"pip install -e . should have compiled the kernel: {kernel.REASON}"
+    assert kernel.STATUS == "compiled"
     assert kernel.stage is not None and kernel.accumulate is not None
 
 
 def test_environment_turns_the_kernel_off_and_warns_on_nonsense() -> None:
-    code = "from modelotel.stats import kernel; print(kernel.COMPILED)"
+    code = "from modelotel.stats import kernel; print(kernel.COMPILED, kernel.STATUS)"
     env = {**os.environ, "MODELOTEL_STATS_KERNEL": "numpy"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "numpy-chosen"]
+    assert out.stderr == ""  # numpy on purpose: nothing to warn about
     env["MODELOTEL_STATS_KERNEL"] = "fortran"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
-    assert out.stdout.strip() == str(kernel.COMPILED)  # 'auto'
+    assert out.stdout.split()[0] == str(kernel.COMPILED)  # 'auto'
     assert "MODELOTEL_STATS_KERNEL='fortran'" in out.stderr
 
 
-def test_without_the_compiled_module_numpy_does_the_work() -> None:
-    # an install without a C compiler has no modelotel/stats/_kernel*.so: hide it
-    code = """
+# an install without a C compiler has no modelotel/stats/_kernel*.so; a kernel built for
+# another interpreter is there but does not load: hide it, or make it fail, at import
+_HIDE_KERNEL = """
 import importlib.abc, sys
 class NoKernel(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "modelotel.stats._kernel":
-            raise ImportError("not built")
+            raise {error}
         return None
 sys.meta_path.insert(0, NoKernel())
+"""
+_NOT_BUILT = _HIDE_KERNEL.format(error="ModuleNotFoundError('no', name=name)")
+_UNLOADABLE = _HIDE_KERNEL.format(error="ImportError('undefined symbol: PyFoo')")
+
+
+def test_without_the_compiled_module_numpy_does_the_work_and_one_line_says_so() -> None:
+    code = _NOT_BUILT + """
 import numpy as np, modelotel
 from modelotel.stats import kernel
 from modelotel.testing import capture
 assert not kernel.COMPILED and kernel.stage is None and kernel.accumulate is None
+print(kernel.STATUS)
 predict = modelotel.instrument(model="no-kernel", feature_names=["a", "b"])(lambda X: X[:, 0])
 with capture() as cap:
     for _ in range(3000):  # fills and flushes the row buffer
@@ -71,7 +81,26 @@ with capture() as cap:
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "MODELOTEL_STRICT": "1"})
-    assert out.stdout.strip() == str(3000 * 32)
+    assert out.stdout.split() == ["not-built", str(3000 * 32)]
+    # one line for the process, not one per call; it says what to do
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "compiled statistics kernel is not installed" in lines[0]
+    assert "modelotel doctor" in lines[0] and "MODELOTEL_STATS_KERNEL=numpy" in lines[0]
+
+
+def test_a_kernel_that_does_not_load_is_reported_and_numpy_runs() -> None:
+    code = _UNLOADABLE + """
+from modelotel.stats import kernel
+print(kernel.COMPILED, kernel.STATUS)
+print(kernel.REASON)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    status, reason = out.stdout.splitlines()
+    assert status.split() == ["False", "unloadable"]
+    assert "undefined symbol: PyFoo" in reason
+    assert len(out.stderr.splitlines()) == 1 and "does not load" in out.stderr
 
 
 def test_a_kernel_built_from_other_sources_is_not_used() -> None:
@@ -83,12 +112,13 @@ stale.ABI = 1
 stale.stage = stale.accumulate = lambda *a: None
 sys.modules["modelotel.stats._kernel"] = stale
 from modelotel.stats import kernel
-print(kernel.COMPILED, kernel.stage is None, kernel.accumulate is None)
+print(kernel.COMPILED, kernel.stage is None, kernel.accumulate is None, kernel.STATUS)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.split() == ["False", "True", "True"]
-    assert "ABI 1, expected 2" in out.stderr and "Reinstall modelotel" in out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "stale"]
+    assert f"ABI 1, expected {kernel.ABI}" in out.stderr and "Reinstall modelotel" in out.stderr
+    assert len(out.stderr.splitlines()) == 1
 
 
 @needs_kernel

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from modelotel import _doctor
+
 
 def _read_table(path: str, fmt: str | None) -> Any:
     kind = fmt or os.path.splitext(path)[1].lower().lstrip(".")
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=20, help="categories kept per categorical (20)")
     p.add_argument("--max-features", type=int, default=200, help="columns profiled at most (200)")
     p.set_defaults(func=_cmd_profile)
+
+    _doctor.add_parser(sub)
     return parser
 
 

@@ -109,9 +109,12 @@ MODELOTEL_STATS_KERNEL: Final = "MODELOTEL_STATS_KERNEL"
 .. envvar:: MODELOTEL_STATS_KERNEL
 
 Which code reduces the statistics' row buffers. ``auto`` (default): the compiled kernel
-built at install time when there is one, numpy otherwise; ``numpy``: numpy always (the
-results are the same; the kernel is faster). Read once at import. Any other value warns
-once and means ``auto``. ``modelotel.stats.kernel.COMPILED`` says which one runs.
+built at install time when there is one, numpy otherwise (with one warning per process
+saying so); ``numpy``: numpy always, without that warning (the results are the same; the
+kernel is faster). Read once at import. Any other value warns once and means ``auto``.
+``modelotel doctor`` and ``modelotel.stats.kernel.COMPILED`` / ``STATUS`` say which one
+runs and why. Whether the kernel is built at all is chosen at build time by
+``MODELOTEL_BUILD_KERNEL`` (read by ``setup.py``, not here): see docs/kernel.md.
 """
 
 MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND: Final = "MODELOTEL_PAYLOAD_PROCESS_RECORDS_PER_SECOND"

@@ -42,13 +42,15 @@
    16 KiB) stay in L1 for the vector loops. Measured per value: 4096 -> 16384 values per
    block took 100 and 200 columns from 2.4-2.7 ns to 1.8 ns, 20 columns unchanged (1.9). */
 /* Bump when stage() or accumulate() change their arguments or meaning (and kernel.py's ABI). */
-#define MODELOTEL_KERNEL_ABI 2
+#define MODELOTEL_KERNEL_ABI 3
 
 #define BLOCK_VALUES 16384
 #define MAX_BLOCK_ROWS 2048
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-/* one AVX2 build of the loops next to the baseline one, chosen at load time */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__)
+/* one AVX2 build of the loops next to the baseline one, chosen at load time (through an
+   ifunc: glibc only; gcc refuses target_clones on musl, as in Alpine's python images) */
 #define MODELOTEL_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MODELOTEL_CLONES

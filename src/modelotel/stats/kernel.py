@@ -1,61 +1,98 @@
-"""Which code runs the statistics' two hot loops: the compiled kernel, or numpy.
+"""Which code runs the statistics' two hot loops: the compiled kernel, or numpy; and why.
 
 Example:
     >>> from modelotel.stats import kernel
-    >>> kernel.COMPILED in (True, False)
+    >>> kernel.COMPILED == (kernel.STATUS == "compiled")
+    True
+    >>> kernel.STATUS in kernel.STATUSES
     True
 
-``modelotel.stats._kernel`` (``_kernel.c``) is compiled when modelotel is installed with a C
-compiler at hand; it is optional, and without it numpy does the same work. It does two
-things, each in one call instead of many numpy operations:
+``modelotel.stats._kernel`` (``_kernel.c``) is an optional accelerator, compiled when
+modelotel is built with a working C compiler (``setup.py``; ``MODELOTEL_BUILD_KERNEL=0``
+builds the pure wheel without it). Without it numpy does the same work with the same
+results (``tests/test_stats_kernel.py`` holds them to each other), slower per call
+(docs/kernel.md has the figures). It does two things, each in one call instead of many
+numpy operations:
 
 - :data:`stage`: copy a small float64 batch and its float64 scores into the row buffers
   and tell whether every score is finite and inside the training range (per call);
 - :data:`accumulate`: reduce a row buffer into a window (per buffer flush).
 
-Inside an instrumented call each numpy operation costs about 1 us of cold interpreter and
-numpy code, against ~0.2 us in a tight loop (benchmarks/stats.py, section 4, measures
-the whole per-call cost with and without the kernel). The tests hold both to the same
-results (``tests/test_stats_kernel.py``). ``MODELOTEL_STATS_KERNEL=numpy`` turns the kernel
-off.
+The choice is made once, at import. ``MODELOTEL_STATS_KERNEL=numpy`` chooses numpy. An
+install without the kernel, or with a kernel built from other sources (a stale editable
+install) or one that does not load, logs one warning saying so and what to do; ``modelotel
+doctor`` reports :data:`STATUS` and :data:`REASON`.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any
 
+from modelotel._safety import health
+from modelotel._settings import Settings
 from modelotel.environment_variables import MODELOTEL_STATS_KERNEL
 
-_logger = logging.getLogger("modelotel")
-
 #: The calling convention this code expects of ``_kernel`` (its ``ABI``; see ``_kernel.c``).
-ABI = 2
+ABI = 3
+
+#: What :data:`STATUS` can be: the kernel runs; numpy runs because the environment asks
+#: for it; because the kernel was not built; because the one built is from other sources;
+#: because it is there but does not load.
+STATUSES = ("compiled", "numpy-chosen", "not-built", "stale", "unloadable")
+
+_HINT = "modelotel doctor explains; MODELOTEL_STATS_KERNEL=numpy silences this warning"
 
 
-def _load() -> Any:
-    choice = os.environ.get(MODELOTEL_STATS_KERNEL, "auto").strip().lower()
-    if choice == "numpy":
-        return None
-    if choice not in ("", "auto"):
-        _logger.warning("%s=%r: expected 'auto' or 'numpy'; using 'auto'",
-                        MODELOTEL_STATS_KERNEL, choice)
+def _choice() -> str:
+    # the one parser of MODELOTEL_* (a bad value warns once there), for this one variable
+    raw = os.environ.get(MODELOTEL_STATS_KERNEL)
+    only = {} if raw is None else {MODELOTEL_STATS_KERNEL: raw}
+    return Settings.from_environ(only).stats_kernel
+
+
+def _load() -> tuple[Any, str, str]:
+    """``(module or None, status, reason)``; warns once when numpy runs for want of it."""
+    if _choice() == "numpy":
+        return None, "numpy-chosen", f"{MODELOTEL_STATS_KERNEL}=numpy"
     try:
-        from modelotel.stats import _kernel
-    except ImportError:  # installed without a compiler: numpy does the work
-        return None
-    if getattr(_kernel, "ABI", None) != ABI:
-        # a build left from another version of the source (an editable install not rebuilt)
-        _logger.warning("modelotel: the compiled statistics kernel is from another version "
-                        "(ABI %s, expected %s); using numpy. Reinstall modelotel to rebuild it.",
-                        getattr(_kernel, "ABI", None), ABI)
-        return None
-    return _kernel
+        # (not ``from modelotel.stats import _kernel``: that hides which module was missing)
+        _kernel = importlib.import_module("modelotel.stats._kernel")
+    except ImportError as exc:
+        if not (isinstance(exc, ModuleNotFoundError) and exc.name == "modelotel.stats._kernel"):
+            # there, but built for another platform or interpreter, or missing a library
+            reason = f"the compiled statistics kernel does not load ({exc})"
+            health.warn_once("stats.kernel", "modelotel: %s; numpy computes the statistics. "
+                             "Reinstall modelotel to rebuild it. %s.", reason, _HINT)
+            return None, "unloadable", reason
+        reason = ("the compiled statistics kernel is not installed (modelotel was built "
+                  "without a working C compiler or Python headers, or with "
+                  "MODELOTEL_BUILD_KERNEL=0)")
+        health.warn_once("stats.kernel", "modelotel: %s; numpy computes the statistics: same "
+                         "results, higher cost per call. For the kernel, reinstall where a C "
+                         "compiler works (pip install --no-cache-dir --force-reinstall "
+                         "modelotel). %s.", reason, _HINT)
+        return None, "not-built", reason
+    abi = getattr(_kernel, "ABI", None)
+    if abi != ABI:
+        # a build left from other sources (an editable install not rebuilt after a change)
+        reason = (f"the compiled statistics kernel is from another version of modelotel "
+                  f"(ABI {abi}, expected {ABI})")
+        health.warn_once("stats.kernel", "modelotel: %s; numpy computes the statistics. "
+                         "Reinstall modelotel to rebuild it. %s.", reason, _HINT)
+        return None, "stale", reason
+    return _kernel, "compiled", f"ABI {ABI}, {getattr(_kernel, '__file__', '?')}"
 
 
-_compiled = _load()
+_compiled, _status, _reason = _load()
+
+#: One of :data:`STATUSES`: why the compiled kernel runs or numpy does.
+STATUS: str = _status
+
+#: One line for people: what runs and why (``modelotel doctor`` prints it).
+REASON: str = _reason
 
 #: True when the compiled kernel runs, False when numpy does.
 COMPILED: bool = _compiled is not None
