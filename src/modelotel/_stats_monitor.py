@@ -252,7 +252,7 @@ class _Side:
             for a, acc in zip(self.cat_attrs, self.cat_window, strict=True)
         ]
         methods_num = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_KS, A.DRIFT_WASSERSTEIN)
-        methods_cat = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_CHI2)
+        methods_cat = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_CRAMERS_V)
         method = A.ML_DRIFT_METHOD
         self.drift_num = [{m: {**a, method: m} for m in methods_num} for a in self.num_attrs]
         self.drift_cat = [{m: {**a, method: m} for m in methods_cat} for a in self.cat_attrs]
@@ -556,7 +556,7 @@ class _Side:
             methods = self.drift_cat[i]
             snap.drift.append((drift.psi(acc.counts, cat_base), methods[A.DRIFT_PSI]))
             snap.drift.append((drift.js_distance(acc.counts, cat_base), methods[A.DRIFT_JS]))
-            snap.drift.append((drift.chi_square(acc.counts, cat_base), methods[A.DRIFT_CHI2]))
+            snap.drift.append((drift.cramers_v(acc.counts, cat_base), methods[A.DRIFT_CRAMERS_V]))
             if self.output and checks.class_collapse(acc.counts, prof.shares):
                 violations.append((A.CHECK_OUTPUT_CLASS_COLLAPSE, name))
             if self.output and acc.count >= checks.MIN_WINDOW_COUNT and (

@@ -77,7 +77,9 @@ DRIFT_PSI: Final = "psi"
 DRIFT_JS: Final = "js"
 DRIFT_KS: Final = "ks"
 DRIFT_WASSERSTEIN: Final = "wasserstein"
-DRIFT_CHI2: Final = "chi2"
+#: Cramér's V of the window's categories against the baseline (replaces the raw Pearson
+#: statistic "chi2", which grew with the window and was not 0 on identical data).
+DRIFT_CRAMERS_V: Final = "cramers_v"
 #: ``ml.check`` values (silent-failure checks).
 CHECK_OUTPUT_NONFINITE: Final = "output_nonfinite"
 CHECK_OUTPUT_CONSTANT: Final = "output_constant"
