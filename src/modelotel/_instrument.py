@@ -399,6 +399,7 @@ def instrument(
     version: str | None = None,
     task: str | None = None,
     owner: str | None = None,
+    runbook_url: str | None = None,
     input_arg: int | str | None = None,
     baseline: object = None,
     feature_names: Sequence[str] | None = None,
@@ -417,6 +418,7 @@ def instrument(
     version: str | None = None,
     task: str | None = None,
     owner: str | None = None,
+    runbook_url: str | None = None,
     input_arg: int | str | None = None,
     baseline: object = None,
     feature_names: Sequence[str] | None = None,
@@ -437,6 +439,8 @@ def instrument(
         version: model version (else ``MODELOTEL_MODEL_VERSION``, else "").
         task: "classification", "regression" or "other".
         owner: owning team (else ``MODELOTEL_MODEL_OWNER``).
+        runbook_url: the page an on-call engineer opens when one of this model's alerts
+            fires (else ``MODELOTEL_MODEL_RUNBOOK_URL``); exported on ``ml.model.info``.
         input_arg: position (after self/cls) or name of the argument holding the input.
         baseline: training baseline (path or ``modelotel.Baseline``) for drift.
         feature_names: column names when the input carries none.
@@ -456,6 +460,7 @@ def instrument(
         "version": version,
         "task": task,
         "owner": owner,
+        "runbook_url": runbook_url,
         "input_arg": input_arg,
         "baseline": baseline,
         "feature_names": feature_names,
@@ -645,6 +650,7 @@ def wrap(
     methods: Sequence[str] | None = None,
     task: str | None = None,
     owner: str | None = None,
+    runbook_url: str | None = None,
     input_arg: int | str | None = None,
     baseline: object = None,
     feature_names: Sequence[str] | None = None,
@@ -677,8 +683,8 @@ def wrap(
             counted once. Every method gets spans (with ``ml.model.method``) and the
             serving metrics. A caller that only uses ``predict_proba`` passes
             ``methods=["predict_proba", "predict"]`` to make it the primary one.
-        version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
-            payload_sample_rate, payload: as for :func:`instrument`.
+        version, task, owner, runbook_url, input_arg, baseline, feature_names, max_features,
+            row_cap, payload_sample_rate, payload: as for :func:`instrument`.
 
     Returns:
         A proxy that passes ``isinstance`` checks and behaves like ``obj``, with its predict
@@ -693,6 +699,7 @@ def wrap(
         "version": version,
         "task": task,
         "owner": owner,
+        "runbook_url": runbook_url,
         "input_arg": input_arg,
         "baseline": baseline,
         "feature_names": feature_names,

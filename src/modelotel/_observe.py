@@ -63,8 +63,8 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
 
     Args:
         model: model name (required).
-        version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
-            payload_sample_rate, payload: as for :func:`modelotel.instrument`.
+        version, task, owner, runbook_url, input_arg, baseline, feature_names, max_features,
+            row_cap, payload_sample_rate, payload: as for :func:`modelotel.instrument`.
 
     Yields:
         The :class:`~modelotel._call.Call`: ``record_inputs(x)``, ``record_outputs(y)``,
@@ -85,6 +85,7 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
         version: str | None = None,
         task: str | None = None,
         owner: str | None = None,
+        runbook_url: str | None = None,
         input_arg: int | str | None = None,
         baseline: object = None,
         feature_names: Sequence[str] | None = None,
@@ -98,6 +99,7 @@ class observe:  # noqa: N801 - used like a function: ``with modelotel.observe("m
             "version": version,
             "task": task,
             "owner": owner,
+            "runbook_url": runbook_url,
             "input_arg": input_arg,
             "baseline": baseline,
             "feature_names": feature_names,

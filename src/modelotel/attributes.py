@@ -28,6 +28,8 @@ ML_MODEL_NAME: Final = "ml.model.name"
 ML_MODEL_VERSION: Final = "ml.model.version"
 ML_MODEL_TASK: Final = "ml.model.task"
 ML_MODEL_OWNER: Final = "ml.model.owner"
+#: On ``ml.model.info``: the model's runbook address (``runbook_url=``), for alert links.
+ML_MODEL_RUNBOOK_URL: Final = "ml.model.runbook_url"
 ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
 #: Span attribute set by ``wrap()``: the model method that was called (``predict``,
 #: ``predict_proba``, ``__call__``, ...).

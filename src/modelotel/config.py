@@ -40,6 +40,8 @@ class ModelConfig:
         version: model version (``ml.model.version``); ``""`` when unknown.
         task: ``"classification"``, ``"regression"``, ``"other"`` or ``""``.
         owner: team or person owning the model (exported on ``ml.model.info``).
+        runbook_url: http(s) address of the model's runbook (exported on ``ml.model.info``;
+            the shipped alerts put it in their ``runbook_url`` annotation).
         input_arg: which argument holds the model input: a position (int, counted after
             ``self``/``cls``), a parameter name (str), or ``None`` for the first positional one.
         baseline: a path or a ``modelotel.Baseline`` (loaded by the statistics part), or None.
@@ -54,6 +56,7 @@ class ModelConfig:
     version: str = ""
     task: str = ""
     owner: str = ""
+    runbook_url: str = ""
     input_arg: int | str | None = None
     baseline: object = None
     feature_names: tuple[str, ...] | None = None
@@ -131,6 +134,7 @@ def model_config(
     version: str | None = None,
     task: str | None = None,
     owner: str | None = None,
+    runbook_url: str | None = None,
     input_arg: int | str | None = None,
     baseline: object = None,
     feature_names: Any = None,
@@ -144,8 +148,8 @@ def model_config(
     Args:
         model: model name; ``default_model`` (the function's qualified name) when None.
         default_model: the name to use when ``model`` is None.
-        version, task, owner, input_arg, baseline, feature_names, max_features, row_cap,
-            payload_sample_rate, payload: see :class:`ModelConfig`.
+        version, task, owner, runbook_url, input_arg, baseline, feature_names, max_features,
+            row_cap, payload_sample_rate, payload: see :class:`ModelConfig`.
 
     Returns:
         The frozen :class:`ModelConfig`.
@@ -174,6 +178,15 @@ def model_config(
     if owner is None:
         owner = _env_str(env.MODELOTEL_MODEL_OWNER) or ""
     owner = _check_str("owner", owner)
+
+    if runbook_url is None:
+        runbook_url = _env_str(env.MODELOTEL_MODEL_RUNBOOK_URL) or ""
+    runbook_url = _check_str("runbook_url", runbook_url).strip()
+    if runbook_url and not runbook_url.startswith(("http://", "https://")):
+        raise ValueError(
+            "modelotel: runbook_url= must be an http:// or https:// address (it becomes a link "
+            f"in alert notifications), got {runbook_url!r}"
+        )
 
     if input_arg is not None:
         if isinstance(input_arg, bool) or not isinstance(input_arg, (int, str)):
@@ -246,6 +259,7 @@ def model_config(
         version=version,
         task=task,
         owner=owner,
+        runbook_url=runbook_url,
         input_arg=input_arg,
         baseline=baseline,
         feature_names=names,

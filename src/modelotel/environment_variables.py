@@ -75,6 +75,15 @@ Owner (team or person) used when ``owner=`` is not given; exported on ``ml.model
 Default: empty string.
 """
 
+MODELOTEL_MODEL_RUNBOOK_URL: Final = "MODELOTEL_MODEL_RUNBOOK_URL"
+"""
+.. envvar:: MODELOTEL_MODEL_RUNBOOK_URL
+
+Runbook address (http or https) used when ``runbook_url=`` is not given; exported on
+``ml.model.info`` as ``ml.model.runbook_url`` and put in the shipped alerts' ``runbook_url``
+annotation. Default: empty string.
+"""
+
 MODELOTEL_SHUTDOWN_TIMEOUT: Final = "MODELOTEL_SHUTDOWN_TIMEOUT"
 """
 .. envvar:: MODELOTEL_SHUTDOWN_TIMEOUT
