@@ -55,6 +55,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from modelotel import _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._safety import count_dropped, count_skipped, guard, health, record_error
+from modelotel.environment_variables import MODELOTEL_WINDOW_GAUGES
 from modelotel.stats import checks, drift, kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import Baseline, FeatureProfile, output_specs, resolve
@@ -854,6 +855,24 @@ _GAUGES = (
 )
 
 
+def window_gauges_enabled() -> bool:
+    """``MODELOTEL_WINDOW_GAUGES`` (default true): whether the per-window gauges (mean, stddev,
+    min, max, drift) are registered. Read when a meter's instrument set is created."""
+    raw = os.environ.get(MODELOTEL_WINDOW_GAUGES)
+    value = "" if raw is None else raw.strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    health.warn_once(
+        "env:" + MODELOTEL_WINDOW_GAUGES,
+        "modelotel: %s=%r is not one of true/false; keeping the window gauges on",
+        MODELOTEL_WINDOW_GAUGES,
+        raw,
+    )
+    return True
+
+
 class _StatsInstruments:
     """The stats instruments of one meter (one set for all models).
 
@@ -878,6 +897,17 @@ class _StatsInstruments:
                 out_name, callbacks=[self._counter_cb(key, True)], unit="{value}",
                 description=desc.replace("Values", "Outputs"),
             )
+        # Fleets that only need the additive counters turn the window gauges off: they are
+        # one series per replica and feature (per method for drift), and a fleet's drift
+        # comes from the summed bin counters (modelotel rules) instead.
+        if window_gauges_enabled():
+            self._window_gauges(meter)
+        meter.create_observable_counter(
+            A.METRIC_CHECK_VIOLATIONS, callbacks=[self._violations], unit="{violation}",
+            description="Silent-failure check violations, by ml.check and ml.feature/ml.output.",
+        )
+
+    def _window_gauges(self, meter: Any) -> None:
         for name, desc in _GAUGES:
             meter.create_observable_gauge(name, callbacks=[self._gauge_cb(name)], description=desc)
         meter.create_observable_gauge(
@@ -889,10 +919,6 @@ class _StatsInstruments:
         meter.create_observable_gauge(
             A.METRIC_OUTPUT_DRIFT, callbacks=[self._drift_cb(True)], unit="{score}",
             description="Drift of the outputs of the last window against the baseline.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_CHECK_VIOLATIONS, callbacks=[self._violations], unit="{violation}",
-            description="Silent-failure check violations, by ml.check and ml.feature/ml.output.",
         )
 
     def _monitors(self, cb: int) -> list[StatsMonitor]:

@@ -84,6 +84,17 @@ Runbook address (http or https) used when ``runbook_url=`` is not given; exporte
 annotation. Default: empty string.
 """
 
+MODELOTEL_WINDOW_GAUGES: Final = "MODELOTEL_WINDOW_GAUGES"
+"""
+.. envvar:: MODELOTEL_WINDOW_GAUGES
+
+``false`` (also ``0``, ``no``, ``off``) leaves out the per-replica window gauges
+``ml.feature.mean / stddev / min / max / drift`` and ``ml.output.*`` alike, for fleets that
+only need the additive counters (counts, missing, bins: fleet drift comes from the summed
+bins, see ``modelotel rules``). Process-wide; read when the metrics are set up. Default:
+``true``.
+"""
+
 MODELOTEL_SHUTDOWN_TIMEOUT: Final = "MODELOTEL_SHUTDOWN_TIMEOUT"
 """
 .. envvar:: MODELOTEL_SHUTDOWN_TIMEOUT
