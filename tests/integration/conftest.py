@@ -84,6 +84,36 @@ def promtool_binary(prometheus_binary: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def alertmanager_binary(prometheus_binary: Path) -> Path:
+    """Debian's Alertmanager (package prometheus-alertmanager), or $MODELOTEL_ALERTMANAGER."""
+    found = (
+        os.environ.get("MODELOTEL_ALERTMANAGER")
+        or shutil.which("prometheus-alertmanager")
+        or "/usr/bin/prometheus-alertmanager"
+    )
+    path = Path(found)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"Alertmanager is not installed ({path}): collector-config/install-prometheus.sh "
+            "installs it (tests/run.sh runs that), or point MODELOTEL_ALERTMANAGER at one.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def amtool_binary(alertmanager_binary: Path) -> Path:
+    path = alertmanager_binary.parent / "amtool"
+    if not path.is_file():
+        found = shutil.which("amtool")
+        if found is None:
+            pytest.fail("amtool is not installed (Debian's prometheus-alertmanager has it)",
+                        pytrace=False)
+        path = Path(found)
+    return path
+
+
+@pytest.fixture(scope="session")
 def stack(
     otelcol_binary: Path, prometheus_binary: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
