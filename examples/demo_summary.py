@@ -143,7 +143,7 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
     if not fired:
         print("  none")
 
-    print("\n== alert rules (collector-config/prometheus/modelotel-rules.yml) pending or firing")
+    print("\n== alert rules (modelotel-rules.yml and the drift rules) pending or firing")
     alerts = _alerts(prom)
     for a in alerts:
         lab = a.get("labels", {})

@@ -60,7 +60,7 @@ _LABELS = {
     v.replace(".", "_")
     for k, v in vars(A).items()
     if isinstance(v, str) and not k.startswith(("METRIC_", "EVENT_", "SPAN_", "SCOPE_"))
-}
+} | {"ml_bins", "ml_previous_version", "ml_version_role"}  # labels the rules make
 _METRIC = re.compile(r"\b((?:ml|otelcol)_[a-z0-9_]+)\b(?!:)")
 _COMPARISON = re.compile(r"^(.*?)\s*(?:>|<|==|!=|>=|<=)\s*-?[0-9.]+\s*$", re.S)
 _GRAFANA_VARS = {

@@ -440,3 +440,13 @@ def test_window_gauges_off_keeps_the_counters_and_cuts_series(fleet: Fleet) -> N
     series = fleet.figures["series_per_replica"]
     # 20 features x (mean, stddev, min, max, 4 drift methods) + the output's 8 window gauges
     assert series["with_window_gauges"] - series["without_window_gauges"] == 21 * 8
+
+
+def test_the_shipped_alertmanager_routing_passes_amtool(amtool_binary: Path) -> None:
+    import subprocess
+
+    path = COLLECTOR_CONFIG / "alertmanager" / "alertmanager.yml"
+    cp = subprocess.run([str(amtool_binary), "check-config", str(path)], capture_output=True,
+                        text=True, check=False)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "SUCCESS" in cp.stdout
