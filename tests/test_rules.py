@@ -162,7 +162,7 @@ def test_generate_writes_every_contract_name_per_range() -> None:
     assert set(alerts) == {"ModelFeatureDrift", "ModelOutputDrift", "ModelBaselineRulesStale"}
     assert "ml_fleet:feature_psi:30m" in alerts["ModelFeatureDrift"]["expr"]
     for alert in alerts.values():
-        assert "ml_model:owner" in alert["expr"]
+        assert "group_left (ml_model_owner, ml_model_runbook_url)" in alert["expr"]
         assert "runbook_url" in alert["annotations"]
     shares = [r for g in doc["groups"] for r in g["rules"]
               if r.get("record") == "ml_baseline:feature_bin_share"]

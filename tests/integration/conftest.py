@@ -1,9 +1,10 @@
 """Fixtures for the integration tests: the built collector and Debian's Prometheus.
 
-Both must be present: tests/run.sh builds the collector (collector-config/build.sh, cached
-outside the repository) and installs Prometheus before running pytest. Run alone:
+All must be present: tests/run.sh builds the collector (collector-config/build.sh, cached
+outside the repository) and installs Prometheus and Alertmanager before running pytest. Run
+alone:
 
-    collector-config/build.sh && apt-get install -y prometheus
+    collector-config/build.sh && collector-config/install-prometheus.sh
     .venv/bin/pytest -m integration tests/integration
 """
 

@@ -73,7 +73,8 @@ _GRAFANA_VARS = {
     "$drift_range": "1h",
 }
 _OWNER_JOIN = re.compile(
-    r"\s*\*\s*on \([^)]*\) group_left \([^)]*\)\s*ml_(?:model|job):owner\s*$"
+    r"\s*\*\s*on \([^)]*\) group_left \((?:ml_model_owner|ml_model_owner, ml_model_runbook_url)\)"
+    r"\s*topk by \([^)]*\) \(1,\s*max by \([^)]*\) \(ml_model_info\)\)\s*$"
 )
 
 
