@@ -19,6 +19,7 @@ MODULES = [
     "modelotel._suppress",
     "modelotel.config",
     "modelotel.environment_variables",
+    "modelotel.rules",
     "modelotel.testing",
 ]
 
