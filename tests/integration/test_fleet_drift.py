@@ -51,12 +51,13 @@ from modelotel.stats import drift
 from modelotel.stats.baseline import Baseline
 from modelotel.testing import capture
 
-pytestmark = pytest.mark.integration
-
 REPLICAS = 4
 ROWS = 5  # per call, one call a second: 5 rows per replica window
 CALM = int(os.environ.get("MODELOTEL_FLEET_CALM_SECONDS", "60"))
 DRIFT = int(os.environ.get("MODELOTEL_FLEET_DRIFT_SECONDS", "70"))
+
+# the module's stack serves CALM + DRIFT seconds before its first test can start
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(CALM + DRIFT + 300)]
 RANGE = "1m"  # the default 1h, 60 times faster
 RANGE_S = 60.0
 FOR = "15s"  # the default for: 15m, 60 times faster
