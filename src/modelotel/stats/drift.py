@@ -133,8 +133,9 @@ def cramers_v(observed_counts: ArrayLike, expected: ArrayLike, eps: float = PSI_
     difference, not the evidence for it: the same two distributions give the same V at any
     window size (under no drift V shrinks like ``1 / sqrt(n)``), and identical shares give 0.
     ``k`` is the number of bins the baseline gives a positive share. A bin that both sides
-    leave empty adds nothing; a bin the baseline never saw (``unseen``) but the window did is
-    compared with a share of ``eps``, which saturates V at 1 once such values are frequent.
+    leave empty adds nothing; a bin the baseline never saw (``unseen``) but the window did adds
+    ``p^2 / eps`` (Pearson's term with the expected share 0 divided by ``eps``), which
+    saturates V at 1 once such values are frequent.
     Conventional reading: 0.1 small, 0.3 medium, 0.5 large. NaN when there are no counts.
     """
     o = np.asarray(observed_counts, dtype=np.float64)
