@@ -155,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         help="metric export interval = drift window (short, so a 30 s run shows several)",
     )
     parser.add_argument(
-        "--baseline", help="where to save the training baseline (default: kept in memory)"
+        "--baseline",
+        help="the training baseline file: written at start, or used as it is if it exists "
+        "(default: kept in memory)",
+    )
+    parser.add_argument(
+        "--profile-only", action="store_true",
+        help="fit, write the baseline (--baseline) and stop: what a training pipeline ships",
     )
     parser.add_argument("--label-share", type=float, default=0.5, help="predictions labelled")
     parser.add_argument(
@@ -164,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-file", help="write the run's timeline (JSON) here")
     args = parser.parse_args(argv)
 
-    endpoint = otlp_endpoint()
-    reachable = say_collector(endpoint)
-    modelotel.configure(service_name=args.service_name, export_interval_ms=args.export_interval_ms)
+    if args.profile_only and not args.baseline:
+        parser.error("--profile-only needs --baseline")
+    if not args.profile_only:
+        endpoint = otlp_endpoint()
+        reachable = say_collector(endpoint)
+        modelotel.configure(
+            service_name=args.service_name, export_interval_ms=args.export_interval_ms
+        )
 
     # --- training time: fit, then profile the training data for drift detection
     rng = np.random.default_rng(42)
@@ -177,10 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         x_train, outputs=fitted.predict(x_train), feature_names=FEATURES
     )
     baseline: object = profile
-    if args.baseline:  # as a training pipeline would: a file shipped with the model
+    if args.baseline and os.path.exists(args.baseline) and not args.profile_only:
+        # shipped with the model (and known to the drift rules: modelotel rules)
+        baseline = args.baseline
+        print(f"baseline: {baseline} ({modelotel.Baseline.load(baseline).hash})", flush=True)
+    elif args.baseline:  # as a training pipeline would: a file shipped with the model
         digest = profile.save(args.baseline)
         baseline = args.baseline
         print(f"baseline: training profile saved to {baseline} ({digest})", flush=True)
+    if args.profile_only:
+        return 0
 
     # --- serving time: the same model object, instrumented without touching its code
     model = modelotel.wrap(

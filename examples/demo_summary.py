@@ -121,8 +121,10 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
             f"{mark}"
         )
     print(
-        "  (PSI above 0.2 is a significant shift: the alert rules ModelFeatureDrift /"
-        " ModelOutputDrift go pending, and fire after 15 min)"
+        "  (per export window; PSI above 0.2 is a significant shift. The alerts ModelFeatureDrift"
+        " /\n   ModelOutputDrift look at the drift of all the rows in the range of the rules"
+        " `modelotel rules`\n   wrote (here the last 10 s), when the rows are enough to tell;"
+        " they fire after 1 min here, 15 min by default)"
     )
 
     print(
@@ -143,7 +145,7 @@ def _drift_story(prom: str, run: dict[str, Any]) -> None:
     if not fired:
         print("  none")
 
-    print("\n== alert rules (collector-config/prometheus/modelotel-rules.yml) pending or firing")
+    print("\n== alert rules (modelotel-rules.yml and the drift rules) pending or firing")
     alerts = _alerts(prom)
     for a in alerts:
         lab = a.get("labels", {})

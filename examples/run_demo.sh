@@ -80,12 +80,20 @@ MODELOTEL_LOCAL_BACKEND_DIR="$demo/backend" \
   "$OTELCOL" --config=collector-config/local-backend.yaml >"$demo/backend.log" 2>&1 &
 pids+=($!)
 
+echo "== training: the model's baseline, and the fleet drift rules for it (modelotel rules)"
+.venv/bin/python examples/demo_model.py --profile-only --baseline "$demo/churn-demo-v1.baseline.json"
+# The demo lasts seconds, not hours: its drift rules look at the last 10 s (production: the
+# default 1h and 1d) and alert after 1 min (production: 15 min), so the alert shows pending.
+.venv/bin/modelotel rules "churn-demo@1=$demo/churn-demo-v1.baseline.json" \
+  -o "$demo/prometheus/drift-rules.yml" --range 10s --interval 5s --for 1m
+
 cat >"$demo/prometheus/prometheus.yml" <<EOF
 global:
   scrape_interval: 5s
   evaluation_interval: 5s
 rule_files:
   - $root/collector-config/prometheus/modelotel-rules.yml
+  - $demo/prometheus/drift-rules.yml
 scrape_configs:
   - job_name: otelcol-modelotel
     static_configs:
@@ -132,6 +140,7 @@ cat <<EOF
   Grafana dashboard to import:                collector-config/grafana/modelotel-dashboard.json
   training baseline of the model:             $demo/churn-demo-v1.baseline.json
   alert rules:                                collector-config/prometheus/modelotel-rules.yml
+  fleet drift rules (modelotel rules):        $demo/prometheus/drift-rules.yml
   collector / backend / Prometheus logs:      $demo/*.log
 EOF
 if [ -n "${DEMO_KEEP:-}" ]; then

@@ -25,7 +25,7 @@ if [ -z "${MODELOTEL_OTELCOL:-}" ]; then
 fi
 export MODELOTEL_OTELCOL
 echo "$MODELOTEL_OTELCOL"
-echo "== prometheus (Debian's package)"
+echo "== prometheus and alertmanager (Debian's packages)"
 bash collector-config/install-prometheus.sh
 
 echo "== ruff"

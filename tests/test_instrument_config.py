@@ -67,6 +67,8 @@ def test_version_numbers_are_accepted_as_strings() -> None:
         ({"model": 5}, TypeError, "model="),
         ({"task": "ranking"}, ValueError, "task="),
         ({"owner": 1}, TypeError, "owner="),
+        ({"runbook_url": 1}, TypeError, "runbook_url="),
+        ({"runbook_url": "wiki/churn"}, ValueError, "runbook_url=.*http"),
         ({"input_arg": -1}, ValueError, "input_arg="),
         ({"input_arg": 1.5}, TypeError, "input_arg="),
         ({"input_arg": True}, TypeError, "input_arg="),
@@ -105,3 +107,30 @@ def test_two_instrumentations_of_one_model_share_its_monitor(
     assert calls.value == 2
     assert info.attributes["ml.model.owner"] == "a"  # the first instrumentation's options
     assert any("instrumented twice" in r.getMessage() for r in caplog.records)
+
+
+def test_runbook_url_from_argument_or_environment_reaches_model_info(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELOTEL_MODEL_RUNBOOK_URL", "https://runbooks.example/env")
+    runtime.reload_settings()
+    assert model_config(model="m").runbook_url == "https://runbooks.example/env"
+    monkeypatch.delenv("MODELOTEL_MODEL_RUNBOOK_URL")
+    runtime.reload_settings()
+    assert model_config(model="m").runbook_url == ""
+
+    @modelotel.instrument(model="config-runbook", runbook_url="https://runbooks.example/churn")
+    def predict(x: int) -> int:
+        return x
+
+    observed = modelotel.observe("config-runbook-observed", runbook_url="http://wiki/observed")
+    with capture() as cap:
+        predict(1)
+        with observed as call:
+            call.record_outputs([1])
+        for model, url in (
+            ("config-runbook", "https://runbooks.example/churn"),
+            ("config-runbook-observed", "http://wiki/observed"),
+        ):
+            info = cap.metric("ml.model.info", **{"ml.model.name": model})
+            assert info.attributes["ml.model.runbook_url"] == url

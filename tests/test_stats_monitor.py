@@ -357,3 +357,46 @@ def test_windows_close_per_collection_even_if_a_view_drops_the_first_instrument(
         runtime.set_providers(*saved)
         mp.shutdown()
     assert means == [{((A.ML_FEATURE, "a"),): 1.0}, {((A.ML_FEATURE, "a"),): 5.0}]
+
+
+def test_window_gauges_off_leaves_only_the_additive_counters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(500, 2))
+    baseline = Baseline.from_data(train, outputs=train[:, 0] > 0, feature_names=["a", "b"])
+    predict, model = _model(lambda X: X[:, 0] > 0, baseline=baseline)
+    window_metrics = {
+        A.METRIC_FEATURE_MEAN, A.METRIC_FEATURE_STDDEV, A.METRIC_FEATURE_MIN,
+        A.METRIC_FEATURE_MAX, A.METRIC_FEATURE_DRIFT, A.METRIC_OUTPUT_MEAN,
+        A.METRIC_OUTPUT_STDDEV, A.METRIC_OUTPUT_MIN, A.METRIC_OUTPUT_MAX, A.METRIC_OUTPUT_DRIFT,
+    }
+    seen: dict[str, set[str]] = {}
+    for setting in ("true", "false"):
+        monkeypatch.setenv("MODELOTEL_WINDOW_GAUGES", setting)
+        runtime.reload_settings()  # read when a provider's instruments are made
+        with capture() as cap:
+            predict(rng.normal(size=(50, 2)))
+            seen[setting] = {
+                p.name for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == model
+            }
+    assert window_metrics & seen["true"] == {A.METRIC_FEATURE_MEAN, A.METRIC_FEATURE_STDDEV,
+                                             A.METRIC_FEATURE_MIN, A.METRIC_FEATURE_MAX,
+                                             A.METRIC_FEATURE_DRIFT, A.METRIC_OUTPUT_DRIFT}
+    assert window_metrics & seen["false"] == set()
+    assert seen["true"] - window_metrics == seen["false"]
+    assert {A.METRIC_FEATURE_BIN, A.METRIC_OUTPUT_BIN, A.METRIC_FEATURE_COUNT} <= seen["false"]
+
+
+def test_categorical_drift_is_cramers_v() -> None:
+    base_rows = [{"c": c} for c in ["a"] * 50 + ["b"] * 30 + ["z"] * 20]
+    baseline = Baseline.from_data(base_rows)
+    predict, model = _model(lambda rows: [0 for _ in rows], baseline=baseline)
+    with capture() as cap:
+        predict(base_rows)  # the training data again: no drift at all
+        same = _points(cap, A.METRIC_FEATURE_DRIFT, model)
+        predict([{"c": "new"}] * 100)
+        unseen = _points(cap, A.METRIC_FEATURE_DRIFT, model)
+    key = ((A.ML_DRIFT_METHOD, A.DRIFT_CRAMERS_V), (A.ML_FEATURE, "c"))
+    assert same[key] == 0.0
+    assert unseen[key] == 1.0

@@ -135,7 +135,7 @@ def test_drift_and_bins_are_keyed_by_feature_and_method() -> None:
     drift = {(f, m): v for f, m, v in snap.inputs.drift}
     assert set(drift) == {("x", A.DRIFT_PSI), ("x", A.DRIFT_JS), ("x", A.DRIFT_KS),
                           ("x", A.DRIFT_WASSERSTEIN), ("c", A.DRIFT_PSI), ("c", A.DRIFT_JS),
-                          ("c", A.DRIFT_CHI2)}
+                          ("c", A.DRIFT_CRAMERS_V)}
     assert drift["x", A.DRIFT_KS] == pytest.approx(1.0)  # everything above the range
     labels = dict(zip(("x", "c"), snap.inputs.bin_labels, strict=True))
     assert labels["x"][0] == A.BIN_BELOW and labels["x"][-1] == A.BIN_ABOVE

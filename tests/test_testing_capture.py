@@ -65,6 +65,7 @@ def test_capture_model_info_and_clear() -> None:
             tn.ML_MODEL_NAME: "cap-info",
             tn.ML_MODEL_VERSION: "4",
             tn.ML_MODEL_OWNER: "team-risk",
+            tn.ML_MODEL_RUNBOOK_URL: "",
             tn.ML_MODEL_TASK: "regression",
             tn.ML_MODEL_FRAMEWORK: "",
             tn.ML_BASELINE_HASH: "",

@@ -146,22 +146,8 @@ class Instruments:
                 output, callbacks=[self._stats_callback(output)], unit="{value}",
                 description=desc.replace("Values", "Outputs"),
             )
-        for name, desc in STATS_GAUGES:
-            meter.create_observable_gauge(
-                name, callbacks=[self._stats_callback(name)], description=desc
-            )
-        meter.create_observable_gauge(
-            # a drift score (PSI, JS distance, KS statistic, ...) is not a ratio: an
-            # annotation, not "1", which Prometheus would turn into ml_feature_drift_ratio
-            A.METRIC_FEATURE_DRIFT, callbacks=[self._stats_callback(A.METRIC_FEATURE_DRIFT)],
-            unit="{score}",
-            description="Drift of the last window against the baseline, by ml.drift.method.",
-        )
-        meter.create_observable_gauge(
-            A.METRIC_OUTPUT_DRIFT, callbacks=[self._stats_callback(A.METRIC_OUTPUT_DRIFT)],
-            unit="{score}",
-            description="Drift of the outputs of the last window against the baseline.",
-        )
+        if runtime.settings.window_gauges:  # MODELOTEL_WINDOW_GAUGES=false: counters only
+            self._window_gauges(meter)
         meter.create_observable_counter(
             A.METRIC_CHECK_VIOLATIONS, callbacks=[self._observe_violations],
             unit="{violation}",
@@ -256,6 +242,26 @@ class Instruments:
             callbacks=[self._observe_accuracy],
             unit="1",
             description="Classification accuracy since the process started: correct / count.",
+        )
+
+    def _window_gauges(self, meter: Any) -> None:
+        """The gauges of one replica's last window: dashboards read them, alerts do not (the
+        fleet rules work on the additive counters), so a big fleet may leave them out."""
+        for name, desc in STATS_GAUGES:
+            meter.create_observable_gauge(
+                name, callbacks=[self._stats_callback(name)], description=desc
+            )
+        meter.create_observable_gauge(
+            # a drift score (PSI, JS distance, KS statistic, ...) is not a ratio: an
+            # annotation, not "1", which Prometheus would turn into ml_feature_drift_ratio
+            A.METRIC_FEATURE_DRIFT, callbacks=[self._stats_callback(A.METRIC_FEATURE_DRIFT)],
+            unit="{score}",
+            description="Drift of the last window against the baseline, by ml.drift.method.",
+        )
+        meter.create_observable_gauge(
+            A.METRIC_OUTPUT_DRIFT, callbacks=[self._stats_callback(A.METRIC_OUTPUT_DRIFT)],
+            unit="{score}",
+            description="Drift of the outputs of the last window against the baseline.",
         )
 
     def is_current(self) -> bool:

@@ -135,6 +135,8 @@ class ModelMonitor:
         """Attributes of ``ml.model.info`` for this model."""
         attrs = dict(self.metric_attributes)
         attrs[A.ML_MODEL_OWNER] = self.config.owner
+        attrs[A.ML_MODEL_RUNBOOK_URL] = self.config.runbook_url
+        attrs[A.ML_MODEL_RUNBOOK_URL] = self.config.runbook_url
         attrs[A.ML_MODEL_TASK] = self.config.task
         attrs[A.ML_MODEL_FRAMEWORK] = self.framework
         attrs[A.ML_BASELINE_HASH] = self.baseline_hash

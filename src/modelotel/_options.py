@@ -40,6 +40,8 @@ class ModelOptions(TypedDict, total=False):
         version: model version (``ml.model.version``; else ``MODELOTEL_MODEL_VERSION``).
         task: ``"classification"``, ``"regression"`` or ``"other"``.
         owner: owning team or person (else ``MODELOTEL_MODEL_OWNER``), on ``ml.model.info``.
+        runbook_url: http(s) address of the page an on-call engineer opens when one of this
+            model's alerts fires (else ``MODELOTEL_MODEL_RUNBOOK_URL``); on ``ml.model.info``.
         input_arg: position (after self/cls) or name of the argument holding the input.
         baseline: training baseline (a path or a ``modelotel.Baseline``) for drift.
         feature_names: column names when the input carries none (numpy arrays).
@@ -52,6 +54,7 @@ class ModelOptions(TypedDict, total=False):
     version: str | int | None
     task: str | None
     owner: str | None
+    runbook_url: str | None
     input_arg: int | str | None
     baseline: str | os.PathLike[str] | Baseline | None
     feature_names: Sequence[str] | None
@@ -73,6 +76,7 @@ class ModelConfig:
     version: str = ""
     task: str = ""
     owner: str = ""
+    runbook_url: str = ""
     input_arg: int | str | None = None
     baseline: Baseline | None = None
     feature_names: tuple[str, ...] | None = None
@@ -118,6 +122,16 @@ def _task(value: Any, s: Settings, done: dict[str, Any]) -> str:
 
 def _owner(value: Any, s: Settings, done: dict[str, Any]) -> str:
     return _check_str("owner", pick(value, s.model_owner))
+
+
+def _runbook_url(value: Any, s: Settings, done: dict[str, Any]) -> str:
+    url = _check_str("runbook_url", pick(value, s.model_runbook_url)).strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(
+            "modelotel: runbook_url= must be an http:// or https:// address (it becomes a link "
+            f"in alert notifications), got {url!r}"
+        )
+    return url
 
 
 def _input_arg(value: Any, s: Settings, done: dict[str, Any]) -> int | str | None:
@@ -208,6 +222,7 @@ RESOLVERS: dict[str, Resolver] = {
     "version": _version,
     "task": _task,
     "owner": _owner,
+    "runbook_url": _runbook_url,
     "input_arg": _input_arg,
     "feature_names": _feature_names,
     "baseline": _baseline,

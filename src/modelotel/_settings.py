@@ -110,6 +110,7 @@ class Settings:
     strict: bool = _setting(env.MODELOTEL_STRICT, _boolean, False)
     model_version: str = _setting(env.MODELOTEL_MODEL_VERSION, _text, "")
     model_owner: str = _setting(env.MODELOTEL_MODEL_OWNER, _text, "")
+    model_runbook_url: str = _setting(env.MODELOTEL_MODEL_RUNBOOK_URL, _text, "")
     max_features: int = _setting(env.MODELOTEL_MAX_FEATURES, _positive_int, 200)
     row_cap: int = _setting(env.MODELOTEL_ROW_CAP, _positive_int, 10_000)
     payload_sample_rate: float = _setting(env.MODELOTEL_PAYLOAD_SAMPLE_RATE, _rate, 0.0)
@@ -124,6 +125,7 @@ class Settings:
     outcome_cache_size: int = _setting(env.MODELOTEL_OUTCOME_CACHE_SIZE, _non_negative_int, 10_000)
     shutdown_timeout: float = _setting(env.MODELOTEL_SHUTDOWN_TIMEOUT, _positive_number, 5.0)
     stats_kernel: str = _setting(env.MODELOTEL_STATS_KERNEL, _kernel, "auto")
+    window_gauges: bool = _setting(env.MODELOTEL_WINDOW_GAUGES, _boolean, True)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -28,6 +28,8 @@ ML_MODEL_NAME: Final = "ml.model.name"
 ML_MODEL_VERSION: Final = "ml.model.version"
 ML_MODEL_TASK: Final = "ml.model.task"
 ML_MODEL_OWNER: Final = "ml.model.owner"
+#: On ``ml.model.info``: the model's runbook address (``runbook_url=``), for alert links.
+ML_MODEL_RUNBOOK_URL: Final = "ml.model.runbook_url"
 ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
 #: Span attribute set by ``wrap()``: the model method that was called (``predict``,
 #: ``predict_proba``, ``__call__``, ...).
@@ -77,7 +79,9 @@ DRIFT_PSI: Final = "psi"
 DRIFT_JS: Final = "js"
 DRIFT_KS: Final = "ks"
 DRIFT_WASSERSTEIN: Final = "wasserstein"
-DRIFT_CHI2: Final = "chi2"
+#: Cramér's V of the window's categories against the baseline (replaces the raw Pearson
+#: statistic "chi2", which grew with the window and was not 0 on identical data).
+DRIFT_CRAMERS_V: Final = "cramers_v"
 #: ``ml.check`` values (silent-failure checks).
 CHECK_OUTPUT_NONFINITE: Final = "output_nonfinite"
 CHECK_OUTPUT_CONSTANT: Final = "output_constant"

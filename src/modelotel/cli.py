@@ -4,6 +4,8 @@ Example (``modelotel profile train.parquet -o baseline.json --target label`` in 
 
     $ modelotel profile train.parquet -o baseline.json --target label
     wrote baseline.json: 12 features, 1 output, 50000 rows, sha256:...
+    $ modelotel rules churn@3=baseline.json -o modelotel-drift-rules.yml
+    wrote modelotel-drift-rules.yml: 1 baseline(s), 13 columns, 161 rules, ranges 1h, 1d, lifetime
 
 The same from Python:
 
@@ -83,6 +85,55 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline_ref(spec: str, model: str | None, version: str | None) -> Any:
+    """``[MODEL[@VERSION]=]PATH`` -> a BaselineRef (``--model`` / ``--version`` as defaults)."""
+    from modelotel.rules import BaselineRef
+    from modelotel.stats.baseline import Baseline
+
+    path = spec
+    if not os.path.exists(spec) and "=" in spec:
+        who, path = spec.split("=", 1)
+        model, _, ver = who.rpartition("@") if "@" in who else (who, "", "")
+        version = ver if "@" in who else version
+    if not model:
+        raise ValueError(
+            f"{spec}: which model serves with this baseline? Write MODEL@VERSION={spec} "
+            "or pass --model (and --version)"
+        )
+    return BaselineRef(model, version or "", Baseline.load(path))
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from modelotel.rules import LIFETIME, RulesError, generate
+    from modelotel.stats.baseline import BaselineError
+
+    try:
+        refs = [_baseline_ref(s, args.model, args.version) for s in args.baselines]
+        text = generate(
+            refs, ranges=args.range or ("1h", "1d"), interval=args.interval,
+            alert_range=args.alert_range, psi_threshold=args.psi_threshold,
+            confidence=args.confidence, for_=getattr(args, "for"), sources=args.baselines,
+        )
+    except (BaselineError, RulesError, ValueError) as exc:
+        print(f"modelotel rules: {exc}", file=sys.stderr)
+        return 2
+    try:
+        tmp = f"{args.output}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        print(f"modelotel rules: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
+    columns = sum(len(r.baseline.features) + len(r.baseline.outputs) for r in refs)
+    rules = sum(1 for line in text.splitlines() if line.lstrip().startswith(("- record:",
+                                                                           "- alert:")))
+    ranges = [*dict.fromkeys(r for r in (args.range or ("1h", "1d")) if r != LIFETIME), LIFETIME]
+    print(f"wrote {args.output}: {len(refs)} baseline(s), {columns} columns, {rules} rules, "
+          f"ranges {', '.join(ranges)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelotel", description="modelotel command line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -101,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=20, help="categories kept per categorical (20)")
     p.add_argument("--max-features", type=int, default=200, help="columns profiled at most (200)")
     p.set_defaults(func=_cmd_profile)
+
+    r = sub.add_parser(
+        "rules", help="write Prometheus rules for fleet drift from baselines",
+        description="Write a Prometheus rule file holding each baseline's bin shares, the "
+                    "fleet drift recording rules (ml_fleet:feature_psi:<range>, ...) and the "
+                    "drift alerts. Load it beside collector-config/prometheus/modelotel-rules.yml.",
+    )
+    r.add_argument("baselines", nargs="+", metavar="[MODEL[@VERSION]=]BASELINE.json",
+                   help="a baseline file and the model version serving with it")
+    r.add_argument("-o", "--output", required=True, help="where to write the rule file")
+    r.add_argument("--model", help="model name for baselines given without MODEL@VERSION=")
+    r.add_argument("--version", help="model version for baselines given without MODEL@VERSION=")
+    r.add_argument("--range", action="append", metavar="DURATION",
+                   help="range of the fleet rules (repeatable; default 1h and 1d; a lifetime "
+                        "form is always written)")
+    r.add_argument("--alert-range", help="range the drift alerts use (default: the first range)")
+    r.add_argument("--interval", default="1m", help="rule evaluation interval (1m)")
+    r.add_argument("--psi-threshold", type=float, default=0.2,
+                   help="fleet PSI above which drift is large (0.2)")
+    r.add_argument("--confidence", type=float, default=0.999,
+                   help="level of the chi-square sample-size gate (0.999)")
+    r.add_argument("--for", default="15m", help="how long drift must last before alerting (15m)")
+    r.set_defaults(func=_cmd_rules)
 
     _doctor.add_parser(sub)
     return parser

@@ -75,6 +75,26 @@ Owner (team or person) used when ``owner=`` is not given; exported on ``ml.model
 Default: empty string.
 """
 
+MODELOTEL_MODEL_RUNBOOK_URL: Final = "MODELOTEL_MODEL_RUNBOOK_URL"
+"""
+.. envvar:: MODELOTEL_MODEL_RUNBOOK_URL
+
+Runbook address (http or https) used when ``runbook_url=`` is not given; exported on
+``ml.model.info`` as ``ml.model.runbook_url`` and put in the shipped alerts' ``runbook_url``
+annotation. Default: empty string.
+"""
+
+MODELOTEL_WINDOW_GAUGES: Final = "MODELOTEL_WINDOW_GAUGES"
+"""
+.. envvar:: MODELOTEL_WINDOW_GAUGES
+
+``false`` (also ``0``, ``no``, ``off``) leaves out the per-replica window gauges
+``ml.feature.mean / stddev / min / max / drift`` and ``ml.output.*`` alike, for fleets that
+only need the additive counters (counts, missing, bins: fleet drift comes from the summed
+bins, see ``modelotel rules``). Process-wide; read when the metrics are set up. Default:
+``true``.
+"""
+
 MODELOTEL_SHUTDOWN_TIMEOUT: Final = "MODELOTEL_SHUTDOWN_TIMEOUT"
 """
 .. envvar:: MODELOTEL_SHUTDOWN_TIMEOUT

@@ -1,9 +1,10 @@
 """Fixtures for the integration tests: the built collector and Debian's Prometheus.
 
-Both must be present: tests/run.sh builds the collector (collector-config/build.sh, cached
-outside the repository) and installs Prometheus before running pytest. Run alone:
+All must be present: tests/run.sh builds the collector (collector-config/build.sh, cached
+outside the repository) and installs Prometheus and Alertmanager before running pytest. Run
+alone:
 
-    collector-config/build.sh && apt-get install -y prometheus
+    collector-config/build.sh && collector-config/install-prometheus.sh
     .venv/bin/pytest -m integration tests/integration
 """
 
@@ -79,6 +80,36 @@ def promtool_binary(prometheus_binary: Path) -> Path:
             pytest.fail(
                 "promtool is not installed (Debian's prometheus package has it)", pytrace=False
             )
+        path = Path(found)
+    return path
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary(prometheus_binary: Path) -> Path:
+    """Debian's Alertmanager (package prometheus-alertmanager), or $MODELOTEL_ALERTMANAGER."""
+    found = (
+        os.environ.get("MODELOTEL_ALERTMANAGER")
+        or shutil.which("prometheus-alertmanager")
+        or "/usr/bin/prometheus-alertmanager"
+    )
+    path = Path(found)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"Alertmanager is not installed ({path}): collector-config/install-prometheus.sh "
+            "installs it (tests/run.sh runs that), or point MODELOTEL_ALERTMANAGER at one.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def amtool_binary(alertmanager_binary: Path) -> Path:
+    path = alertmanager_binary.parent / "amtool"
+    if not path.is_file():
+        found = shutil.which("amtool")
+        if found is None:
+            pytest.fail("amtool is not installed (Debian's prometheus-alertmanager has it)",
+                        pytrace=False)
         path = Path(found)
     return path
 

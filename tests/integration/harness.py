@@ -293,15 +293,21 @@ class Prometheus:
         workdir: Path,
         rule_files: Sequence[Path] = (),
         scrape_targets: Sequence[str] = (),
+        alertmanagers: Sequence[str] = (),
     ) -> None:
         self.binary = binary
         self.dir = workdir / "prometheus"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         cfg = ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s"]
-        if rule_files:
-            cfg.append("rule_files:")
-            cfg += [f"  - {p}" for p in rule_files]
+        if alertmanagers:
+            cfg += ["alerting:", "  alertmanagers:", "    - static_configs:",
+                    "        - targets: [" + ", ".join(f"'{a}'" for a in alertmanagers) + "]"]
+        # rules.d/*.yml: rule files a test adds while Prometheus runs (load_rules)
+        self.rules_dir = self.dir / "rules.d"
+        self.rules_dir.mkdir(exist_ok=True)
+        cfg.append("rule_files:")
+        cfg += [f"  - {p}" for p in (*rule_files, self.rules_dir / "*.yml")]
         if scrape_targets:
             cfg += [
                 "scrape_configs:",
@@ -330,6 +336,7 @@ class Prometheus:
             "--web.enable-remote-write-receiver",
             "--enable-feature=exemplar-storage",  # the duration histogram's exemplars
             "--storage.tsdb.retention.time=1h",
+            "--web.enable-lifecycle",  # POST /-/reload (load_rules)
         ]
         self.proc = Proc("prometheus", argv, dict(os.environ), self.dir / "prometheus.log")
         self.proc.start()
@@ -359,12 +366,108 @@ class Prometheus:
         data.setdefault("_http_status", status)
         return data
 
+    def load_rules(self, path: Path, timeout: float = 30.0) -> None:
+        """Add a rule file and reload; returns once Prometheus has loaded its groups."""
+        import shutil
+
+        dest = self.rules_dir / path.name
+        shutil.copyfile(path, dest)
+        req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        wait_until(
+            lambda: any(g.get("file") == str(dest)
+                        for g in self.api("rules").get("data", {}).get("groups", [])),
+            timeout, what=f"prometheus loaded {dest}",
+        )
+
     def query(self, expr: str) -> dict[str, Any]:
         """Instant query; returns the whole API answer (status, data / error)."""
         return self.api("query", query=expr)
 
     def metric_names(self) -> set[str]:
         return set(self.api("label/__name__/values").get("data", []))
+
+    def query_at(self, expr: str, at: float) -> list[dict[str, Any]]:
+        """Instant query at Unix time ``at``; the result vector (AssertionError on an error)."""
+        answer = self.api("query", query=expr, time=f"{at:.3f}")
+        assert answer.get("status") == "success", (expr, answer)
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+
+# --- Alertmanager (Debian's package) and a webhook receiver ------------------------------------
+
+
+class Alertmanager:
+    """Debian's Alertmanager on a free port (clustering off), with the given config text."""
+
+    def __init__(self, binary: Path, workdir: Path, config_text: str) -> None:
+        self.binary = binary
+        self.dir = workdir / "alertmanager"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = self.dir / "alertmanager.yml"
+        self.config.write_text(config_text)
+        self.proc: Proc | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        argv = [
+            str(self.binary),
+            f"--config.file={self.config}",
+            f"--storage.path={self.dir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",  # no gossip port: one instance, loopback only
+        ]
+        self.proc = Proc("alertmanager", argv, dict(os.environ), self.dir / "alertmanager.log")
+        self.proc.start()
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if not self.proc.alive():
+                raise AssertionError(f"alertmanager exited at start:\n{self.proc.tail()}")
+            return http_get(f"http://{self.address}/-/ready", timeout=1.0)[0] == 200
+
+        wait_until(ready, timeout, what="alertmanager /-/ready")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+class Webhook:
+    """An HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it, by path."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received: list[tuple[str, dict[str, Any]]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append((self.path, json.loads(body or b"{}")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # --- the instrumented model, in its own process ---------------------------------------------
@@ -439,7 +542,9 @@ class Stack:
         }
 
 
-def kill_quietly(*procs: Proc | Collector | Prometheus | Downstream | None) -> None:
+def kill_quietly(
+    *procs: Proc | Collector | Prometheus | Downstream | Alertmanager | Webhook | None,
+) -> None:
     for p in procs:
         if p is None:
             continue

@@ -40,8 +40,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--app-log", action="store_true", help="one plain (non-payload) log per call")
     p.add_argument("--outcomes", action="store_true", help="also observe() + record_outcome()")
     p.add_argument("--baseline", action="store_true", help="profile training data: drift metrics")
+    p.add_argument("--baseline-file", default="", help="load the baseline from this file instead")
     p.add_argument("--rows", type=int, default=4, help="rows per batch")
     return p.parse_args(argv)
+
+
+def training_baseline() -> Any:
+    """The model's training profile: incomes lower than what it will see in serving (drift)."""
+    import modelotel
+
+    train = [{"age": 20.0 + i % 50, "income": float(i % 60), "fail": False} for i in range(500)]
+    return modelotel.Baseline.from_data(train, outputs=[int(r["income"] > 50.0) for r in train])
 
 
 def main(argv: list[str]) -> int:
@@ -61,13 +70,11 @@ def main(argv: list[str]) -> int:
         args.model + "-regressor", version=args.version, task="regression"
     )
 
-    baseline = None
-    if args.baseline:
-        # training data: incomes lower than what the model will see in serving (drift)
-        train = [{"age": 20.0 + i % 50, "income": float(i % 60), "fail": False} for i in range(500)]
-        baseline = modelotel.Baseline.from_data(
-            train, outputs=[int(r["income"] > 50.0) for r in train]
-        )
+    baseline: object = None
+    if args.baseline_file:
+        baseline = args.baseline_file
+    elif args.baseline:
+        baseline = training_baseline()
 
     @modelotel.instrument(
         model=args.model,

@@ -2,9 +2,13 @@
 Prometheus that the SDK fed through our collector.
 
 Each expression must parse and evaluate; when every metric it names was produced by the
-instrumented model in this test, it must also return data. A metric named by a dashboard or
-rule that the test does not produce must be listed in NOT_PRODUCED with the reason, so a
-misspelled or mistranslated name (say `ml_feature_drift` vs `ml_feature_drift_ratio`) fails.
+instrumented model in this test, it must also return data. The model serves two versions (the
+second starts once Prometheus has seen the first, so the version comparison has a newest and a
+previous one), and Prometheus also loads the drift rules `modelotel rules` writes for its
+baseline (their expressions are those of the shipped example, examples/drift-rules.yml).
+A metric named by a dashboard or rule that the test does not produce must be listed in
+NOT_PRODUCED with the reason, so a misspelled or mistranslated name (say `ml_feature_drift`
+vs `ml_feature_drift_ratio`) fails.
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import GRAFANA_DIR, RULE_FILES, RULE_TESTS, Proc, Stack, start_model_app, wait_until
+from harness import (
+    GRAFANA_DIR,
+    PROMETHEUS_DIR,
+    RULE_FILES,
+    RULE_TESTS,
+    Proc,
+    Stack,
+    start_model_app,
+    wait_until,
+)
+from model_app import training_baseline
 
 from modelotel import attributes as A  # noqa: N812
+from modelotel import cli
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +51,16 @@ NOT_PRODUCED: dict[str, str] = {
 }
 
 DASHBOARDS = sorted(GRAFANA_DIR.glob("*.json"))
+#: What `modelotel rules` writes (for the shipped example's baselines); the test generates the
+#: same rules for its own model's baseline.
+DRIFT_EXAMPLE = PROMETHEUS_DIR / "examples" / "drift-rules.yml"
+VERSIONS = ("2", "3")
 
 _LABELS = {
     v.replace(".", "_")
     for k, v in vars(A).items()
     if isinstance(v, str) and not k.startswith(("METRIC_", "EVENT_", "SPAN_", "SCOPE_"))
-}
+} | {"ml_bins", "ml_previous_version", "ml_version_role"}  # labels the rules make
 _METRIC = re.compile(r"\b((?:ml|otelcol)_[a-z0-9_]+)\b(?!:)")
 _COMPARISON = re.compile(r"^(.*?)\s*(?:>|<|==|!=|>=|<=)\s*-?[0-9.]+\s*$", re.S)
 _GRAFANA_VARS = {
@@ -51,7 +70,12 @@ _GRAFANA_VARS = {
     "$version": ".+",
     "$feature": ".+",
     "$method": ".+",
+    "$drift_range": "1h",
 }
+_OWNER_JOIN = re.compile(
+    r"\s*\*\s*on \([^)]*\) group_left \((?:ml_model_owner|ml_model_owner, ml_model_runbook_url)\)"
+    r"\s*topk by \([^)]*\) \(1,\s*max by \([^)]*\) \(ml_model_info\)\)\s*$"
+)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -65,9 +89,41 @@ def grafana_expr(expr: str) -> str:
     return expr
 
 
+def _strip_parens(expr: str) -> str:
+    while expr.startswith("(") and expr.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(expr):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and i < len(expr) - 1:
+                return expr  # the first "(" closes before the end: not one wrapping pair
+        expr = expr[1:-1].strip()
+    return expr
+
+
+def data_part(expr: str) -> str:
+    """The part of an alert that must return data on a healthy model: without the owner join,
+    the first operand of a top-level and / or / unless, before its threshold."""
+    e = _strip_parens(_OWNER_JOIN.sub("", expr.strip()).strip())
+    while True:
+        depth, first = 0, e
+        for i, ch in enumerate(e):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and not ch.isspace() and re.match(r"\s+(and|or|unless)\b", e[i + 1:]):
+                first = e[: i + 1]
+                break
+        first = _strip_parens(first.strip())
+        if first == e:
+            break
+        e = first
+    match = _COMPARISON.match(e)
+    return match.group(1) if match else e
+
+
 def rule_queries() -> list[tuple[str, str]]:
     out = []
-    for path in RULE_FILES:
+    for path in [*RULE_FILES, DRIFT_EXAMPLE]:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 name = rule.get("alert") or rule["record"]
@@ -85,16 +141,40 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def live_model(stack: Stack) -> Iterator[Proc]:
-    """The instrumented model, predicting 20 times a second for the whole module."""
+def live_model(stack: Stack) -> Iterator[list[Proc]]:
+    """The instrumented model, versions 2 then 3, each predicting 20 times a second for the
+    whole module, with the drift rules for its baseline loaded into Prometheus."""
     stop = stack.workdir / "dashboards.stop"
-    args = f"--model {MODEL} --rate 20 --error-every 7 --baseline --outcomes --payload-rps 5"
-    proc = start_model_app(
-        stack.workdir,
-        [*args.split(), "--rows", "12", "--stop-file", str(stop)],
-        stack.otlp_env("grpc"),
-    )
+    baseline = stack.workdir / "dashboards.baseline.json"
+    training_baseline().save(baseline)
+    drift_rules = stack.workdir / "dashboards-drift-rules.yml"
+    specs = [f"{MODEL}@{v}={baseline}" for v in VERSIONS]
+    assert cli.main(["rules", *specs, "-o", str(drift_rules), "--interval", "1s"]) == 0
+    stack.prometheus.load_rules(drift_rules)
+    procs: list[Proc] = []
     try:
+        for version in VERSIONS:
+            args = (f"--model {MODEL} --version {version} --rate 20 --error-every 7 "
+                    f"--baseline-file {baseline} --outcomes --payload-rps 5 --max-seconds 600")
+            procs.append(start_model_app(
+                stack.workdir,
+                [*args.split(), "--rows", "12", "--stop-file", str(stop)],
+                stack.otlp_env("grpc"),
+            ))
+            first_seen = (f'ml_model:version_first_seen{{ml_model_name="{MODEL}",'
+                          f'ml_model_version="{version}"}}')
+            wait_until(
+                lambda q=first_seen: stack.prometheus.query(q)["data"]["result"],
+                90,
+                what=f"{first_seen} (the version ordering rules saw it)",
+            )
+        wait_until(
+            lambda: stack.prometheus.query(
+                f'ml_model:version_role{{ml_model_name="{MODEL}",ml_version_role="previous"}}'
+            )["data"]["result"],
+            60,
+            what=f"{MODEL} v{VERSIONS[0]} as the previous version",
+        )
         sel = f'ml_prediction_calls_total{{ml_model_name="{MODEL}"}}'
         wait_until(
             lambda: stack.prometheus.query(f"rate({sel}[1m]) > 0")["data"]["result"],
@@ -106,14 +186,15 @@ def live_model(stack: Stack) -> Iterator[Proc]:
             30,
             what="the collector's own metrics, scraped",
         )
-        yield proc
+        yield procs
     finally:
         stop.touch()
-        proc.stop(timeout=40)
+        for proc in procs:
+            proc.stop(timeout=40)
 
 
 @pytest.fixture(scope="module")
-def produced(stack: Stack, live_model: Proc) -> set[str]:
+def produced(stack: Stack, live_model: list[Proc]) -> set[str]:
     """The metric names in Prometheus once every ml_* series the model makes has at least two
     samples in the last minute (so rate() and increase() over it return data)."""
     seen: list[set[str]] = []
@@ -136,7 +217,7 @@ def produced(stack: Stack, live_model: Proc) -> set[str]:
 
 def test_promtool_accepts_the_rule_files(promtool_binary: Path) -> None:
     assert RULE_FILES
-    for path in RULE_FILES:
+    for path in [*RULE_FILES, DRIFT_EXAMPLE]:
         cp = subprocess.run(
             [str(promtool_binary), "check", "rules", str(path)],
             capture_output=True,
@@ -199,8 +280,8 @@ def test_rule_expression_runs_and_returns_data(
     assert answer.get("status") == "success", answer
     # For an alert, the part before its threshold must return data (the alert itself fires
     # only on bad models); a recording rule's whole expression must.
-    match = _COMPARISON.match(expr)
-    lhs = match.group(1) if match else expr
+    is_alert = name.split(":", 1)[1][:1].isupper()  # alerts are CamelCase, records are not
+    lhs = data_part(expr) if is_alert else expr
     if metric_names(expr) <= produced:
         result = stack.prometheus.query(lhs)
         assert result.get("status") == "success", result

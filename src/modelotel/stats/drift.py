@@ -19,8 +19,10 @@ smoothed with ``eps`` where a logarithm needs it (PSI); Jensen-Shannon needs no 
 - :func:`ks`: Kolmogorov-Smirnov statistic on the binned CDFs (max CDF gap, in [0, 1]).
 - :func:`wasserstein`: earth mover's distance with each bin's mass at a representative
   point (the bin centre), in the feature's units.
+- :func:`cramers_v`: Cramér's V of the window's category counts against the baseline
+  shares (categoricals), in [0, 1]: an effect size that does not grow with the window.
 - :func:`chi_square`: Pearson's chi-square statistic of observed counts against the
-  baseline shares (categoricals).
+  baseline shares (a test statistic: it grows with the window; not a drift score).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "PSI_EPS",
     "bin_centers",
     "chi_square",
+    "cramers_v",
     "js_distance",
     "ks",
     "normalize",
@@ -121,6 +124,33 @@ def chi_square(observed_counts: ArrayLike, expected: ArrayLike, eps: float = PSI
     q = normalize(np.maximum(q, eps))
     e = q * n
     return float(np.sum((o - e) ** 2 / e))
+
+
+def cramers_v(observed_counts: ArrayLike, expected: ArrayLike, eps: float = PSI_EPS) -> float:
+    """Cramér's V of a goodness-of-fit test: ``sqrt(chi2 / (n * (k - 1)))``, clipped to [0, 1].
+
+    ``chi2 / n`` is ``sum((p - q)^2 / q)`` over the shares, so the value is the size of the
+    difference, not the evidence for it: the same two distributions give the same V at any
+    window size (under no drift V shrinks like ``1 / sqrt(n)``), and identical shares give 0.
+    ``k`` is the number of bins the baseline gives a positive share. A bin that both sides
+    leave empty adds nothing; a bin the baseline never saw (``unseen``) but the window did adds
+    ``p^2 / eps`` (Pearson's term with the expected share 0 divided by ``eps``), which
+    saturates V at 1 once such values are frequent.
+    Conventional reading: 0.1 small, 0.3 medium, 0.5 large. NaN when there are no counts.
+    """
+    o = np.asarray(observed_counts, dtype=np.float64)
+    q = normalize(expected)
+    if o.shape != q.shape:
+        raise ValueError(f"observed has {o.shape[0]} bins, expected {q.shape[0]}")
+    n = o.sum()
+    if n <= 0 or not q.any():
+        return float("nan")
+    p = o / n
+    used = (p > 0) | (q > 0)
+    qs = np.maximum(q[used], eps)
+    w2 = float(np.sum((p[used] - q[used]) ** 2 / qs))
+    dof = max(int(np.count_nonzero(q > 0)) - 1, 1)
+    return float(np.sqrt(min(w2 / dof, 1.0)))
 
 
 def bin_centers(

@@ -36,7 +36,7 @@ from modelotel.stats.schema import ColumnPlan
 MEAN, STDDEV, MIN, MAX = "mean", "stddev", "min", "max"
 #: Drift methods of a numeric column, and of a categorical one, against its baseline.
 NUMERIC_DRIFT = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_KS, A.DRIFT_WASSERSTEIN)
-CATEGORICAL_DRIFT = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_CHI2)
+CATEGORICAL_DRIFT = (A.DRIFT_PSI, A.DRIFT_JS, A.DRIFT_CRAMERS_V)
 
 
 class Totals:
@@ -180,7 +180,7 @@ def summarize(
         cat_base = [*prof.shares, 0.0]  # the baseline never saw "unseen"
         drifts.append((name, A.DRIFT_PSI, drift.psi(acc.counts, cat_base)))
         drifts.append((name, A.DRIFT_JS, drift.js_distance(acc.counts, cat_base)))
-        drifts.append((name, A.DRIFT_CHI2, drift.chi_square(acc.counts, cat_base)))
+        drifts.append((name, A.DRIFT_CRAMERS_V, drift.cramers_v(acc.counts, cat_base)))
         if output and checks.class_collapse(acc.counts, prof.shares):
             s.checks.append((A.CHECK_OUTPUT_CLASS_COLLAPSE, name))
         if output and acc.count >= checks.MIN_WINDOW_COUNT and np.count_nonzero(acc.counts) == 1:
