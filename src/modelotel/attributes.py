@@ -152,6 +152,8 @@ ML_OUTCOME_ACTUAL: Final = "ml.outcome.actual"
 ML_OUTCOME_PREDICTED: Final = "ml.outcome.predicted"
 #: Outcome record attribute: whether the prediction was still in the in-process cache.
 ML_OUTCOME_MATCHED: Final = "ml.outcome.matched"
+#: Outcome record attribute: the model's redaction rules changed or withheld a value.
+ML_OUTCOME_REDACTED: Final = "ml.outcome.redacted"
 
 #: Payload record attribute: the whole inputs as JSON text (inputs without named fields).
 ML_PAYLOAD_INPUTS: Final = "ml.payload.inputs"

@@ -18,6 +18,12 @@ also updates the performance metrics of that model version:
 What the cache keeps (cheap, per call): a scalar output (bool, int, float, a string of at
 most 256 characters, a numpy scalar) as is, a list / tuple / 1-D numpy array of at most 64
 scalars as a tuple copy. Anything else is not kept. See ``docs/payloads.md``.
+
+Labels and predicted values pass the model's payload redaction rules (the built-in patterns
+for a model without payload capture; ``modelotel._payload.rules``) before they go on the
+record or become a metric attribute. ``MODELOTEL_OUTCOME_RECORD_VALUES=false`` keeps them
+out of the records (metrics only); ``MODELOTEL_OUTCOME_MAX_CLASSES`` caps the label values
+on ``ml.outcome.class`` (``_OTHER`` beyond).
 """
 
 from __future__ import annotations
@@ -35,19 +41,25 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from modelotel import _state
 from modelotel import attributes as tn
+from modelotel._payload.rules import WITHHELD, Rules, rules_for
 from modelotel._safety import count_skipped, guard, health
 from modelotel._version import __version__
-from modelotel.environment_variables import MODELOTEL_OUTCOME_CACHE_SIZE
+from modelotel.environment_variables import (
+    MODELOTEL_OUTCOME_CACHE_SIZE,
+    MODELOTEL_OUTCOME_MAX_CLASSES,
+    MODELOTEL_OUTCOME_RECORD_VALUES,
+)
 
 __all__ = ["record_outcome"]
 
 DEFAULT_CACHE_SIZE = 10_000
-#: Most distinct class labels per model version on ``ml.outcome.class``; the rest: ``__other__``.
+#: Default most distinct class labels per model version on ``ml.outcome.class``; the rest
+#: count as :data:`OTHER_CLASS` (``MODELOTEL_OUTCOME_MAX_CLASSES``).
 MAX_CLASSES = 100
-OTHER_CLASS = "__other__"
+#: The class of labels beyond the cap (the same name as ``error.type``'s overflow).
+OTHER_CLASS = "_OTHER"
 _MAX_STR = 256
 _MAX_BATCH = 64
-_MAX_ATTR_TEXT = 1024
 TASKS = ("classification", "regression")
 
 _NOT_KEPT = object()
@@ -188,12 +200,61 @@ def cache_for(
         return cache
 
 
+#: (record values, max classes) from the environment, read at the first outcome.
+_settings: tuple[bool, int] | None = None
+
+
+def _read_settings() -> tuple[bool, int]:
+    global _settings
+    settings = _settings
+    if settings is None:
+        settings = _settings = (_env_record_values(), _env_max_classes())
+    return settings
+
+
+def _env_record_values() -> bool:
+    raw = os.environ.get(MODELOTEL_OUTCOME_RECORD_VALUES)
+    value = "" if raw is None else raw.strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    health.warn_once(
+        "env:" + MODELOTEL_OUTCOME_RECORD_VALUES,
+        "modelotel: %s=%r is not one of true/false; outcome records keep their values",
+        MODELOTEL_OUTCOME_RECORD_VALUES,
+        raw,
+    )
+    return True
+
+
+def _env_max_classes() -> int:
+    raw = os.environ.get(MODELOTEL_OUTCOME_MAX_CLASSES)
+    if raw is None or not raw.strip():
+        return MAX_CLASSES
+    try:
+        n = int(raw)
+        if n < 0:
+            raise ValueError(raw)
+    except ValueError:
+        health.warn_once(
+            "env:" + MODELOTEL_OUTCOME_MAX_CLASSES,
+            "modelotel: %s=%r is not a non-negative integer; using %d",
+            MODELOTEL_OUTCOME_MAX_CLASSES,
+            raw,
+            MAX_CLASSES,
+        )
+        return MAX_CLASSES
+    return n
+
+
 def _reset() -> None:
-    global _inst
+    global _inst, _settings
     with _lock:
         _caches.clear()
         _totals.clear()
         _inst = (-1, {})
+        _settings = None
 
 
 _state.on_reset(_reset)
@@ -294,18 +355,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _attr(value: Any) -> Any:
-    """An attribute value: primitives as is, anything else as (capped) JSON text."""
-    value = _plain(value)
-    if isinstance(value, bool) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, str):
-        return value[:_MAX_ATTR_TEXT]
-    try:
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = str(type(value).__name__)
-    return text[:_MAX_ATTR_TEXT]
+def _attr(rules: Rules, value: Any) -> tuple[Any, bool]:
+    """``(attribute value, changed)`` of a label or prediction after the model's rules.
+
+    Primitives stay primitives, anything else becomes JSON text; the attribute value is
+    ``None`` when the rules withhold the value (it is then left off the record).
+    """
+    plain, changed = rules.value(value)
+    if plain is WITHHELD:
+        return None, True
+    if isinstance(plain, (bool, int, float, str)):
+        return plain, changed
+    return json.dumps(plain, ensure_ascii=False, allow_nan=False), changed
 
 
 def _pairs(predicted: Any, actual: Any) -> list[tuple[Any, Any]] | None:
@@ -348,7 +409,9 @@ def _find(
     return _NOT_KEPT, caches[0] if len(caches) == 1 else None
 
 
-def _update(model: str, version: str, task: str, pairs: list[tuple[Any, Any]]) -> None:
+def _update(
+    model: str, version: str, task: str, pairs: list[tuple[Any, Any]], rules: Rules
+) -> None:
     inst = _instruments()
     attrs = {tn.ML_MODEL_NAME: model, tn.ML_MODEL_VERSION: version}
     key = (model, version)
@@ -370,16 +433,18 @@ def _update(model: str, version: str, task: str, pairs: list[tuple[Any, Any]]) -
         return
     correct = 0
     per_class: dict[tuple[str, bool], int] = {}
+    max_classes = _read_settings()[1]
+    # a label becomes a metric attribute value only after the model's redaction rules
+    labels = [rules.label(a) if max_classes else OTHER_CLASS for _, a in pairs]
     with _lock:
         totals = _totals.get(key)
         if totals is None:
             totals = _totals[key] = _Totals(attrs)
-        for p, a in pairs:
+        for (p, a), label in zip(pairs, labels, strict=True):
             ok = bool(p == a)
             correct += ok
-            label = str(a)
             if label not in totals.classes:
-                if len(totals.classes) >= MAX_CLASSES:
+                if len(totals.classes) >= max_classes:
                     label = OTHER_CLASS
                 else:
                     totals.classes.add(label)
@@ -436,15 +501,25 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
     m = cache.model if cache is not None else (model or "")
     v = cache.version if cache is not None else (version or "")
     inst = _instruments()
+    rules = rules_for(m, v)
     attrs: dict[str, Any] = {
         tn.ML_MODEL_NAME: m,
         tn.ML_MODEL_VERSION: v,
         tn.ML_PREDICTION_ID: prediction_id,
-        tn.ML_OUTCOME_ACTUAL: _attr(actual),
         tn.ML_OUTCOME_MATCHED: matched,
     }
-    if predicted is not _NOT_KEPT:
-        attrs[tn.ML_OUTCOME_PREDICTED] = _attr(predicted)
+    if _read_settings()[0]:
+        values = [(tn.ML_OUTCOME_ACTUAL, actual)]
+        if predicted is not _NOT_KEPT:
+            values.append((tn.ML_OUTCOME_PREDICTED, predicted))
+        redacted = False
+        for name, value in values:
+            text, changed = _attr(rules, value)
+            redacted = redacted or changed
+            if text is not None:
+                attrs[name] = text
+        if redacted:
+            attrs[tn.ML_OUTCOME_REDACTED] = True
     inst["logger"].emit(
         event_name=tn.EVENT_PREDICTION_OUTCOME,
         severity_number=SeverityNumber.INFO,
@@ -460,4 +535,4 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
         inst["unmatched"].add(1, metric_attrs)
         return
     task = cache.task if cache is not None else _infer_task(pairs)
-    _update(m, v, task, pairs)
+    _update(m, v, task, pairs, rules)

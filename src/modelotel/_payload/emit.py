@@ -28,6 +28,7 @@ from opentelemetry.trace import set_span_in_context
 from modelotel import attributes as tn
 from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
+from modelotel._payload.rules import register as register_rules
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
 from modelotel._safety import count_dropped, count_skipped, health
@@ -515,6 +516,8 @@ def make_payload_hook(config: Any, *, outcome_cache: Any = None) -> Callable[[An
     payload = getattr(config, "payload", None)
     if payload is not None and not isinstance(payload, PayloadConfig):
         payload = None
+    # outcomes of this model version pass the same rules (the built-in ones when payloads are off)
+    register_rules(str(config.model), str(config.version), payload)
     if payload is None and outcome_cache is None:
         return None
     names = getattr(config, "feature_names", None)
