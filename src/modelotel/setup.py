@@ -60,7 +60,7 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from modelotel import _exporters, _logfilter, _safety, _state
+from modelotel import _accounting, _exporters, _logfilter, _safety, _state
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.environment_variables import MODELOTEL_SHUTDOWN_TIMEOUT
 
@@ -100,6 +100,8 @@ class _Setup:
     # Processors / readers modelotel added to providers that it does not own.
     foreign_components: list[Any] = field(default_factory=list)
     exporters: list[_exporters._ForkSafe] = field(default_factory=list)
+    # The accounting of the span / log pipelines (one per batch processor of ours).
+    ledgers: list[_accounting.Ledger] = field(default_factory=list)
     metric_exporter_factory: Callable[[], Any] | None = None
     shut_down: bool = False
 
@@ -230,11 +232,13 @@ def shutdown(timeout: float | None = None) -> bool:
             tasks.append((f"flush-{name}", _bind(provider.force_flush, timeout_millis=ms)))
     finished, _ = _run_with_deadline("shutdown", tasks, deadline)
     if not finished:
-        _count_unexported(setup)
+        counts = _count_unexported(setup)
         _logger.warning(
             "modelotel: shutdown did not finish within %.1f s (is the OTLP collector "
-            "reachable?); unexported telemetry was dropped",
+            "reachable?); unexported telemetry was dropped and counted in "
+            "ml.telemetry.dropped: %s",
             deadline,
+            ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "nothing",
         )
     return finished
 
@@ -481,10 +485,7 @@ def _setup_traces(setup: _Setup, resource: Any, make: Callable[[], Any], add: bo
             return
     exporter = _exporters.ForkSafeSpanExporter(make)
     processor = BatchSpanProcessor(exporter)
-    _exporters.count_processor_drops(
-        processor,
-        {"queue_full": A.REASON_SPAN_QUEUE_FULL, "already_shutdown": A.REASON_SPAN_AFTER_SHUTDOWN},
-    )
+    _track(setup, processor, exporter, logs=False)
     setup.exporters.append(exporter)
     setup.span_processors.append(processor)
     if "traces" in setup.attached:
@@ -496,6 +497,16 @@ def _setup_traces(setup: _Setup, resource: Any, make: Callable[[], Any], add: bo
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     setup.tracer_provider = provider
+
+
+def _track(setup: _Setup, processor: Any, exporter: Any, *, logs: bool) -> None:
+    """Account for every record of the processor (before it is added to a provider)."""
+    ledger = _accounting.track(processor, exporter, logs=logs)
+    if ledger is not None:
+        setup.ledgers.append(ledger)
+    else:  # an SDK without the batch processor's internals: its queue counted at the deadline
+        _logger.debug("modelotel: this opentelemetry-sdk's %s processor is not accounted for",
+                      "log" if logs else "span")
 
 
 def _new_reader(setup: _Setup, make: Callable[[], Any]) -> Any:
@@ -548,10 +559,7 @@ def _setup_logs(setup: _Setup, resource: Any, make: Callable[[], Any], add: bool
             return
     exporter = _exporters.ForkSafeLogExporter(make)
     processor = BatchLogRecordProcessor(exporter)
-    _exporters.count_processor_drops(
-        processor,
-        {"queue_full": A.REASON_LOG_QUEUE_FULL, "already_shutdown": A.REASON_LOG_AFTER_SHUTDOWN},
-    )
+    _track(setup, processor, exporter, logs=True)
     setup.exporters.append(exporter)
     setup.log_processors.append(processor)
     if "logs" in setup.attached:
@@ -618,11 +626,22 @@ def _run_with_deadline(
     return finished, results
 
 
-def _count_unexported(setup: _Setup) -> None:
+def _count_unexported(setup: _Setup) -> dict[str, int]:
+    """The deadline passed: count what is in flight or queued, by reason; export no more."""
+    counts: dict[str, int] = {}
     with _safety.guard("setup.shutdown"):
-        n = sum(_exporters.queued(p) for p in setup.span_processors + setup.log_processors)
-        if n:
-            _safety.count_dropped(A.REASON_SHUTDOWN_TIMEOUT, n)
+        for ledger in setup.ledgers:
+            for reason, n in ledger.cut().items():
+                counts[reason] = counts.get(reason, 0) + n
+        if not setup.ledgers:  # an SDK whose processors could not be tracked
+            for kind, processors in ((A.RECORD_SPAN, setup.span_processors),
+                                     (A.RECORD_LOG, setup.log_processors)):
+                n = sum(_accounting.queued(p) for p in processors)
+                if n:
+                    reason = A.dropped_reason(kind, A.STAGE_SHUTDOWN_TIMEOUT)
+                    _safety.count_dropped(reason, n)
+                    counts[reason] = n
+    return counts
 
 
 # --- process hooks: exit and fork --------------------------------------------------------
