@@ -61,6 +61,8 @@ SCALAR_TYPES = sorted(set(np.sctypeDict.values()), key=lambda t: t.__name__)
 ARRAYS: dict[str, Any] = {
     "longdouble": np.array([1.5, np.inf, -np.inf, np.nan], dtype=np.longdouble),
     "longdouble_huge": np.array([_HUGE, -_HUGE], dtype=np.longdouble),
+    # arbitrary bytes: invalid x87 encodings, whose cast to float64 warns (an error under -W error)
+    "longdouble_raw_bits": np.frombuffer(bytes(range(7, 7 + 16 * 6)), dtype=np.longdouble),
     "clongdouble": np.array([1 + 2j, complex(np.nan, 1)], dtype=np.clongdouble),
     "float16": np.array([[1.0, np.nan], [65504.0, -np.inf]], dtype=np.float16),
     "complex64": np.array([1 + 1j, 2 - 3j], dtype=np.complex64),

@@ -201,10 +201,10 @@ class Converter:
         # it returns a longdouble / clongdouble as itself (and the walk would never end).
         kind = obj.dtype.kind
         if kind == "f":
-            with np.errstate(over="ignore"):  # a longdouble beyond float64: +-inf, as text
+            with np.errstate(all="ignore"):  # a longdouble beyond float64: +-inf, as text
                 return self._plain(float(obj), depth, rows)
         if kind == "c":
-            with np.errstate(over="ignore"):
+            with np.errstate(all="ignore"):
                 return self._plain(complex(obj), depth, rows)
         if kind in "Mm":
             return self._str(str(obj))
@@ -324,7 +324,7 @@ class Converter:
         self.cut_bytes += (a.size - view.size) * a.dtype.itemsize
         if kind in "fc" and a.dtype.itemsize > (8 if kind == "f" else 16):
             # longdouble / clongdouble: tolist() would keep numpy scalars; float64 is plenty
-            with np.errstate(over="ignore"):
+            with np.errstate(all="ignore"):
                 view = view.astype(np.float64 if kind == "f" else np.complex128)
         if kind in "biu":
             self.remaining -= per * view.size
