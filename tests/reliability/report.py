@@ -1,0 +1,1 @@
+"""Renders the reliability figures (collected by the suite) as RELIABILITY.md."""
