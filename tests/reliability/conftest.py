@@ -43,10 +43,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the reliability figures (JSON) to this file")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "reliability: the reliability suite (tests/reliability)")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
