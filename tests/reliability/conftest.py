@@ -84,7 +84,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = Path(out) if out else Path(config.cache.mkdir("reliability") if config.cache
                                       else REPO) / "figures.json"
     path.write_text(json.dumps(data, indent=1, default=str))
-    if long_run:
+    if long_run and exitstatus == 0:  # a failed run writes its figures, not RELIABILITY.md
         from report import write_reliability_md
 
         write_reliability_md(data, REPO / "RELIABILITY.md")
