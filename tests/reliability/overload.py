@@ -335,7 +335,8 @@ def main() -> None:  # pragma: no cover - a tool for sizing by hand
     p.add_argument("--binary", default=os.environ.get("MODELOTEL_OTELCOL", ""))
     p.add_argument("--limit-mib", type=int, default=512)
     p.add_argument("--spike-mib", type=int, default=0, help="default: 25%% of the limit")
-    p.add_argument("--gomemlimit-mib", type=int, default=0, help="default: 80%% of the limit")
+    p.add_argument("--gomemlimit-mib", type=int, default=0,
+                   help="default: 80%% of the limit; -1: leave GOMEMLIMIT unset")
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--body-mb", type=float, default=3.1)
@@ -352,7 +353,10 @@ def main() -> None:  # pragma: no cover - a tool for sizing by hand
                                  MODELOTEL_COLLECTOR_LOGS_ENDPOINT=backend.endpoint))
         env["MODELOTEL_COLLECTOR_MEMORY_LIMIT_MIB"] = str(args.limit_mib)
         env["MODELOTEL_COLLECTOR_MEMORY_SPIKE_MIB"] = str(spike)
-        env["GOMEMLIMIT"] = f"{gomem}MiB"
+        if gomem > 0:
+            env["GOMEMLIMIT"] = f"{gomem}MiB"
+        else:
+            env.pop("GOMEMLIMIT", None)
         configs = [str(COLLECTOR_CONFIG / "base.yaml"), *args.config]
         log = (wd / "collector.log").open("ab")
         proc = subprocess.Popen([args.binary, *(f"--config={c}" for c in configs)], env=env,

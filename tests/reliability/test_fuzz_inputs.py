@@ -40,15 +40,25 @@ voids = st.one_of(
 )
 STRUCTURED = np.dtype([("a", "i4"), ("b", "f8"), ("c", "U3")])
 
+
+
+def _values(d: np.dtype[Any]) -> st.SearchStrategy[Any]:
+    # NaT is left out of datetime / timedelta values: the statistics mishandle it today
+    # (see the two xfail tests at the end, which keep the counterexamples); everything else
+    # of every dtype is drawn
+    return hnp.from_dtype(d, allow_nan=False) if d.kind in "mM" else hnp.from_dtype(d)
+
+
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
     st.text(st.characters(codec=None, categories=None), max_size=20),
     st.binary(max_size=20), st.complex_numbers(),
-    st.sampled_from(DTYPES).flatmap(lambda d: hnp.from_dtype(d)), voids,
+    st.sampled_from(DTYPES).flatmap(_values), voids,
 )
 arrays = st.one_of(
     st.sampled_from(DTYPES).flatmap(lambda d: hnp.arrays(
-        d, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5))),
+        d, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+        elements=_values(d))),
     hnp.arrays(STRUCTURED, hnp.array_shapes(max_dims=1, max_side=4)),
 )
 nested = st.recursive(
@@ -143,3 +153,29 @@ def test_zero_dim_arrays_in_a_list_are_values_not_rows(value: Any) -> None:
     with capture():
         assert predict(value) is value
     assert not _safety.health.errors
+
+
+@pytest.mark.xfail(strict=True, reason="statistics: a NaT timedelta output reaches the output "
+                   "checks as a number (float(None) raises): reported to the statistics rewrite")
+def test_a_nat_timedelta_output_is_no_internal_error(
+    expect_internal_errors: list[tuple[str, BaseException]],
+) -> None:
+    predict = _model()
+    value = np.timedelta64("NaT", "s")
+    with capture():
+        assert predict(value) is value
+    assert expect_internal_errors == []
+
+
+@pytest.mark.xfail(strict=True, reason="statistics: NaT in a timedelta input is counted as the "
+                   "number -2**63, not as missing: reported to the statistics rewrite")
+def test_nat_in_a_timedelta_input_counts_as_missing() -> None:
+    @modelotel.instrument(model="fuzz-nat", version="1")
+    def predict(x: Any) -> int:
+        return 0
+
+    with capture() as cap:
+        predict(np.array([[1, "NaT"]], dtype="m8[s]"))
+        missing = sum(p.value for p in cap.collect()
+                      if p.name == A.METRIC_FEATURE_MISSING and p.attributes[A.ML_FEATURE] == "1")
+    assert missing == 1
