@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -43,9 +43,9 @@ STRUCTURED = np.dtype([("a", "i4"), ("b", "f8"), ("c", "U3")])
 
 
 def _values(d: np.dtype[Any]) -> st.SearchStrategy[Any]:
-    # NaT is left out of datetime / timedelta values: the statistics mishandle it today
-    # (see the two xfail tests at the end, which keep the counterexamples); everything else
-    # of every dtype is drawn
+    # NaT is left out of datetime / timedelta values: the statistics count it as a number
+    # today (the xfail tests at the end keep the counterexamples); everything else of every
+    # dtype is drawn
     return hnp.from_dtype(d, allow_nan=False) if d.kind in "mM" else hnp.from_dtype(d)
 
 
@@ -72,15 +72,28 @@ nested = st.recursive(
 )
 
 
-def _model() -> Any:
+def _model(name: str = "fuzz", output: Any = None) -> Any:
+    """A model that returns its input (``output`` None), or always ``output``."""
     cfg = modelotel.PayloadConfig(max_records_per_second=1e9, max_bytes_per_second=1e12)
 
-    @modelotel.instrument(model="fuzz", version="1", task="classification",
+    @modelotel.instrument(model=name, version="1", task="classification",
                           payload_sample_rate=1.0, payload=cfg)
     def predict(x: Any) -> Any:
-        return x
+        return x if output is None else output
 
     return predict
+
+
+def _has_kind(value: Any, kinds: str) -> bool:
+    """Whether a numpy value of one of the dtype ``kinds`` is anywhere inside ``value``."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        d = value.dtype
+        return d.kind in kinds or any(d.fields[f][0].kind in kinds for f in d.names or ())
+    if isinstance(value, dict):
+        return any(_has_kind(v, kinds) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_kind(v, kinds) for v in value)
+    return False
 
 
 def _snapshot(value: Any) -> bytes:
@@ -89,14 +102,19 @@ def _snapshot(value: Any) -> bytes:
 
 def test_fuzzed_inputs_never_raise_change_or_get_lost(long_form: bool,
                                                       figures: list[dict[str, Any]]) -> None:
-    predict = _model()
+    echo = _model()
+    constant = [1, 0]
+    fixed = _model("fuzz-inputs-only", output=constant)
     seen = {"calls": 0, "records": 0, "dropped": 0}
 
     @settings(max_examples=10_000 if long_form else 150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much])
-    @given(nested)
-    def check(value: Any) -> None:
+    @given(nested, st.booleans())
+    def check(value: Any, as_output: bool) -> None:
+        # the value as the input (the function returns a constant), or as input and output;
+        # a timedelta output is left out: the statistics fail on it today (xfail test below)
+        assume(not (as_output and _has_kind(value, "m")))
         try:
             before = _snapshot(value)
         except Exception:
@@ -104,10 +122,10 @@ def test_fuzzed_inputs_never_raise_change_or_get_lost(long_form: bool,
         drops = sum(v for k, v in _safety.health.dropped.items() if k.startswith("payload"))
         errors_before = len(_safety.health.strict_errors)
         with capture() as cap:
-            out = predict(value)
+            out = (echo if as_output else fixed)(value)
             records = [r for r in cap.logs()
                        if r.log_record.event_name == A.EVENT_PREDICTION_PAYLOAD]
-        assert out is value
+        assert out is (value if as_output else constant)
         if before is not None:
             assert _snapshot(value) == before
         new_drops = sum(
@@ -155,13 +173,14 @@ def test_zero_dim_arrays_in_a_list_are_values_not_rows(value: Any) -> None:
     assert not _safety.health.errors
 
 
-@pytest.mark.xfail(strict=True, reason="statistics: a NaT timedelta output reaches the output "
-                   "checks as a number (float(None) raises): reported to the statistics rewrite")
-def test_a_nat_timedelta_output_is_no_internal_error(
-    expect_internal_errors: list[tuple[str, BaseException]],
+@pytest.mark.xfail(strict=True, reason="statistics: a timedelta output reaches the output "
+                   "checks, whose float() raises: reported to the statistics rewrite")
+@pytest.mark.parametrize("value", [np.timedelta64(0, "s"), np.timedelta64("NaT", "s"),
+                                   np.array([1, 2], dtype="m8[ms]")], ids=str)
+def test_a_timedelta_output_is_no_internal_error(
+    value: Any, expect_internal_errors: list[tuple[str, BaseException]],
 ) -> None:
-    predict = _model()
-    value = np.timedelta64("NaT", "s")
+    predict = _model("fuzz-timedelta-out")
     with capture():
         assert predict(value) is value
     assert expect_internal_errors == []
