@@ -60,13 +60,6 @@ def figures() -> list[dict[str, Any]]:
     return _FIGURES
 
 
-def machine_load() -> str:
-    try:
-        return "load average " + ", ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "load average unknown"
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _FIGURES:
         return
@@ -77,7 +70,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "long": bool(long_run),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_at_end": machine_load(),
+        "load_at_end": _machine_load(),
         "commit": _git("rev-parse", "--short", "HEAD"),
     }
     data = {"meta": meta, "figures": _FIGURES}
@@ -88,6 +81,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from report import write_reliability_md
 
         write_reliability_md(data, REPO / "RELIABILITY.md")
+
+
+def _machine_load() -> str:
+    try:
+        return "load average " + ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
 
 
 def _git(*args: str) -> str:

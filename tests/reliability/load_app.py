@@ -101,9 +101,14 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
 
     stats = {"calls": 0, "raised": 0, "outcomes": 0, "unexpected": 0, "hangs": 0}
     lock = threading.Lock()
-    lat: list[list[int]] = [[] for _ in range(args.threads)]
+    # preallocated: a list of Python ints would grow by ~36 bytes per call (a soak's RSS)
+    cap = int(args.rate * args.seconds * 1.1) + 1000
+    lat = [np.zeros(cap, dtype=np.int64) for _ in range(args.threads)]
+    n_lat = [0] * args.threads
+    slow: list[tuple[float, float]] = []
     errors_seen: list[str] = []
-    end = time.monotonic() + args.seconds
+    t_start = time.monotonic()
+    end = t_start + args.seconds
 
     def worker(k: int) -> None:
         period = 1.0 / args.rate
@@ -136,9 +141,13 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
                 if out.shape != (8,):
                     unexpected += 1
             dt = time.perf_counter_ns() - t0
-            lat[k].append(dt)
+            if n_lat[k] < cap:
+                lat[k][n_lat[k]] = dt
+                n_lat[k] += 1
             if dt > 1e9:
                 hangs += 1
+                if len(slow) < 50:
+                    slow.append((round(time.monotonic() - t_start, 1), round(dt / 1e6, 1)))
             calls += 1
             if args.outcome_every and calls % args.outcome_every == 0:
                 pid = modelotel.last_prediction_id()
@@ -149,13 +158,29 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
                            ("unexpected", unexpected), ("hangs", hangs)):
                 stats[key] += v
 
+    # A thread that only sleeps 10 ms at a time: when it wakes late by as much as a slow
+    # call took, the whole process was stalled (the scheduler, the GIL), not one call.
+    stalls: list[tuple[float, float]] = []
+
+    def heartbeat() -> None:
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            time.sleep(0.01)
+            late = time.monotonic() - t0 - 0.01
+            if late > 0.2 and len(stalls) < 50:
+                stalls.append((round(t0 - t_start, 1), round(late * 1e3, 1)))
+
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.threads)]
+    threads.append(threading.Thread(target=heartbeat))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     stats["errors_seen"] = errors_seen[:5]  # type: ignore[assignment]
-    warm = [d for k in range(args.threads) for d in lat[k][max(1, int(args.rate)):]]
+    stats["slow_calls_s_ms"] = slow  # type: ignore[assignment]
+    stats["stalls_s_ms"] = stalls  # type: ignore[assignment]
+    warm = np.concatenate([lat[k][max(1, int(args.rate)):n_lat[k]]
+                           for k in range(args.threads)]).tolist()
     stats["latency_us"] = _percentiles(warm)  # type: ignore[assignment]
     stats["bare_us"] = _percentiles(bare[100:])  # type: ignore[assignment]
     return stats

@@ -34,6 +34,13 @@ APP = HERE / "load_app.py"
 KINDS = ("span", "payload", "outcome")
 
 
+def machine_load() -> str:
+    try:
+        return "load average " + ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     import os
 

@@ -30,11 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenarios import Accounting, Run, accounting, clean_env, finish, start_load, summary
+from scenarios import (
+    Accounting,
+    Run,
+    accounting,
+    clean_env,
+    finish,
+    machine_load,
+    start_load,
+    summary,
+)
 from sinks import CountingSink
 
 from _otlp_sink import BlackHole, ClosedPort
-from conftest import machine_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -35,7 +35,7 @@ from overload import (
     metric_sum,
     trace_request,
 )
-from scenarios import clean_env, finish, start_load
+from scenarios import clean_env, finish, machine_load, start_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -148,7 +148,7 @@ def test_overload_stays_bounded_and_the_sdk_retries_and_counts(
     if limit_mib != 128 and not long_form:
         pytest.skip("the default limit is measured in the long form (--long)")
     row = _overload(otelcol_bin, tmp_path, limit_mib, seconds=30 if long_form else 12)
-    row["load"] = _load()
+    row["load"] = machine_load()
     figures.append(row)
     assert row["alive"], "the collector died under the flood"
     if row["oom_kills"] is not None:
@@ -168,11 +168,6 @@ def test_overload_stays_bounded_and_the_sdk_retries_and_counts(
     if row["refused_grpc"]:
         assert row["accepted_grpc"] + row["refused_grpc"] > row["sdk_calls"], row
 
-
-def _load() -> str:
-    from conftest import machine_load
-
-    return machine_load()
 
 
 def test_the_http_body_cap_matches_grpcs_16_mib(otelcol_bin: Path, tmp_path: Path) -> None:

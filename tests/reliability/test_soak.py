@@ -16,10 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scenarios import accounting, clean_env, rss_slope_mib_per_10min, run_load, summary
+from scenarios import (
+    accounting,
+    clean_env,
+    machine_load,
+    rss_slope_mib_per_10min,
+    run_load,
+    summary,
+)
 
 from _otlp_sink import BlackHole
-from conftest import machine_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
