@@ -154,6 +154,9 @@ def summary(name: str, load: str, fault: str, run: Run, acc: Accounting | None,
         "crashes": int(run.returncode != 0 and not run.timed_out),
         "shutdown_s": r.get("shutdown_s"),
         "shutdown_ok": r.get("shutdown_ok"),
+        "max_call_ms": round(lat["max"] / 1000.0, 1) if lat.get("max") is not None else None,
+        "slow_calls_s_ms": r.get("slow_calls_s_ms", []),
+        "stalls_s_ms": r.get("stalls_s_ms", []),
     }
     if healthy and lat:
         row["added_p50_us"] = round(lat["p50"] - healthy["p50"], 2)
