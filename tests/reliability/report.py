@@ -25,7 +25,8 @@ counts do not. Nothing here is a target typed in by hand: every number below was
 by the run that wrote this file. CI runs the short form of the same tests (smaller, with
 the same assertions; see tests/reliability/conftest.py).
 
-What is asserted (a failing assertion fails the run, and no file is written):
+What is asserted (each by a test; a run that fails one writes no file by itself, and a
+file merged by hand from runs made apart says below which assertion failed):
 
 - every span, payload record and outcome record is delivered or counted in
   `ml.telemetry.dropped`, exactly (generated = delivered + counted dropped), in every
@@ -204,6 +205,7 @@ def write_reliability_md(data: dict[str, Any] | list[dict[str, Any]], path: Path
         text += [*fuzz(by["fuzz_inputs"] + by["kernel_fuzz"]), ""]
     if notes:
         text += [notes.strip(), ""]
+    text.append("")
     loads = "; ".join(run["meta"].get("load_at_end", "") for run in runs)
     text.append(f"Load at the end of the run(s): {loads}.")
     path.write_text("\n".join(text) + "\n")
