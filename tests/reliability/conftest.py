@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "commit": _git("rev-parse", "--short", "HEAD"),
     }
     data = {"meta": meta, "figures": _FIGURES}
-    path = Path(out) if out else Path(config.cache.mkdir("reliability") if config.cache
-                                      else REPO) / "figures.json"
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    if out:
+        path = Path(out)
+    elif cache is not None:
+        path = Path(cache.mkdir("reliability")) / "figures.json"
+    else:
+        path = Path(tempfile.gettempdir()) / "modelotel-reliability-figures.json"
     path.write_text(json.dumps(data, indent=1, default=str))
     if long_run and exitstatus == 0:  # a failed run writes its figures, not RELIABILITY.md
         from report import write_reliability_md
