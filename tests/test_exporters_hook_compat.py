@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelotel import _exporters, _safety
+from modelotel import _accounting, _safety
 from modelotel import attributes as A  # noqa: N812
 
-REASONS = {"queue_full": A.REASON_SPAN_QUEUE_FULL, "already_shutdown": A.REASON_SPAN_AFTER_SHUTDOWN}
+REASONS: dict[str, str | None] = {
+    "queue_full": A.REASON_SPAN_QUEUE_FULL,
+    "already_shutdown": A.REASON_SPAN_AFTER_SHUTDOWN,
+}
 
 
 class _Hook144:
@@ -39,7 +42,7 @@ class _Hook145:
 
 def test_sdk_1_44_hook_signatures() -> None:
     inner = _Hook144()
-    hook = _exporters.CountingProcessorMetrics(inner, REASONS)
+    hook = _accounting.CountingProcessorMetrics(inner, REASONS)
     hook.drop_items(1)
     err = RuntimeError("export failed")
     hook.finish_items(4, err)
@@ -49,7 +52,7 @@ def test_sdk_1_44_hook_signatures() -> None:
 
 def test_sdk_1_45_hook_signatures() -> None:
     inner = _Hook145()
-    hook = _exporters.CountingProcessorMetrics(inner, REASONS)
+    hook = _accounting.CountingProcessorMetrics(inner, REASONS)
     hook.drop_items(1)
     hook.drop_items(2, "already_shutdown")
     hook.drop_items(3, error_type="queue_full")

@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from modelotel import _exporters, _logfilter, _providers, _safety, setup
+from modelotel import _accounting, _exporters, _logfilter, _providers, _safety, setup
 from modelotel import attributes as A  # noqa: N812
 
 
@@ -289,11 +289,7 @@ def test_queue_full_and_after_shutdown_drops_are_counted() -> None:
     processor = BatchSpanProcessor(
         exporter, max_queue_size=2, max_export_batch_size=2, schedule_delay_millis=60_000
     )
-    reasons = {
-        "queue_full": A.REASON_SPAN_QUEUE_FULL,
-        "already_shutdown": A.REASON_SPAN_AFTER_SHUTDOWN,
-    }
-    assert _exporters.count_processor_drops(processor, reasons) is True
+    assert _accounting.track(processor, exporter, logs=False) is not None
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")
@@ -303,16 +299,16 @@ def test_queue_full_and_after_shutdown_drops_are_counted() -> None:
     for _ in range(5):  # 2 fit in the queue, 3 are dropped
         tracer.start_span("s").end()
     assert _safety.health.dropped[A.REASON_SPAN_QUEUE_FULL] == 3
-    assert _exporters.queued(processor) == 2
+    assert _accounting.queued(processor) == 2
     exporter.release.set()
     provider.shutdown()
     tracer.start_span("late").end()
     assert _safety.health.dropped[A.REASON_SPAN_AFTER_SHUTDOWN] == 1
 
 
-def test_count_processor_drops_is_a_noop_without_the_hook() -> None:
-    assert _exporters.count_processor_drops(object(), {}) is False
-    assert _exporters.queued(object()) == 0
+def test_tracking_is_a_noop_without_the_processor_internals() -> None:
+    assert _accounting.track(object(), object(), logs=False) is None
+    assert _accounting.queued(object()) == 0
 
 
 class _Failing:

@@ -38,7 +38,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from modelotel import _safety
+from modelotel import _accounting, _safety
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 
 _logger = logging.getLogger("modelotel")
@@ -194,22 +194,38 @@ class _ForkSafe:
         self._inner.shutdown(**kwargs)
 
 
-def _count_failed(reason: str, n: int) -> None:
-    with _safety.guard("setup.count_dropped"):
-        _safety.count_dropped(reason, n)
-
-
 class _ForkSafeBatchExporter(_ForkSafe):
-    """What the span and the log-record exporter share: a failed batch is counted as dropped."""
+    """What the span and the log-record exporter share: every batch is accounted for.
 
-    def _export_counted(self, batch: Sequence[Any], success: Any, reason: str) -> Any:
+    A batch the exporter gives up on is counted as dropped (``<kind>_export_failed``, by
+    the kind of each record). With a :class:`~modelotel._accounting.Ledger` (set by
+    ``_accounting.track``), each export is registered while in flight, so that the shutdown
+    deadline can count it (``<kind>_export_cut``) and nothing is exported after it.
+    """
+
+    kind_of: Callable[[Any], str] = staticmethod(_accounting.span_kind)
+    ledger: _accounting.Ledger | None = None
+
+    def _export_counted(self, batch: Sequence[Any], success: Any, failure: Any) -> Any:
+        if any(item is _accounting.GONE for item in batch):  # taken from a frozen queue
+            batch = [item for item in batch if item is not _accounting.GONE]
+        ledger = self.ledger
+        token = None
+        if ledger is not None:
+            token = ledger.begin(batch)
+            if token is None:  # after the shutdown deadline: counted there, never sent
+                return failure
+        result = failure
         try:
             result = self.inner.export(batch)
-        except Exception:
-            _count_failed(reason, len(batch))
-            raise  # the batch processor logs it, as it would without us
-        if result is not success:
-            _count_failed(reason, len(batch))
+        finally:  # an exception counts as a failure; the batch processor logs it, as before
+            with _safety.guard("accounting.export"):
+                delivered = result is success
+                if ledger is not None and token is not None:
+                    ledger.end(token, batch, delivered)
+                elif not delivered:
+                    _accounting.count_dropped(map(self.kind_of, batch),
+                                              A.STAGE_EXPORT_FAILED)
         return result
 
     def shutdown(self) -> None:
@@ -228,7 +244,7 @@ class ForkSafeSpanExporter(_ForkSafeBatchExporter, SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result: SpanExportResult = self._export_counted(
-            spans, SpanExportResult.SUCCESS, A.REASON_SPAN_EXPORT_FAILED
+            spans, SpanExportResult.SUCCESS, SpanExportResult.FAILURE
         )
         return result
 
@@ -236,13 +252,16 @@ class ForkSafeSpanExporter(_ForkSafeBatchExporter, SpanExporter):
 class ForkSafeLogExporter(_ForkSafeBatchExporter, LogRecordExporter):
     """A log-record exporter that rebuilds its OTLP exporter after fork.
 
-    Lost batches count as ``ml.telemetry.dropped{reason=log_export_failed}``. (Metrics need
-    no such count: with cumulative temporality the next successful export carries them.)
+    Lost batches count as ``ml.telemetry.dropped`` by record: ``payload_export_failed``,
+    ``outcome_export_failed``, ``log_export_failed`` for other records. (Metrics need no
+    such count: with cumulative temporality the next successful export carries them.)
     """
+
+    kind_of = staticmethod(_accounting.log_record_kind)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         result: LogRecordExportResult = self._export_counted(
-            batch, LogRecordExportResult.SUCCESS, A.REASON_LOG_EXPORT_FAILED
+            batch, LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
         )
         return result
 
@@ -275,56 +294,3 @@ class ForkSafeMetricExporter(_ForkSafe, MetricExporter):
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return bool(self.inner.force_flush(timeout_millis=timeout_millis))
-
-
-class CountingProcessorMetrics:
-    """Wraps a batch processor's metrics hook so drops also land in ``ml.telemetry.dropped``.
-
-    The SDK's ``BatchProcessor`` reports every record it drops (queue full, already shut
-    down) through ``drop_items``; that is the one observable point, so we chain onto it.
-    """
-
-    def __init__(self, inner: Any, reasons: Mapping[str, str]) -> None:
-        self._inner = inner
-        self._reasons = dict(reasons)
-
-    def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
-        self._inner.register_queue_size(get_queue_size)
-
-    # This hook is private SDK API and its signatures changed between releases (1.44:
-    # drop_items(count), finish_items(count, error); 1.45: drop_items(count, error_type),
-    # finish_items(count)). A TypeError here would escape from span.end() into the user's
-    # code or stop the export worker, so pass on exactly what the SDK gave us.
-    def drop_items(self, count: int, *args: Any, **kwargs: Any) -> None:
-        with _safety.guard("setup.count_dropped"):
-            error_type = args[0] if args else kwargs.get("error_type", "queue_full")
-            _safety.count_dropped(self._reasons.get(error_type, error_type), count)
-        self._inner.drop_items(count, *args, **kwargs)
-
-    def finish_items(self, count: int, *args: Any, **kwargs: Any) -> None:
-        self._inner.finish_items(count, *args, **kwargs)
-
-
-def count_processor_drops(processor: Any, reasons: Mapping[str, str]) -> bool:
-    """Chain :class:`CountingProcessorMetrics` onto a batch span / log-record processor.
-
-    ``reasons`` maps the SDK's ``error_type`` (``queue_full``, ``already_shutdown``) to our
-    ``ml.telemetry.reason`` value. Returns False (and changes nothing) on SDK versions
-    without the hook.
-    """
-    batch = getattr(processor, "_batch_processor", None)
-    hook = getattr(batch, "_metrics", None)
-    if batch is None or hook is None or not hasattr(hook, "drop_items"):
-        return False
-    batch._metrics = CountingProcessorMetrics(hook, reasons)
-    return True
-
-
-def queued(processor: Any) -> int:
-    """How many records wait in a batch processor's queue (0 when not observable)."""
-    batch = getattr(processor, "_batch_processor", None)
-    queue = getattr(batch, "_queue", None)
-    try:
-        return len(queue) if queue is not None else 0
-    except TypeError:
-        return 0

@@ -30,6 +30,7 @@ from modelotel import _instruments
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._options import ModelConfig
 from modelotel._payload.emit import payload_part
+from modelotel._payload.rules import rules_of
 from modelotel._runtime import runtime
 from modelotel._safety import guard, health
 from modelotel._serving import Serving
@@ -46,6 +47,8 @@ class ModelMonitor:
         config: the frozen :class:`~modelotel._options.ModelConfig`.
         serving: the in-process serving aggregation (durations, calls, rows, errors).
         stats, outcome_cache, payload: the model's parts (None when off).
+        outcome_rules: the payload rules its outcomes' labels and values pass
+            (:mod:`modelotel._payload.rules`; the built-in patterns when payloads are off).
         parts: the parts that are on, in the order they run.
         ends: their ``end`` functions, which a primary prediction calls when it ends.
         tracer, meter, logger: from the providers of the current generation.
@@ -87,6 +90,8 @@ class ModelMonitor:
             )
         with guard("payload.setup"):
             self.payload = payload_part(config, self._current_logger)
+        # what labels and predicted values of outcomes pass before they leave the process
+        self.outcome_rules = rules_of(config.payload)
         self.parts: tuple[Part, ...] = tuple(
             p for p in (self.stats, self.outcome_cache, self.payload) if p is not None
         )

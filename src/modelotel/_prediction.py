@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import random
 import time
-import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -52,6 +51,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._monitor import ModelMonitor
+from modelotel._payload.redact import exception_text
 from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
 from modelotel._types import MISSING, Ended
@@ -107,27 +107,25 @@ def last_prediction_id() -> str | None:
     return _LAST_PREDICTION_ID.get() or None
 
 
-#: Longest exception message / stack trace put on a span when payload capture is on.
-MAX_EXCEPTION_TEXT = 1024
-
-
 def _record_exception(
-    span: Span, error: BaseException, error_type: str | None, details: bool
+    span: Span, error: BaseException, error_type: str | None, payload: object
 ) -> None:
     """Add the standard ``exception`` event to ``span``, without the user's text by default.
 
     ``span.record_exception`` would export the message and the stack trace, which often quote
     the inputs (``could not convert 'jane@example.com' to float``): a leak through a channel
     that the payload redaction never sees. So the event carries ``exception.type`` only,
-    unless payload capture is on for this model (the user opted in to exporting data); then
-    the message and the stack trace are added, each capped at :data:`MAX_EXCEPTION_TEXT`.
+    unless payload capture is on for this model (``payload``, its config: the user opted in
+    to exporting data); then the message and the stack trace are added after the model's
+    payload redaction, each capped at 1024 characters. When the redaction cannot vouch for
+    them (field rules or a hook of the user's, which free text cannot pass through, or any
+    failure) the type alone is sent: fail closed.
     """
     attributes: dict[str, str] = {A.EXCEPTION_TYPE: error_type or type(error).__qualname__}
-    if details:
-        message = str(error)
-        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        attributes[A.EXCEPTION_MESSAGE] = message[:MAX_EXCEPTION_TEXT]
-        attributes[A.EXCEPTION_STACKTRACE] = stack[-MAX_EXCEPTION_TEXT:]
+    if payload is not None:
+        texts = exception_text(payload, error)
+        if texts is not None:
+            attributes[A.EXCEPTION_MESSAGE], attributes[A.EXCEPTION_STACKTRACE] = texts
     span.add_event(A.EVENT_EXCEPTION, attributes)
 
 
@@ -339,7 +337,7 @@ class Prediction:
                 if extra:
                     span.set_attributes(extra)
                 if failure is not None and error is not None:
-                    _record_exception(span, error, failure, mon.config.payload is not None)
+                    _record_exception(span, error, failure, mon.config.payload)
                     span.set_status(Status(StatusCode.ERROR, failure))
             except Exception as exc:  # noqa: BLE001
                 record_error("call.span_attributes", exc)

@@ -24,8 +24,7 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from modelotel import _exporters, _logfilter, _safety
-from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel import _accounting, _exporters, _logfilter, _safety
 
 _logger = logging.getLogger("modelotel")
 
@@ -57,6 +56,8 @@ class Setup:
     # Processors / readers modelotel added to providers that it does not own.
     foreign_components: list[Any] = field(default_factory=list)
     exporters: list[_exporters._ForkSafe] = field(default_factory=list)
+    # The accounting of the span / log pipelines (one per batch processor of ours).
+    ledgers: list[_accounting.Ledger] = field(default_factory=list)
     metric_exporter_factory: Callable[[], Any] | None = None
     shut_down: bool = False
 
@@ -192,10 +193,7 @@ def _setup_traces(setup: Setup, resource: Any, make: Callable[[], Any], add: boo
             return
     exporter = _exporters.ForkSafeSpanExporter(make)
     processor = BatchSpanProcessor(exporter)
-    _exporters.count_processor_drops(
-        processor,
-        {"queue_full": A.REASON_SPAN_QUEUE_FULL, "already_shutdown": A.REASON_SPAN_AFTER_SHUTDOWN},
-    )
+    _track(setup, processor, exporter, logs=False)
     setup.exporters.append(exporter)
     setup.span_processors.append(processor)
     if "traces" in setup.attached:
@@ -207,6 +205,16 @@ def _setup_traces(setup: Setup, resource: Any, make: Callable[[], Any], add: boo
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     setup.tracer_provider = provider
+
+
+def _track(setup: Setup, processor: Any, exporter: Any, *, logs: bool) -> None:
+    """Account for every record of the processor (before it is added to a provider)."""
+    ledger = _accounting.track(processor, exporter, logs=logs)
+    if ledger is not None:
+        setup.ledgers.append(ledger)
+    else:  # an SDK without the batch processor's internals: its queue counted at the deadline
+        _logger.debug("modelotel: this opentelemetry-sdk's %s processor is not accounted for",
+                      "log" if logs else "span")
 
 
 def _new_reader(setup: Setup, make: Callable[[], Any]) -> Any:
@@ -259,10 +267,7 @@ def _setup_logs(setup: Setup, resource: Any, make: Callable[[], Any], add: bool)
             return
     exporter = _exporters.ForkSafeLogExporter(make)
     processor = BatchLogRecordProcessor(exporter)
-    _exporters.count_processor_drops(
-        processor,
-        {"queue_full": A.REASON_LOG_QUEUE_FULL, "already_shutdown": A.REASON_LOG_AFTER_SHUTDOWN},
-    )
+    _track(setup, processor, exporter, logs=True)
     setup.exporters.append(exporter)
     setup.log_processors.append(processor)
     if "logs" in setup.attached:

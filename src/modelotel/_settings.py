@@ -123,6 +123,8 @@ class Settings:
         env.MODELOTEL_PAYLOAD_PROCESS_BYTES_PER_SECOND, _positive_number, 2_097_152.0
     )
     outcome_cache_size: int = _setting(env.MODELOTEL_OUTCOME_CACHE_SIZE, _non_negative_int, 10_000)
+    outcome_record_values: bool = _setting(env.MODELOTEL_OUTCOME_RECORD_VALUES, _boolean, True)
+    outcome_max_classes: int = _setting(env.MODELOTEL_OUTCOME_MAX_CLASSES, _non_negative_int, 100)
     shutdown_timeout: float = _setting(env.MODELOTEL_SHUTDOWN_TIMEOUT, _positive_number, 5.0)
     stats_kernel: str = _setting(env.MODELOTEL_STATS_KERNEL, _kernel, "auto")
     window_gauges: bool = _setting(env.MODELOTEL_WINDOW_GAUGES, _boolean, True)

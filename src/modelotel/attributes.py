@@ -156,6 +156,8 @@ ML_OUTCOME_ACTUAL: Final = "ml.outcome.actual"
 ML_OUTCOME_PREDICTED: Final = "ml.outcome.predicted"
 #: Outcome record attribute: whether the prediction was still in the in-process cache.
 ML_OUTCOME_MATCHED: Final = "ml.outcome.matched"
+#: Outcome record attribute: the model's redaction rules changed or withheld a value.
+ML_OUTCOME_REDACTED: Final = "ml.outcome.redacted"
 
 #: Payload record attribute: the whole inputs as JSON text (inputs without named fields).
 ML_PAYLOAD_INPUTS: Final = "ml.payload.inputs"
@@ -201,17 +203,38 @@ REASON_OUTCOME_BAD_INPUT: Final = "outcome_bad_input"
 #: without ``ml.input.rows`` / ``ml.input.features`` (``ml.telemetry.skipped``).
 REASON_INPUT_SHAPE: Final = "input_shape_unreadable"
 
-# --- values of ml.telemetry.reason for the export pipeline (setup.py) -------------------
-#: A span / log record was dropped because the batch processor's queue was full
-#: (``OTEL_BSP_MAX_QUEUE_SIZE`` / ``OTEL_BLRP_MAX_QUEUE_SIZE``; a slow or absent collector).
+# --- values of ml.telemetry.reason for the export pipelines (_accounting.py) ----------
+# A span or log record lost inside the SDK's export pipeline counts as "<kind>_<stage>"
+# (``dropped_reason``), e.g. "payload_queue_full": every record is either delivered or
+# counted under exactly one of these.
+#: Kinds of records: spans, ``ml.prediction.payload`` / ``ml.prediction.outcome`` log
+#: records, any other log record.
+RECORD_SPAN: Final = "span"
+RECORD_PAYLOAD: Final = "payload"
+RECORD_OUTCOME: Final = "outcome"
+RECORD_LOG: Final = "log"
+#: The batch processor's queue was full (``OTEL_BSP_MAX_QUEUE_SIZE`` /
+#: ``OTEL_BLRP_MAX_QUEUE_SIZE``; a slow or absent collector): its oldest record fell out.
+STAGE_QUEUE_FULL: Final = "queue_full"
+#: The OTLP exporter gave up on the record's batch (retries and timeout spent, or a
+#: non-retryable error such as 400 or UNIMPLEMENTED).
+STAGE_EXPORT_FAILED: Final = "export_failed"
+#: The record arrived after ``modelotel.shutdown()``.
+STAGE_AFTER_SHUTDOWN: Final = "after_shutdown"
+#: Still queued (not yet handed to the exporter) when the shutdown deadline passed.
+STAGE_SHUTDOWN_TIMEOUT: Final = "shutdown_timeout"
+#: In an export that the shutdown deadline cut short (the collector had not answered).
+STAGE_EXPORT_CUT: Final = "export_cut"
+
+
+def dropped_reason(kind: str, stage: str) -> str:
+    """The ``ml.telemetry.reason`` of a record of ``kind`` lost at ``stage``."""
+    return f"{kind}_{stage}"
+
+
 REASON_SPAN_QUEUE_FULL: Final = "span_queue_full"
 REASON_LOG_QUEUE_FULL: Final = "log_queue_full"
-#: A span / log record ended after ``modelotel.shutdown()``.
 REASON_SPAN_AFTER_SHUTDOWN: Final = "span_after_shutdown"
 REASON_LOG_AFTER_SHUTDOWN: Final = "log_after_shutdown"
-#: Records still queued when the shutdown deadline passed.
-REASON_SHUTDOWN_TIMEOUT: Final = "shutdown_timeout"
-#: A batch of spans / log records that the OTLP exporter gave up on (retries and timeout
-#: spent, or a non-retryable error such as 400 or UNIMPLEMENTED).
 REASON_SPAN_EXPORT_FAILED: Final = "span_export_failed"
 REASON_LOG_EXPORT_FAILED: Final = "log_export_failed"

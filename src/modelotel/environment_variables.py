@@ -124,6 +124,28 @@ update ``ml.outcome.*`` metrics. Non-negative integer; ``0`` turns the cache off
 ``10000``.
 """
 
+MODELOTEL_OUTCOME_RECORD_VALUES: Final = "MODELOTEL_OUTCOME_RECORD_VALUES"
+"""
+.. envvar:: MODELOTEL_OUTCOME_RECORD_VALUES
+
+Whether ``ml.prediction.outcome`` log records carry the label and the predicted value
+(``ml.outcome.actual``, ``ml.outcome.predicted``; redacted by the model's payload rules).
+``false`` (also ``0``, ``no``, ``off``) keeps them out of every log record: outcomes then
+leave the process as metrics only (counts, accuracy, absolute errors and the capped
+``ml.outcome.class`` labels), the records keep the ids. Read at the first outcome.
+Default: ``true``.
+"""
+
+MODELOTEL_OUTCOME_MAX_CLASSES: Final = "MODELOTEL_OUTCOME_MAX_CLASSES"
+"""
+.. envvar:: MODELOTEL_OUTCOME_MAX_CLASSES
+
+Most distinct (redacted) label values per model version that become values of the
+``ml.outcome.class`` metric attribute; further labels are counted as ``_OTHER``.
+Non-negative integer; ``0`` puts no label value on a metric at all (every outcome counts
+as ``_OTHER``). Read at the first outcome. Default: ``100``.
+"""
+
 MODELOTEL_STATS_KERNEL: Final = "MODELOTEL_STATS_KERNEL"
 """
 .. envvar:: MODELOTEL_STATS_KERNEL

@@ -18,6 +18,12 @@ also updates the performance metrics of that model version:
 What the cache keeps (cheap, per call): a scalar output (bool, int, float, a string of at
 most 256 characters, a numpy scalar) as is, a list / tuple / 1-D numpy array of at most 64
 scalars as a tuple copy. Anything else is not kept. See ``docs/payloads.md``.
+
+Labels and predicted values pass the model's payload redaction rules (the built-in patterns
+for a model without payload capture; ``modelotel._payload.rules``) before they go on the
+record or become a metric attribute. ``MODELOTEL_OUTCOME_RECORD_VALUES=false`` keeps them
+out of the records (metrics only); ``MODELOTEL_OUTCOME_MAX_CLASSES`` caps the label values
+on ``ml.outcome.class`` (``_OTHER`` beyond).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from opentelemetry._logs import SeverityNumber
 from modelotel import attributes as tn
 from modelotel._instruments import OUTCOMES, Instruments
 from modelotel._instruments import ensure as ensure_instruments
+from modelotel._payload.rules import WITHHELD, Rules, default_rules
 from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, guard
 from modelotel._types import Ended
@@ -40,12 +47,11 @@ from modelotel._version import __version__
 
 __all__ = ["record_outcome"]
 
-#: Most distinct class labels per model version on ``ml.outcome.class``; the rest: ``__other__``.
-MAX_CLASSES = 100
-OTHER_CLASS = "__other__"
+#: The class of labels beyond ``MODELOTEL_OUTCOME_MAX_CLASSES`` (the name of ``error.type``'s
+#: overflow too).
+OTHER_CLASS = "_OTHER"
 _MAX_STR = 256
 _MAX_BATCH = 64
-_MAX_ATTR_TEXT = 1024
 TASKS = ("classification", "regression")
 
 _NOT_KEPT = object()
@@ -161,6 +167,7 @@ class _HasCache(Protocol):
     """A registered model as the outcome book sees it (:class:`modelotel._monitor.ModelMonitor`)."""
 
     outcome_cache: PredictionCache | None
+    outcome_rules: Rules
 
 
 class OutcomeBook:
@@ -221,8 +228,14 @@ class OutcomeBook:
                 return value, cache
         return _NOT_KEPT, caches[0] if len(caches) == 1 else None
 
+    def rules(self, model: str, version: str) -> Rules:
+        """The rules outcomes of a model version pass (the built-in ones for a model this
+        process never built)."""
+        found: _HasCache | None = runtime.models.get((model, version))
+        return found.outcome_rules if found is not None else default_rules()
+
     def score(self, inst: Instruments, model: str, version: str, task: str,
-              pairs: list[tuple[Any, Any]]) -> None:
+              pairs: list[tuple[Any, Any]], rules: Rules) -> None:
         """Update the ``ml.outcome.*`` metrics of one model version with matched pairs."""
         attrs = {tn.ML_MODEL_NAME: model, tn.ML_MODEL_VERSION: version}
         if task == "regression":
@@ -243,16 +256,18 @@ class OutcomeBook:
             return
         correct = 0
         per_class: dict[tuple[str, bool], int] = {}
+        max_classes = runtime.settings.outcome_max_classes
+        # a label becomes a metric attribute value only after the model's redaction rules
+        labels = [rules.label(a) if max_classes else OTHER_CLASS for _, a in pairs]
         with self.lock:
             totals = self._totals.get((model, version))
             if totals is None:
                 totals = self._totals[(model, version)] = _Totals(attrs)
-            for p, a in pairs:
+            for (p, a), label in zip(pairs, labels, strict=True):
                 ok = bool(p == a)
                 correct += ok
-                label = str(a)
                 if label not in totals.classes:
-                    if len(totals.classes) >= MAX_CLASSES:
+                    if len(totals.classes) >= max_classes:
                         label = OTHER_CLASS
                     else:
                         totals.classes.add(label)
@@ -285,18 +300,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _attr(value: Any) -> Any:
-    """An attribute value: primitives as is, anything else as (capped) JSON text."""
-    value = _plain(value)
-    if isinstance(value, bool) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, str):
-        return value[:_MAX_ATTR_TEXT]
-    try:
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = str(type(value).__name__)
-    return text[:_MAX_ATTR_TEXT]
+def _attr(rules: Rules, value: Any) -> tuple[Any, bool]:
+    """``(attribute value, changed)`` of a label or prediction after the model's rules.
+
+    Primitives stay primitives, anything else becomes JSON text; the attribute value is
+    ``None`` when the rules withhold the value (it is then left off the record).
+    """
+    plain, changed = rules.value(value)
+    if plain is WITHHELD:
+        return None, True
+    if isinstance(plain, (bool, int, float, str)):
+        return plain, changed
+    return json.dumps(plain, ensure_ascii=False, allow_nan=False), changed
 
 
 def _pairs(predicted: Any, actual: Any) -> list[tuple[Any, Any]] | None:
@@ -360,15 +375,25 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
         predicted = cached
     m = cache.model if cache is not None else (model or "")
     v = cache.version if cache is not None else (version or "")
+    rules = outcomes.rules(m, v)
     attrs: dict[str, Any] = {
         tn.ML_MODEL_NAME: m,
         tn.ML_MODEL_VERSION: v,
         tn.ML_PREDICTION_ID: prediction_id,
-        tn.ML_OUTCOME_ACTUAL: _attr(actual),
         tn.ML_OUTCOME_MATCHED: matched,
     }
-    if predicted is not _NOT_KEPT:
-        attrs[tn.ML_OUTCOME_PREDICTED] = _attr(predicted)
+    if runtime.settings.outcome_record_values:
+        values = [(tn.ML_OUTCOME_ACTUAL, actual)]
+        if predicted is not _NOT_KEPT:
+            values.append((tn.ML_OUTCOME_PREDICTED, predicted))
+        redacted = False
+        for name, value in values:
+            text, changed = _attr(rules, value)
+            redacted = redacted or changed
+            if text is not None:
+                attrs[name] = text
+        if redacted:
+            attrs[tn.ML_OUTCOME_REDACTED] = True
     outcomes.logger().emit(
         event_name=tn.EVENT_PREDICTION_OUTCOME,
         severity_number=SeverityNumber.INFO,
@@ -387,4 +412,4 @@ def _record(prediction_id: Any, actual: Any, model: Any, version: Any, predicted
         inst.outcome_unmatched.add(1, metric_attrs)
         return
     task = cache.task if cache is not None else _infer_task(pairs)
-    outcomes.score(inst, m, v, task, pairs)
+    outcomes.score(inst, m, v, task, pairs, rules)

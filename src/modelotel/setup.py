@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelotel import _exporters, _instruments, _providers, _safety
+from modelotel import _accounting, _exporters, _instruments, _providers, _safety
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._runtime import runtime
 
@@ -81,6 +81,8 @@ class _Configured:
             return
         with _safety.guard("setup.fork"):
             # the exporter wrappers renew themselves at their first export here
+            for ledger in setup.ledgers:
+                ledger.after_fork_in_child()
             _providers.renew_metric_readers(setup)
         runtime.bump_generation()
 
@@ -217,11 +219,13 @@ def shutdown(timeout: float | None = None) -> bool:
             tasks.append((f"flush-{name}", _bind(provider.force_flush, timeout_millis=ms)))
     finished, _ = _run_with_deadline("shutdown", tasks, deadline)
     if not finished:
-        _count_unexported(setup)
+        counts = _count_unexported(setup)
         _logger.warning(
             "modelotel: shutdown did not finish within %.1f s (is the OTLP collector "
-            "reachable?); unexported telemetry was dropped",
+            "reachable?); unexported telemetry was dropped and counted in "
+            "ml.telemetry.dropped: %s",
             deadline,
+            ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "nothing",
         )
     return finished
 
@@ -366,11 +370,22 @@ def _run_with_deadline(
     return finished, results
 
 
-def _count_unexported(setup: _providers.Setup) -> None:
+def _count_unexported(setup: _providers.Setup) -> dict[str, int]:
+    """The deadline passed: count what is in flight or queued, by reason; export no more."""
+    counts: dict[str, int] = {}
     with _safety.guard("setup.shutdown"):
-        n = sum(_exporters.queued(p) for p in setup.span_processors + setup.log_processors)
-        if n:
-            _safety.count_dropped(A.REASON_SHUTDOWN_TIMEOUT, n)
+        for ledger in setup.ledgers:
+            for reason, n in ledger.cut().items():
+                counts[reason] = counts.get(reason, 0) + n
+        if not setup.ledgers:  # an SDK whose processors could not be tracked
+            for kind, processors in ((A.RECORD_SPAN, setup.span_processors),
+                                     (A.RECORD_LOG, setup.log_processors)):
+                n = sum(_accounting.queued(p) for p in processors)
+                if n:
+                    reason = A.dropped_reason(kind, A.STAGE_SHUTDOWN_TIMEOUT)
+                    _safety.count_dropped(reason, n)
+                    counts[reason] = n
+    return counts
 
 
 # --- process hooks: exit and fork --------------------------------------------------------

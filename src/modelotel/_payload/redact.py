@@ -21,8 +21,11 @@ import hmac
 import ipaddress
 import json
 import re
+import traceback
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
+
+from modelotel._payload.serialize import clean_text
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # Candidates: 13-19 digits with optional single spaces/dashes between them; Luhn decides.
@@ -244,3 +247,41 @@ class Redactor:
                 self.changed = True
                 return None
         return self.walk(value)
+
+
+#: Longest exception message / stack trace kept (characters, after redaction).
+MAX_EXCEPTION_TEXT = 1024
+# Redaction runs on a window this many times the cap (a 50 MB message costs no more than a
+# small one); cutting before redacting could split a card number and leave half of it.
+_EXCEPTION_WINDOW = 4
+
+
+def exception_text(config: Any, error: BaseException) -> tuple[str, str] | None:
+    """The message and stack trace of ``error`` as they may leave the process, or ``None``.
+
+    ``config`` is the model's :class:`~modelotel.PayloadConfig` (payload capture on). The
+    text goes through the same pattern rules as the payload values, then is capped at
+    :data:`MAX_EXCEPTION_TEXT` characters (the message's start, the stack trace's end).
+    Free text has no field names, so field rules cannot be applied to it: a model with
+    ``allow_fields``, ``deny_fields``, ``hash_fields`` or its own ``redact`` hook gets
+    ``None`` (the exception type only), as does any failure here (fail closed: a message
+    whose ``__str__`` raises, a pattern that fails).
+    """
+    try:
+        if (
+            config.allow_fields is not None
+            or config.deny_fields
+            or config.hash_fields
+            or config.redact is not None
+        ):
+            return None
+        window = MAX_EXCEPTION_TEXT * _EXCEPTION_WINDOW
+        message = str(error)[:window]
+        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        stack = stack[-window:]
+        redactor = Redactor(patterns=config.patterns)
+        message = clean_text(redactor.text(message))[:MAX_EXCEPTION_TEXT]
+        stack = clean_text(redactor.text(stack))[-MAX_EXCEPTION_TEXT:]
+        return message, stack
+    except Exception:  # noqa: BLE001 - the user's __str__, or our patterns: send the type only
+        return None

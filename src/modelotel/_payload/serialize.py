@@ -158,10 +158,11 @@ class Converter:
             if len(obj) > len(raw):
                 self._cut(tn.REASON_PAYLOAD_STRING, len(obj) - len(raw))
             return self._str(raw.decode("utf-8", "replace"))
+        if isinstance(obj, complex):
+            self.remaining -= 48
+            return self._str(repr(complex(obj)))
         if isinstance(obj, np.generic):
-            if isinstance(obj, (np.datetime64, np.timedelta64)):
-                return self._str(str(obj))
-            return self._plain(obj.item(), depth, rows)
+            return self._scalar(obj, depth, rows)
         if self.remaining <= 0:
             self._cut(tn.REASON_PAYLOAD_BYTES)
             return None
@@ -194,6 +195,28 @@ class Converter:
         if isinstance(obj, (Iterator, AsyncIterator)) or inspect.isgenerator(obj):
             return self._marker("[iterator]")
         return self._repr(obj)
+
+    def _scalar(self, obj: np.generic, depth: int, rows: bool) -> Any:
+        # Every numpy scalar type becomes a plain value; ``item()`` alone is not enough:
+        # it returns a longdouble / clongdouble as itself (and the walk would never end).
+        kind = obj.dtype.kind
+        if kind == "f":
+            with np.errstate(all="ignore"):  # a longdouble beyond float64: +-inf, as text
+                return self._plain(float(obj), depth, rows)
+        if kind == "c":
+            with np.errstate(all="ignore"):
+                return self._plain(complex(obj), depth, rows)
+        if kind in "Mm":
+            return self._str(str(obj))
+        if kind == "V" and obj.dtype.names is None:
+            raw = bytes(obj.tobytes()[: max(0, (self.max_string_length - 2) // 2)])
+            if obj.dtype.itemsize > len(raw):
+                self._cut(tn.REASON_PAYLOAD_STRING, obj.dtype.itemsize - len(raw))
+            return self._str("0x" + raw.hex())  # raw memory: hex, not text
+        value = obj.item()
+        if isinstance(value, np.generic):  # a numpy type without a Python equivalent
+            return self._repr(value)
+        return self._plain(value, depth, rows)
 
     def _repr(self, obj: object) -> str:
         try:
@@ -299,6 +322,10 @@ class Converter:
             self.reasons.add(tn.REASON_PAYLOAD_BYTES)
             view = view[:fit]
         self.cut_bytes += (a.size - view.size) * a.dtype.itemsize
+        if kind in "fc" and a.dtype.itemsize > (8 if kind == "f" else 16):
+            # longdouble / clongdouble: tolist() would keep numpy scalars; float64 is plenty
+            with np.errstate(all="ignore"):
+                view = view.astype(np.float64 if kind == "f" else np.complex128)
         if kind in "biu":
             self.remaining -= per * view.size
             return view.tolist()
@@ -307,7 +334,15 @@ class Converter:
             return view.tolist()
         if kind in "Mm":
             return self._nested(view.astype(str).tolist(), depth)
+        if kind == "V" and a.dtype.names is None:
+            return self._voids(view, depth)
         return self._nested(view.tolist(), depth)
+
+    def _voids(self, view: np.ndarray[Any, Any], depth: int) -> Any:
+        # tolist() of raw (unstructured) void gives bytes; each element as its scalar instead
+        if view.ndim <= 1:
+            return [self._scalar(x, depth + 1, False) for x in view]
+        return [self._voids(v, depth + 1) for v in view]
 
     def _nested(self, values: Any, depth: int) -> Any:
         # tolist() of an already capped view: convert element by element (objects, strings,

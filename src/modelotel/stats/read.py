@@ -185,10 +185,10 @@ def _from_sequence(x: Sequence[Any], row_vector: bool, skipped: dict[str, int]) 
             dense = None
         if dense is not None and dense.dtype.kind in "fiu" and dense.ndim in (1, 2) and dense.size:
             return _from_ndarray(dense, row_vector, skipped)
-    if isinstance(first, (list, tuple, np.ndarray)):  # list of rows
+    if _is_row(first):  # list of rows
         width = len(first)
         for row in x:
-            if not isinstance(row, (list, tuple, np.ndarray)) or len(row) != width:
+            if not _is_row(row) or len(row) != width:
                 add(skipped, SKIP_RAGGED)
                 return None
         if width == 0:
@@ -221,6 +221,12 @@ def _from_sequence(x: Sequence[Any], row_vector: bool, skipped: dict[str, int]) 
         return Table(1, names, columns=cols, kinds=kinds, nulls=nulls)
     return Table(len(arr), ("0",), columns={"0": arr}, kinds={"0": kind},
                  nulls={"0": sum(1 for v in arr if v is None)})
+
+
+def _is_row(value: object) -> bool:
+    """A row of a list of rows: a list, a tuple or an array of one or more dimensions (a 0-d
+    array is a scalar: it has no ``len()``)."""
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0)
 
 
 def _get_str_key(row: Mapping[Any, Any], key: str) -> object:

@@ -145,7 +145,7 @@ class ColumnPlan:
             width = m.shape[1]
             if (
                 width == n_num
-                and m.dtype.kind != "M"
+                and m.dtype.kind not in "Mm"  # datetimes, timedeltas: to_float (NaT is null)
                 and (not table.named or table.names == self.numeric)
             ):
                 if table.nulls:  # nulls (pd.NA) that the matrix holds as NaN
