@@ -168,7 +168,8 @@ class Collector:
         self.health_port = int(env["MODELOTEL_COLLECTOR_HEALTH_PORT"])
         self.proc = Proc(self.name, self.argv(), env, self.workdir / f"{self.name}.log")
         self.proc.start()
-        url = f"http://127.0.0.1:{self.health_port}/"
+        host = env.get("MODELOTEL_COLLECTOR_HOST", "127.0.0.1")  # the health check binds it too
+        url = f"http://{host}:{self.health_port}/"
 
         def healthy() -> bool:
             assert self.proc is not None
@@ -326,6 +327,7 @@ class Prometheus:
         workdir: Path,
         rule_files: Sequence[Path] = (),
         scrape_targets: Sequence[str] = (),
+        storage: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = binary
         self.dir = workdir / "prometheus"
@@ -342,6 +344,8 @@ class Prometheus:
                 "    static_configs:",
                 "      - targets: [" + ", ".join(f"'{t}'" for t in scrape_targets) + "]",
             ]
+        if storage:  # e.g. the out-of-order window of collector-config/prometheus-server.yml
+            cfg.append("storage: " + json.dumps(storage))  # a JSON object is YAML too
         self.config = self.dir / "prometheus.yml"
         self.config.write_text("\n".join(cfg) + "\n")
         self.proc: Proc | None = None
