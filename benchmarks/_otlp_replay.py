@@ -4,7 +4,7 @@
     sent = replay(base_url, corpus["spans"], rate=20_000, seconds=10)
 
 ``capture`` runs tests/integration/model_app.py (a model instrumented with a baseline, payload
-sampling on every call, 8 rows x 4 columns per call) against an HTTP server in this process that
+sampling on every call, 8 rows x 5 columns per call) against an HTTP server in this process that
 keeps every request body: traces, metrics and payload log records exactly as the SDK encodes
 them (OTLP/HTTP protobuf, the SDK's default protocol; 512 spans / records per request, the SDK's
 batch size). ``replay`` posts them again, round robin, from a few threads with keep-alive
@@ -107,7 +107,16 @@ class _Capture(BaseHTTPRequestHandler):
 
 
 def capture(workdir: Path, calls: int = 3072) -> dict[str, Corpus]:
-    """Run the instrumented model once against a recording server; its requests by kind."""
+    """The instrumented model's requests, by kind. Two runs: with a training baseline (drift
+    metrics; its serving data has columns the baseline lacks, so a check fires on every call:
+    kept as ``spans_checks_fired``) and without (ordinary spans: ``spans``)."""
+    out = _capture(workdir, calls, ["--baseline"])
+    out["spans_checks_fired"] = out["spans"]
+    out["spans"] = _capture(workdir, calls, [])["spans"]
+    return out
+
+
+def _capture(workdir: Path, calls: int, extra_args: list[str]) -> dict[str, Corpus]:
     bodies: dict[str, list[bytes]] = {}
     handler = type("Capture", (_Capture,), {"bodies": bodies})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -126,7 +135,7 @@ def capture(workdir: Path, calls: int = 3072) -> dict[str, Corpus]:
         "OTEL_BLRP_MAX_QUEUE_SIZE": "100000",
     }
     app = REPO / "tests" / "integration" / "model_app.py"
-    args = ["--calls", str(calls), "--rate", "1000", "--baseline", "--rows", "8"]
+    args = ["--calls", str(calls), "--rate", "1000", "--rows", "8", *extra_args]
     try:
         subprocess.run(
             [sys.executable, str(app), *args],

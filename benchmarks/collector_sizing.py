@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import _otlp_replay as replay  # noqa: E402
+import _telemetrygen as telemetrygen  # noqa: E402
 from harness import (  # noqa: E402
     COLLECTOR_CONFIG,
     Collector,
@@ -68,39 +69,19 @@ from harness import (  # noqa: E402
     metric_sum,
 )
 
-TELEMETRYGEN_VERSION = "v0.161.0"  # the collector's release (builder.yaml)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SIGNALS = {
-    # kind -> (telemetrygen subcommand, accepted counter, refused counter)
-    "spans": ("traces", "otelcol_receiver_accepted_spans", "otelcol_receiver_refused_spans"),
+    # kind -> the collector's counters of accepted and refused items
+    "spans": ("otelcol_receiver_accepted_spans", "otelcol_receiver_refused_spans"),
     "metric_points": (
-        "metrics",
         "otelcol_receiver_accepted_metric_points",
         "otelcol_receiver_refused_metric_points",
     ),
     "payload_records": (
-        "logs",
         "otelcol_receiver_accepted_log_records",
         "otelcol_receiver_refused_log_records",
     ),
 }
-#: attributes like modelotel's (docs/telemetry.md); telemetrygen sets them on every item
-SPAN_ATTRS = [
-    'ml.model.name="churn"', 'ml.model.version="3"', 'ml.prediction.id="5f1c2e9a7b3d4c01"',
-    "ml.input.rows=16", "ml.input.features=12", "ml.payload.sampled=false",
-]  # fmt: skip
-POINT_ATTRS = ['ml.model.name="churn"', 'ml.model.version="3"', 'ml.feature="income"']
-PAYLOAD_ATTRS = [
-    'event.name="ml.prediction.payload"', 'ml.model.name="churn"', 'ml.model.version="3"',
-    'ml.prediction.id="5f1c2e9a7b3d4c01"', 'ml.payload.sample_reason="random"',
-    "ml.payload.bytes=412", 'ml.input.age="[34, 51, 29, 62]"',
-    'ml.input.income="[4100.5, 7200.0, 3900.25, 12000.0]"',
-    'ml.input.note="[\\"customer key sk_live_ABCDEFGH12345678\\", \\"renewal\\", \\"\\", \\"\\"]"',
-    'ml.input.email="[\\"a.b@example.com\\", \\"\\", \\"\\", \\"\\"]"',
-    'ml.output="[0.12, 0.87, 0.45, 0.03]"',
-]  # fmt: skip
-
-
 # --- processes ----------------------------------------------------------------------------
 
 
@@ -112,24 +93,6 @@ def otelcol_binary() -> Path:
         ["bash", str(COLLECTOR_CONFIG / "build.sh")], capture_output=True, text=True, check=True
     )
     return Path(out.stdout.strip())
-
-
-def telemetrygen_binary() -> Path:
-    explicit = os.environ.get("MODELOTEL_TELEMETRYGEN")
-    if explicit:
-        return Path(explicit)
-    cache = Path(os.environ.get("MODELOTEL_CACHE", Path.home() / ".cache" / "modelotel"))
-    gobin = cache / "bin" / f"telemetrygen-{TELEMETRYGEN_VERSION}"
-    binary = gobin / "telemetrygen"
-    if not binary.exists():
-        print(f"installing telemetrygen {TELEMETRYGEN_VERSION} into {gobin}", file=sys.stderr)
-        module = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
-        subprocess.run(
-            ["go", "install", f"{module}@{TELEMETRYGEN_VERSION}"],
-            env={**os.environ, "GOBIN": str(gobin)},
-            check=True,
-        )
-    return binary
 
 
 def cpu_seconds(pid: int) -> float:
@@ -232,7 +195,8 @@ class Load:
         self.thread: threading.Thread | None = None
         self.result: list[replay.Replayed] = []
         if generator == "telemetrygen":
-            self.proc = _telemetrygen(collector, kind, rate, seconds)
+            port = collector.env["MODELOTEL_COLLECTOR_GRPC_PORT"]
+            self.proc = telemetrygen.start(port, kind, rate, seconds)
             return
         assert corpus is not None
         url = f"http://127.0.0.1:{collector.env['MODELOTEL_COLLECTOR_HTTP_PORT']}"
@@ -246,29 +210,6 @@ class Load:
         if self.proc is not None:
             return self.proc.poll() is None
         return self.thread is not None and self.thread.is_alive()
-
-
-def _telemetrygen(
-    collector: Collector, kind: str, rate: float, seconds: float, workers: int = 8
-) -> subprocess.Popen[bytes]:
-    sub = SIGNALS[kind][0]
-    port = collector.env["MODELOTEL_COLLECTOR_GRPC_PORT"]
-    argv = [
-        str(telemetrygen_binary()), sub, "--otlp-endpoint", f"127.0.0.1:{port}",
-        "--otlp-insecure", "--workers", str(workers), "--rate", f"{rate / workers:.3f}",
-        "--duration", f"{seconds}s", "--batch-size", "512", "--allow-export-failures",
-        "--service", "sizing-model",
-    ]  # fmt: skip
-    attrs = {"spans": SPAN_ATTRS, "metric_points": POINT_ATTRS, "payload_records": PAYLOAD_ATTRS}
-    for a in attrs[kind]:
-        argv += ["--telemetry-attributes", a]
-    if kind == "spans":
-        argv += ["--child-spans", "0", "--span-duration", "3ms"]
-    elif kind == "metric_points":
-        argv += ["--metric-type", "Sum", "--aggregation-temporality", "cumulative"]
-    else:
-        argv += ["--body", "prediction payload"]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @dataclass
@@ -343,7 +284,7 @@ def measure(
     assert collector.proc is not None
     assert collector.proc.popen is not None
     pid = collector.proc.popen.pid
-    _, acc_name, ref_name = SIGNALS[kind]
+    acc_name, ref_name = SIGNALS[kind]
     before = collector.telemetry()
     cpu0 = cpu_seconds(pid)
     load = Load(plan.generator, collector, kind, rate, seconds, corpus or plan.corpora.get(kind))
@@ -426,38 +367,111 @@ def outage(
     return row
 
 
+def _unique_traces(base: replay.Corpus, spans: float) -> replay.Corpus:
+    """Requests with new trace ids each (the sampler groups by trace id), ``spans`` in all."""
+    rng = random.Random(1)
+    corpus = replay.Corpus("spans")
+    while sum(corpus.items) < spans:
+        i = len(corpus.bodies) % len(base.bodies)
+        corpus.bodies.append(replay.fresh_ids(base.bodies[i], rng))
+        corpus.items.append(base.items[i])
+    return corpus
+
+
 def tail_sampling(
     plan: Plan, binary: Path, workdir: Path, sink: Collector, rw_url: str, seconds: float
 ) -> list[dict[str, Any]]:
-    """The gateway with and without tail-sampling.yaml at one span rate: CPU and memory."""
+    """The gateway with and without tail-sampling.yaml at one span rate: CPU and memory, for
+    ordinary spans (about MODELOTEL_TAIL_SAMPLE_PERCENT of them kept), the same with every
+    trace waiting the whole decision_wait, and spans that are all kept (a check fired)."""
     rate = 2000.0
-    corpus = None
-    if plan.generator == "sdk":  # the sampler groups by trace id: every span a new trace
-        rng = random.Random(1)
-        base = plan.corpora["spans"]
-        corpus = replay.Corpus("spans")
-        while sum(corpus.items) < rate * seconds * 1.2:
-            i = len(corpus.bodies) % len(base.bodies)
-            corpus.bodies.append(replay.fresh_ids(base.bodies[i], rng))
-            corpus.items.append(base.items[i])
+    ordinary = checked = None
+    if plan.generator == "sdk":
+        ordinary = _unique_traces(plan.corpora["spans"], rate * seconds * 1.2)
+        checked = _unique_traces(plan.corpora["spans_checks_fired"], rate * seconds * 1.2)
     per_model = {"MODELOTEL_TAIL_SLOW_PER_MODEL": "fraud=50ms,churn=400ms"}
+    cases: list[tuple[str, str, dict[str, str], replay.Corpus | None]] = [
+        ("gateway", "plain", {}, ordinary),
+        ("gateway+tail", "ordinary spans", per_model, ordinary),
+        (
+            "gateway+tail",
+            "ordinary spans, every trace waits decision_wait (10 s)",
+            {**per_model, "MODELOTEL_TAIL_DECISION_WAIT_AFTER_ROOT": "0s"},
+            ordinary,
+        ),
+    ]
+    if checked is not None:
+        cases.append(("gateway+tail", "every trace kept (a check fired)", per_model, checked))
     rows = []
-    for tier, extra in (
-        ("gateway", {}),
-        ("gateway+tail", per_model),
-        ("gateway+tail", {**per_model, "MODELOTEL_TAIL_DECISION_WAIT_AFTER_ROOT": "0s"}),
-    ):
+    for tier, what, extra, corpus in cases:
         collector = tier_collector(binary, workdir, tier, sink, rw_url, **extra)
         with started(collector):
             step = measure(plan, collector, tier, "spans", rate, seconds, corpus)
-            held = metric_sum(
-                collector.telemetry(), "otelcol_processor_tail_sampling_sampling_traces_on_memory"
-            )
-        step.extra.update(extra, traces_in_memory_after=held)
+            t = collector.telemetry()
+        kept = metric_sum(
+            t, "otelcol_processor_tail_sampling_global_count_traces_sampled", sampled="true"
+        )
+        decided = metric_sum(t, "otelcol_processor_tail_sampling_global_count_traces_sampled")
+        step.extra.update(extra, case=what, kept_share=round(kept / decided, 3) if decided else 1)
         row = step.row()
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _rate(r: dict[str, Any]) -> str:
+    return "max" if not r["offered_per_s"] else f"{r['offered_per_s']:,.0f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The sizing tables of collector-config/README.md, from this script's JSON."""
+    out = [
+        f"Machine load: {results['load_at_start']} (start), {results['load_at_end']} (end); "
+        f"generator: {results['generator']}; bytes per item on the wire (OTLP protobuf): "
+        + ", ".join(f"{k} {v}" for k, v in results["bytes_per_item_on_the_wire"].items()),
+        "",
+        "| tier | items | offered /s | accepted /s | through /s (queues drained) "
+        "| collector cores used | items per CPU-second | RSS peak MiB | refused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["ramps"]:
+        out.append(
+            f"| {r['tier']} | {r['kind'].replace('_', ' ')} | {_rate(r)} "
+            f"| {r['accepted_per_s']:,} | {r['throughput_per_s']:,} | {r['cpu_share']:.2f} "
+            f"| {r['per_cpu_s']:,} | {r['rss_peak_mib']:.0f} | {r['refused']:.0f} |"
+        )
+    if results["tail"]:
+        out += [
+            "",
+            "| gateway, spans | offered /s | kept | collector cores used | items per CPU-second "
+            "| RSS mean MiB | RSS peak MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in results["tail"]:
+            extra = r["extra"]
+            what = "no tail sampling" if r["tier"] == "gateway" else extra["case"]
+            kept = "all" if r["tier"] == "gateway" else f"{extra['kept_share']:.0%}"
+            out.append(
+                f"| {what} | {_rate(r)} | {kept} | {r['cpu_share']:.2f} | {r['per_cpu_s']:,} "
+                f"| {r['rss_mean_mib']:.0f} | {r['rss_peak_mib']:.0f} |"
+            )
+    if results["outage"]:
+        out += [
+            "",
+            "| persistent queue, gateway down | offered /s | bytes per item on disk "
+            "| MiB per minute of outage at that rate | MiB per minute per 1,000 items/s |",
+            "|---|---|---|---|---|",
+        ]
+        for r in results["outage"]:
+            per_k = r["bytes_per_item"] * 1000 * 60 / 2**20
+            out.append(
+                f"| {r['kind'].replace('_', ' ')} | {_rate(r)} | {r['bytes_per_item']:,} "
+                f"| {r['mib_per_minute_at_rate']} | {per_k:.1f} |"
+            )
+    return "\n".join(out)
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -480,7 +494,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--only", default="", help="agent:KIND,gateway:KIND,tail,outage (a subset)")
     p.add_argument("--json", default="", help="write every measurement to this file")
     p.add_argument("--workdir", default="", help="default: a temporary directory")
+    p.add_argument("--table", default="", help="only print the tables of an earlier --json file")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return 0
     seconds = 6.0 if args.quick else args.step_seconds
     outage_s = 20.0 if args.quick else args.outage_seconds
     rates = {k: v[1:] if args.quick else v for k, v in RATES.items()}
@@ -535,6 +553,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
+    print(table(results))
     return 0
 
 

@@ -17,6 +17,7 @@ and each replica's call count, spans and payload records arrive exactly.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -53,6 +54,19 @@ def _prometheus_storage() -> dict[str, object]:
     cfg = yaml.safe_load((COLLECTOR_CONFIG / "prometheus-server.yml").read_text())
     storage: dict[str, object] = cfg["storage"]
     return storage
+
+
+def test_prometheus_server_config_is_valid(promtool_binary: Path) -> None:
+    """The shipped Prometheus settings load (with their rule file) and keep a window."""
+    cp = subprocess.run(
+        [str(promtool_binary), "check", "config", str(COLLECTOR_CONFIG / "prometheus-server.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert _prometheus_storage()["tsdb"]["out_of_order_time_window"] == "30m"  # type: ignore[index]
 
 
 def _telemetry_sum(collectors: list[Collector], name: str, **labels: str) -> float:
