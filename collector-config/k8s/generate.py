@@ -319,6 +319,9 @@ def helm_values(root: Path, tier: str) -> dict[str, Any]:
     ports["zipkin"] = {"enabled": False}
     ports["metrics"] = {"enabled": True}
     values: dict[str, Any] = {
+        # the same names as the plain manifests: the agents' MODELOTEL_GATEWAY_ENDPOINT names
+        # the gateway's Service
+        "fullnameOverride": f"modelotel-{tier}",
         "mode": "daemonset" if tier == "agent" else "statefulset",
         "image": {"repository": IMAGE.split(":")[0], "tag": IMAGE.split(":")[1]},
         "command": {"name": COMMAND},
