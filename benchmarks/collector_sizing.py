@@ -164,7 +164,7 @@ def tier_collector(
         MODELOTEL_COLLECTOR_PROMETHEUS_ENDPOINT=rw_url,
         **extra,
     )
-    configs: list[Path | str] = {
+    by_tier: dict[str, list[Path | str]] = {
         "agent": [COLLECTOR_CONFIG / "agent.yaml"],
         "gateway": [COLLECTOR_CONFIG / "base.yaml", COLLECTOR_CONFIG / "gateway.yaml"],
         "gateway+tail": [
@@ -172,7 +172,8 @@ def tier_collector(
             COLLECTOR_CONFIG / "gateway.yaml",
             COLLECTOR_CONFIG / "tail-sampling.yaml",
         ],
-    }[tier]
+    }
+    configs = by_tier[tier]
     return Collector(binary, configs, env, workdir, name=tier.replace("+", "-"))
 
 
@@ -478,7 +479,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 #: offered items/s per step; 0 = as fast as the generator goes (the last step of each ramp)
-RATES = {
+RATES: dict[str, list[float]] = {
     "spans": [2000, 10000, 0],
     "metric_points": [2000, 10000, 0],
     "payload_records": [500, 2000, 0],

@@ -24,7 +24,7 @@ _CLASS_IN = 1
 
 
 def _read_name(msg: bytes, pos: int) -> tuple[str, int]:
-    labels = []
+    labels: list[str] = []
     while True:
         n = msg[pos]
         pos += 1

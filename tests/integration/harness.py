@@ -67,7 +67,7 @@ def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
     status, body = http_get(url)
     if status != 200:
         raise AssertionError(f"GET {url}: HTTP {status}")
-    out = []
+    out: list[tuple[str, dict[str, str], float]] = []
     for line in body.decode().splitlines():
         if not line or line.startswith("#"):
             continue

@@ -172,8 +172,10 @@ def test_two_gateways_lose_and_reject_nothing(
                 result = prometheus.query(f"max(max_over_time({sel}[10m]))")["data"]["result"]
                 return float(result[0]["value"][1]) if result else -1.0
 
-            for i, s in enumerate(summaries):
-                wait_until(lambda i=i, s=s: counted(i) == s["calls"], 60, what=f"fleet-r{i}")
+            def all_counted() -> bool:
+                return all(counted(i) == s["calls"] for i, s in enumerate(summaries))
+
+            wait_until(all_counted, 60, what="every replica's calls in Prometheus")
 
             # spans and payload records: each exactly once
             def per_model(kind: str) -> dict[str, int]:
@@ -187,8 +189,10 @@ def test_two_gateways_lose_and_reject_nothing(
                 return counts
 
             want = {f"fleet-r{i}": s["calls"] for i, s in enumerate(summaries)}
-            for kind in ("spans", "payloads"):
-                wait_until(lambda k=kind: per_model(k) == want, 60, what=f"every {kind} once")
+            def all_once() -> bool:
+                return per_model("spans") == want and per_model("payloads") == want
+
+            wait_until(all_once, 60, what="every span and payload record, once")
 
             # every collector's books balance once the queues are empty
             def balanced() -> bool:

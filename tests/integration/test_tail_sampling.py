@@ -160,7 +160,7 @@ def test_tail_sampling_keeps_every_interesting_trace_and_a_share_of_the_rest(
 
         traces = _traces(downstream)
         assert len(traces) == kept
-        by_prediction: dict[str, list[dict[str, Any]]] = {}
+        by_prediction: dict[str, dict[str, Any]] = {}
         for spans in traces.values():
             # a kept trace arrives whole, each span once
             assert sorted(s["name"] for s in spans)[0] == "handle request", spans
