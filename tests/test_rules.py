@@ -150,7 +150,8 @@ def _baseline(seed: int = 0) -> Baseline:
 
 
 def test_generate_writes_every_contract_name_per_range() -> None:
-    text = rules.generate([rules.BaselineRef("churn", "3", _baseline())], ranges=["30m", "1h"])
+    base = _baseline()  # one profile: its hash covers the creation second
+    text = rules.generate([rules.BaselineRef("churn", "3", base)], ranges=["30m", "1h"])
     doc = yaml.safe_load(text)
     records = {r.get("record") for g in doc["groups"] for r in g["rules"]}
     for rng in ("30m", "1h", "lifetime"):
@@ -167,7 +168,7 @@ def test_generate_writes_every_contract_name_per_range() -> None:
     shares = [r for g in doc["groups"] for r in g["rules"]
               if r.get("record") == "ml_baseline:feature_bin_share"]
     assert len(shares) == 2 * 12  # two features, 10 deciles + below + above
-    assert {r["labels"]["ml_baseline_hash"] for r in shares} == {_baseline().hash}
+    assert {r["labels"]["ml_baseline_hash"] for r in shares} == {base.hash}
 
 
 def test_generate_refuses_what_it_cannot_do() -> None:
@@ -190,14 +191,15 @@ def test_cli_writes_the_rule_file_and_names_what_is_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "b.json"
-    _baseline().save(path)
+    base = _baseline()  # one profile: its hash covers the creation second
+    base.save(path)
     out = tmp_path / "rules.yml"
     assert cli.main(["rules", f"churn@3={path}", "-o", str(out), "--range", "2h"]) == 0
     assert "ranges 2h, lifetime" in capsys.readouterr().out
     doc = yaml.safe_load(out.read_text())
     info = [r for g in doc["groups"] for r in g["rules"] if r.get("record") == "ml_baseline:info"]
     assert info[0]["labels"] == {"ml_model_name": "churn", "ml_model_version": "3",
-                                 "ml_baseline_hash": _baseline().hash}
+                                 "ml_baseline_hash": base.hash}
     assert cli.main(["rules", str(path), "-o", str(out), "--model", "m"]) == 0
     assert cli.main(["rules", str(path), "-o", str(out)]) == 2
     assert "which model serves with this baseline" in capsys.readouterr().err

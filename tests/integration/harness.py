@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,34 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return int(e.code), bytes(e.read())
     except (urllib.error.URLError, OSError):
         return 0, b""
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Samples of a Prometheus text exposition (a collector's or Prometheus' own /metrics)."""
+    status, body = http_get(url)
+    if status != 200:
+        raise AssertionError(f"GET {url}: HTTP {status}")
+    out: list[tuple[str, dict[str, str], float]] = []
+    for line in body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, rest = head.partition("{")
+        labels = dict(_LABEL.findall(rest)) if rest else {}
+        out.append((name, labels, float(value)))
+    return out
+
+
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_sum(
+    samples: Iterable[tuple[str, dict[str, str], float]], name: str, **labels: str
+) -> float:
+    """Sum of the samples named ``name`` whose labels include ``labels``."""
+    return sum(
+        v for n, lab, v in samples if n == name and all(lab.get(k) == w for k, w in labels.items())
+    )
 
 
 @dataclass
@@ -139,7 +168,8 @@ class Collector:
         self.health_port = int(env["MODELOTEL_COLLECTOR_HEALTH_PORT"])
         self.proc = Proc(self.name, self.argv(), env, self.workdir / f"{self.name}.log")
         self.proc.start()
-        url = f"http://127.0.0.1:{self.health_port}/"
+        host = env.get("MODELOTEL_COLLECTOR_HOST", "127.0.0.1")  # the health check binds it too
+        url = f"http://{host}:{self.health_port}/"
 
         def healthy() -> bool:
             assert self.proc is not None
@@ -154,6 +184,10 @@ class Collector:
 
     def log(self) -> str:
         return "" if self.proc is None else self.proc.log()
+
+    def telemetry(self) -> list[tuple[str, dict[str, str], float]]:
+        """The collector's own metrics (its telemetry port, Prometheus text format)."""
+        return scrape(f"http://127.0.0.1:{self.env['MODELOTEL_COLLECTOR_TELEMETRY_PORT']}/metrics")
 
 
 def collector_env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -294,6 +328,7 @@ class Prometheus:
         rule_files: Sequence[Path] = (),
         scrape_targets: Sequence[str] = (),
         alertmanagers: Sequence[str] = (),
+        storage: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = binary
         self.dir = workdir / "prometheus"
@@ -315,6 +350,8 @@ class Prometheus:
                 "    static_configs:",
                 "      - targets: [" + ", ".join(f"'{t}'" for t in scrape_targets) + "]",
             ]
+        if storage:  # e.g. the out-of-order window of collector-config/prometheus-server.yml
+            cfg.append("storage: " + json.dumps(storage))  # a JSON object is YAML too
         self.config = self.dir / "prometheus.yml"
         self.config.write_text("\n".join(cfg) + "\n")
         self.proc: Proc | None = None
@@ -474,17 +511,22 @@ class Webhook:
 
 
 def run_model_app(
-    workdir: Path, args: Sequence[str], env: Mapping[str, str], timeout: float = 120.0
+    workdir: Path,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float = 120.0,
+    script: str = "model_app.py",
 ) -> dict[str, Any]:
-    """Run tests/integration/model_app.py; it prints one JSON summary line at the end."""
+    """Run tests/integration/model_app.py (or another ``script`` beside it); it prints one JSON
+    summary line at the end."""
     import sys
 
     full_env = dict(os.environ)
     full_env.update(env)
-    log = workdir / "model_app.log"
+    log = workdir / f"{Path(script).stem}.log"
     with log.open("ab") as err:
         cp = subprocess.run(
-            [sys.executable, str(Path(__file__).parent / "model_app.py"), *args],
+            [sys.executable, str(Path(__file__).parent / script), *args],
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=err,
@@ -494,7 +536,7 @@ def run_model_app(
     out = cp.stdout.decode(errors="replace").strip().splitlines()
     if cp.returncode != 0 or not out:
         raise AssertionError(
-            f"model_app failed (rc={cp.returncode}):\n{log.read_text(errors='replace')[-4000:]}"
+            f"{script} failed (rc={cp.returncode}):\n{log.read_text(errors='replace')[-4000:]}"
         )
     result: dict[str, Any] = json.loads(out[-1])
     return result

@@ -165,11 +165,17 @@ def test_other_log_records_take_their_own_pipeline(
     """Plain application logs are not payload records: they skip the payload pipeline (and its
     redaction), and no record is delivered twice through the two fanned-out pipelines."""
     model, _ = sent
-    app_logs = [
-        r
-        for r in stack.downstream.logs()
-        if str(r.get("body", {}).get("stringValue", "")).startswith(f"{model} served a batch")
-    ]
+
+    def app_logs_of() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in stack.downstream.logs()
+            if str(r.get("body", {}).get("stringValue", "")).startswith(f"{model} served a batch")
+        ]
+
+    # their own pipeline batches on its own schedule: they may land after the payload records
+    wait_until(lambda: len(app_logs_of()) >= CALLS, 30, what=f"application logs of {model}")
+    app_logs = app_logs_of()
     assert len(app_logs) == CALLS
     assert sorted(r["_attrs"]["app.call"] for r in app_logs) == list(range(1, CALLS + 1))
     for r in app_logs:
