@@ -106,11 +106,6 @@ class Converter:
         """Whether any cap cut something in the conversions since :meth:`reset`."""
         return bool(self.reasons)
 
-    @property
-    def used_bytes(self) -> int:
-        """Estimated bytes of what was kept."""
-        return self.max_bytes - self.remaining
-
     def convert(self, obj: object) -> Any:
         """Plain data for ``obj``: the outer axis is capped at ``max_rows``."""
         return self._plain(obj, 0, True)
