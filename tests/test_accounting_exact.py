@@ -7,6 +7,7 @@ identity end to end against real endpoints and the real collector.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -253,3 +254,57 @@ def test_kinds_of_real_sdk_records() -> None:
     (record,) = gate.exported
     assert isinstance(record, ReadableLogRecord)
     assert Counter(map(_accounting.log_record_kind, gate.exported)) == {A.RECORD_OUTCOME: 1}
+
+
+class _HoldsItsError:
+    """An exporter that fails the way OTLP exporters do: it keeps the exception it caught in
+    a local, so its frame and the exception's traceback form a reference cycle."""
+
+    def export(self, batch: Sequence[Any]) -> SpanExportResult:
+        try:
+            raise ConnectionError("refused")
+        except ConnectionError as exc:
+            last_error = exc
+        assert last_error is not None
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_records_of_a_failed_export_do_not_wait_for_the_cyclic_collector(wrapped: bool) -> None:
+    """Without modelotel's exporter around it (``wrapped=False``) the failing exporter's
+    cycle keeps the whole batch until a full collection: the test shows the problem it
+    guards against is real, and that the wrapper removes it."""
+    exporter: Any = (_exporters.ForkSafeSpanExporter(_HoldsItsError) if wrapped
+                     else _HoldsItsError())
+    processor = BatchSpanProcessor(exporter, max_export_batch_size=50,
+                                   schedule_delay_millis=60_000)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(200):
+            with tracer.start_as_current_span("s"):
+                pass
+        provider.force_flush()
+        gc.collect()
+        held = sum(isinstance(o, ReadableSpan) for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+        provider.shutdown()
+    if wrapped:
+        assert held == 0
+    else:
+        assert held >= 150  # all but the batch of the last frame still running
