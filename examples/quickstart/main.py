@@ -13,8 +13,12 @@ endpoint = urlsplit(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localh
 if socket.socket().connect_ex((endpoint.hostname or "localhost", endpoint.port or 4318)):
     print(f"No collector at {endpoint.geturl()}: spans and metrics go to the console instead.")
     from opentelemetry import metrics, trace
-    from opentelemetry.sdk import metrics as sdk_metrics, trace as sdk_trace
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+    from opentelemetry.sdk import metrics as sdk_metrics
+    from opentelemetry.sdk import trace as sdk_trace
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
     tracer_provider = sdk_trace.TracerProvider()

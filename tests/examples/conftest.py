@@ -21,7 +21,8 @@ sys.path.insert(0, str(INTEGRATION))
 from harness import REPO, Stack  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("integration_fixtures", INTEGRATION / "conftest.py")
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
 otelcol_binary = _fixtures.otelcol_binary

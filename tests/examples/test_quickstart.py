@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, run_example
 from harness import REPO, Stack, free_port, wait_until
+
+from conftest import EXAMPLES, run_example
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +42,11 @@ def test_quickstart_spans_and_metrics_reach_the_collector(stack: Stack) -> None:
                what="40 calls in Prometheus")
     # 20 predict calls of 50 rows feed the statistics (predict_proba is not the primary one)
     assert _value(stack, f"ml_prediction_rows_total{sel}") == 40 * 50
-    assert _value(stack, f'sum(ml_feature_bin_total{{ml_model_name="churn",'
-                         f'ml_feature="tenure"}})') == 20 * 50
+    assert _value(stack, 'sum(ml_feature_bin_total{ml_model_name="churn",'
+                         'ml_feature="tenure"})') == 20 * 50
     names = stack.prometheus.metric_names()
-    assert {"ml_feature_drift", "ml_output_bin_total", "ml_telemetry_overhead_seconds_total"} <= names
+    assert {"ml_feature_drift", "ml_output_bin_total",
+            "ml_telemetry_overhead_seconds_total"} <= names
 
 
 def test_quickstart_without_a_collector_prints_to_the_console() -> None:
