@@ -146,7 +146,7 @@ def fleet_vs_one_process(prometheus: str, baseline: modelotel.Baseline,
     time.sleep(2)  # one more evaluation of the drift rules on these counts
     columns: dict[str, Any] = {}
     worst = 0.0
-    mismatched_bins = 0
+    mismatched_bins = compared_bins = 0
     profiles = {("feature", p.name): p for p in baseline.features}
     profiles.update({("output", p.name): p for p in baseline.outputs})
     for kind in ("feature", "output"):
@@ -158,6 +158,7 @@ def fleet_vs_one_process(prometheus: str, baseline: modelotel.Baseline,
         for s in query(prometheus, f"ml_fleet:{kind}_bin:lifetime{sel}"):
             counts = ref[(kind, s["metric"][label])]
             mismatched_bins += float(s["value"][1]) != counts.get(s["metric"]["ml_bin"], 0.0)
+            compared_bins += 1
         for (k, name), counts in ref.items():
             if k != kind:
                 continue
@@ -168,7 +169,8 @@ def fleet_vs_one_process(prometheus: str, baseline: modelotel.Baseline,
             worst = max(worst, abs(psi[name] - one_psi), abs(js[name] - one_js))
             columns[f"{kind}:{name}"] = {"fleet_psi": psi[name], "one_process_psi": one_psi,
                                          "fleet_js": js[name], "one_process_js": one_js}
-    return {"columns": columns, "max_abs_error": worst, "mismatched_bins": mismatched_bins}
+    return {"columns": columns, "max_abs_error": worst, "mismatched_bins": mismatched_bins,
+            "bins": compared_bins}
 
 
 def main() -> int:
@@ -247,7 +249,7 @@ def main() -> int:
                   f"{f['one_process_js']:.6f}")
         print(f"fleet drift from the workers' summed bins vs one process over all rows: "
               f"max abs difference {fleet['max_abs_error']:.3g}, "
-              f"{fleet['mismatched_bins']} bins differ")
+              f"{fleet['mismatched_bins']} of {fleet['bins']} bins differ")
     else:
         print("MODELOTEL_EXAMPLE_PROMETHEUS is not set: the fleet drift comparison is left out "
               "(bash examples/run_example.sh spark_batch runs it)")

@@ -39,6 +39,7 @@ def test_spark_workers_all_export_and_fleet_drift_equals_one_process(stack: Stac
     assert {s["_resource"]["process.pid"] for s in got} == set(summary["worker_pids"])
 
     fleet = summary["fleet"]
+    assert fleet["bins"] == 5 * 12  # 10 deciles, below and above, per column
     assert fleet["mismatched_bins"] == 0
     assert fleet["max_abs_error"] <= 1e-9
     assert len(fleet["columns"]) == 5  # 4 features and the output
