@@ -1,24 +1,15 @@
 """Fixtures for the examples' tests: the real collector, backend and Prometheus of
-tests/integration (its harness and fixtures, shared rather than copied), and a runner that
-starts an example's main.py pointed at that collector, as examples/run_example.sh does."""
+tests/integration (its harness and fixtures, shared rather than copied). The runner of the
+examples is examples_support.py beside this file."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 sys.path.insert(0, str(INTEGRATION))
-
-from harness import REPO, Stack  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("integration_fixtures", INTEGRATION / "conftest.py")
 assert _spec is not None
@@ -28,45 +19,3 @@ _spec.loader.exec_module(_fixtures)
 otelcol_binary = _fixtures.otelcol_binary
 prometheus_binary = _fixtures.prometheus_binary
 stack = _fixtures.stack
-
-EXAMPLES = REPO / "examples"
-
-
-def run_example(
-    stack: Stack,
-    name: str,
-    args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-    timeout: float = 240.0,
-) -> subprocess.CompletedProcess[str]:
-    """Run examples/NAME/main.py against ``stack``'s collector (OTLP/HTTP), with the variables
-    examples/run_example.sh sets; fails the test with the example's output if it fails."""
-    full = dict(os.environ)
-    full.update(stack.otlp_env("http/protobuf"))
-    full.pop("OTEL_SERVICE_NAME", None)  # each example names its service
-    full.update(
-        MODELOTEL_EXAMPLE_DIR=str(stack.workdir / name),
-        MODELOTEL_EXAMPLE_PROMETHEUS=stack.prometheus.url,
-        MODELOTEL_EXAMPLE_RULES_DIR=str(stack.prometheus.rules_dir),
-    )
-    (stack.workdir / name).mkdir(exist_ok=True)
-    full.update(env or {})
-    cp = subprocess.run(
-        [sys.executable, str(EXAMPLES / name / "main.py"), *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if cp.returncode != 0:
-        pytest.fail(f"examples/{name}/main.py failed (rc={cp.returncode}):\n"
-                    f"{cp.stdout[-3000:]}\n{cp.stderr[-5000:]}", pytrace=False)
-    return cp
-
-
-def last_json(stdout: str) -> dict[str, Any]:
-    """The JSON summary an example prints as its last line."""
-    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
-    return result

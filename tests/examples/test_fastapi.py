@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 import pytest
+from examples_support import last_json, run_example
 from harness import Stack, wait_until
 
-from conftest import last_json, run_example
 from modelotel._payload.sampling import key_hash, threshold
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from examples_support import EXAMPLES, run_example
 from harness import REPO, Stack, free_port, wait_until
-
-from conftest import EXAMPLES, run_example
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,8 @@ import re
 from typing import Any
 
 import pytest
+from examples_support import last_json, run_example
 from harness import Stack, wait_until
-
-from conftest import last_json, run_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from examples_support import last_json, run_example
 from harness import Stack, wait_until
-
-from conftest import last_json, run_example
 
 pytestmark = pytest.mark.integration
 
