@@ -28,14 +28,15 @@ import modelotel
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age"]
 DIR = Path(os.environ.get("CELERY_EXAMPLE_DIR", "/tmp/modelotel-celery"))
-for sub in ("queue", "processed", "results"):
+for sub in ("queue", "processed", "results", "control"):
     (DIR / sub).mkdir(parents=True, exist_ok=True)
 
 app = Celery("tasks", broker="filesystem://", backend=f"file://{DIR / 'results'}")
 app.conf.update(
     broker_transport_options={"data_folder_in": str(DIR / "queue"),
                               "data_folder_out": str(DIR / "queue"),
-                              "data_folder_processed": str(DIR / "processed")},
+                              "data_folder_processed": str(DIR / "processed"),
+                              "control_folder": str(DIR / "control")},
     worker_prefetch_multiplier=1,  # one task at a time per child: both children get work
     task_acks_late=True,
 )
@@ -69,4 +70,4 @@ def score(seed: int, rows: int) -> dict[str, Any]:
 
 @worker_process_shutdown.connect
 def _flush(**_: Any) -> None:
-    modelotel.force_flush(timeout=5)
+    modelotel.force_flush()  # within MODELOTEL_SHUTDOWN_TIMEOUT (5 s)

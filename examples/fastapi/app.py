@@ -106,7 +106,7 @@ def predict(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     # a worker's exit: export what it still holds (gunicorn may end it without atexit)
-    modelotel.force_flush(timeout=5)
+    modelotel.force_flush()  # within MODELOTEL_SHUTDOWN_TIMEOUT (5 s)
 
 
 app = FastAPI(lifespan=lifespan)

@@ -47,4 +47,4 @@ def flush() -> None:
     """Export what this worker holds: Spark may end an idle worker without running atexit."""
     import modelotel
 
-    modelotel.force_flush(timeout=10)
+    modelotel.force_flush()  # within MODELOTEL_SHUTDOWN_TIMEOUT (5 s)

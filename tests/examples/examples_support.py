@@ -33,6 +33,9 @@ def run_example(
         MODELOTEL_EXAMPLE_PROMETHEUS=stack.prometheus.url,
         MODELOTEL_EXAMPLE_RULES_DIR=str(stack.prometheus.rules_dir),
     )
+    # an example exports its last metrics at shutdown; on this shared, loaded machine the
+    # default 5 s deadline can cut that export, which every assertion on totals counts on
+    full.setdefault("MODELOTEL_SHUTDOWN_TIMEOUT", "30")
     (stack.workdir / name).mkdir(exist_ok=True)
     full.update(env or {})
     cp = subprocess.run(
@@ -44,6 +47,8 @@ def run_example(
         check=False,
         stdin=subprocess.DEVNULL,
     )
+    (stack.workdir / name / "main.out").write_text(cp.stdout)  # kept for a failure's reader
+    (stack.workdir / name / "main.err").write_text(cp.stderr)
     if cp.returncode != 0:
         pytest.fail(f"examples/{name}/main.py failed (rc={cp.returncode}):\n"
                     f"{cp.stdout[-3000:]}\n{cp.stderr[-5000:]}", pytrace=False)
