@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -61,7 +62,7 @@ def main() -> int:
     env = dict(os.environ)
     # the HMAC key of hash_fields: a real service reads it from its secret store
     env.setdefault("MODELOTEL_PAYLOAD_HMAC_KEY", "example-key-change-me")
-    log = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR", ".")) / "gunicorn.log"
+    log = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR") or tempfile.mkdtemp()) / "gunicorn.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with log.open("ab") as out:
         server = subprocess.Popen(

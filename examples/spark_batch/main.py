@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -181,7 +182,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=2, help="jobs with and without modelotel")
     args = p.parse_args()
 
-    workdir = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR") or ".")
+    workdir = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR") or tempfile.mkdtemp())
     prometheus = os.environ.get("MODELOTEL_EXAMPLE_PROMETHEUS")
     model, baseline, baseline_path = fit(workdir)
     if prometheus:
