@@ -12,6 +12,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# what the examples need (tests/examples runs each one): their own requirements files, the
+# same ones examples/run_example.sh installs. Never skipped: a missing package fails the test.
+for req in examples/*/requirements.txt; do
+  .venv/bin/python -m pip install -q -r "$req"
+done
+# examples/spark_batch runs PySpark, which needs Java 17 or newer (Debian's default JRE)
+if ! command -v java >/dev/null; then
+  apt-get install -y -q default-jre-headless >/dev/null || { apt-get update -q && apt-get install -y -q default-jre-headless; }
+fi
 # the optional C kernel of the statistics is compiled by that install (numpy runs without it;
 # docs/kernel.md): which one runs, and why
 .venv/bin/python -c "from modelotel.stats import kernel; print('statistics kernel:', 'compiled' if kernel.COMPILED else 'numpy', '-', kernel.REASON)"
