@@ -6,7 +6,8 @@ escapes (``filterwarnings = error``), and what statistics skip is counted by rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -294,3 +295,122 @@ def test_every_skip_reason_is_documented() -> None:
     reasons = [v for k, v in vars(R).items() if k.startswith("SKIP_")] + [A.REASON_INPUT_SHAPE]
     assert len(reasons) >= 15
     assert [r for r in reasons if f"`{r}`" not in doc] == []
+
+
+# numpy complex scalars are np.number but not complex: float() on one warns (an error under
+# -W error) and drops the imaginary part, so the column extraction must not take them for numbers.
+def test_numpy_complex_in_rows_is_not_a_number() -> None:
+    @modelotel.instrument(model="complex-rows")
+    def predict(a: Any) -> float:
+        return 1.0
+
+    x = [[np.complex64(1 + 2j), 1.0], [np.complex64(3j), 2.0]]
+    with capture() as cap:
+        assert predict(x) == 1.0
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "1"})
+    assert count.value == 2
+    assert not _safety.health.errors
+
+
+def test_numpy_complex_in_a_numeric_column_is_a_counted_skip() -> None:
+    @modelotel.instrument(model="complex-later")
+    def predict(a: Any) -> float:
+        return 1.0
+
+    with capture() as cap:
+        predict([[1.0, 2.0], [3.0, 4.0]])  # plans feature "0" as numeric
+        predict([[np.complex64(1 + 2j), 2.0], [None, 4.0]])
+        fired = cap.metric(A.METRIC_CHECK_VIOLATIONS, **{A.ML_CHECK: A.CHECK_SCHEMA_DTYPE_CHANGE})
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "0"})
+        null = cap.metric(A.METRIC_FEATURE_MISSING,
+                          **{A.ML_FEATURE: "0", A.ML_MISSING_KIND: A.MISSING_NULL})
+    assert fired.value == 1
+    assert count.value == 4
+    assert null.value == 2  # the None, and the complex value that is no number
+    assert _safety.health.skipped[R.SKIP_NON_NUMERIC] == 1
+    assert not _safety.health.errors
+
+
+# Extreme values never become numpy warnings or FloatingPointErrors inside modelotel: each case
+# runs under filterwarnings = error and under np.errstate(all="raise") (a host that called
+# np.seterr(all="raise")), through the per-call output check, the window merge at collection
+# and the cast into the row buffer; every value is counted, with no internal error.
+_rng = np.random.default_rng(7)
+_BASE = Baseline.from_data(_rng.normal(size=(200, 2)), outputs=_rng.normal(size=200))
+_LD_MAX = np.finfo(np.longdouble).max
+
+
+# (id, inputs (rows x 2), outputs (1-D), count of finite + missing values per input feature)
+EXTREME_CASES: list[tuple[str, Any, Any]] = [
+    ("outputs_minus_inf_plus_inf", np.ones((2, 2)), np.array([-np.inf, np.inf])),
+    ("float16_near_max", np.full((3, 2), 65504, dtype=np.float16),
+     np.full(3, 65504, dtype=np.float16)),
+    ("near_float64_max", np.array([[1e308, -1e308], [1e308, 1e308]]),
+     np.array([1e308, 1e308, -1e308])),
+    ("big_batch_near_max", np.full((3000, 2), 1e308), np.full(3000, 1e308)),
+    ("subnormals", np.full((3, 2), 5e-324), np.full(3, 5e-324)),
+    ("longdouble_beyond_float64", np.full((2, 2), _LD_MAX, dtype=np.longdouble),
+     np.full(2, _LD_MAX, dtype=np.longdouble)),
+    ("longdouble_big_batch", np.full((300, 2), _LD_MAX, dtype=np.longdouble),
+     np.full(300, _LD_MAX, dtype=np.longdouble)),
+]
+
+
+@contextlib.contextmanager
+def _host(mode: str) -> Iterator[None]:
+    if mode == "seterr_raise":
+        with np.errstate(all="raise"):
+            yield
+    else:  # filterwarnings = error already
+        yield
+
+
+@pytest.mark.parametrize("mode", ["warnings_as_errors", "seterr_raise"])
+@pytest.mark.parametrize("baseline", [None, _BASE], ids=["no_baseline", "baseline"])
+@pytest.mark.parametrize(("case", "x", "y"), EXTREME_CASES, ids=[c[0] for c in EXTREME_CASES])
+def test_extreme_values_are_counted_without_internal_errors(
+    case: str, x: Any, y: Any, baseline: Baseline | None, mode: str
+) -> None:
+    model = f"num-{case}-{baseline is not None}-{mode}"
+
+    @modelotel.instrument(model=model, baseline=baseline, row_cap=1000)
+    def predict(a: Any) -> Any:
+        return y
+
+    calls = 3
+    with capture() as cap, _host(mode):
+        for _ in range(calls):
+            assert predict(x) is y
+        cap.collect()  # closes the window: the merge into the running totals
+        assert predict(x) is y
+        calls += 1
+        points = cap.collect()
+    rows_seen = min(x.shape[0], 1000) * calls
+    outs_seen = min(y.shape[0], 1000) * calls
+
+    def value(name: str, **attrs: str) -> Any:
+        got = [p.value for p in points if p.name == name
+               and p.attributes.get(A.ML_MODEL_NAME) == model
+               and all(p.attributes.get(k) == v for k, v in attrs.items())]
+        assert len(got) == 1, (name, attrs, got)
+        return got[0]
+
+    assert value(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "0"}) == rows_seen
+    assert value(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "1"}) == rows_seen
+    assert value(A.METRIC_OUTPUT_COUNT, **{A.ML_OUTPUT: "0"}) == outs_seen
+    assert value(A.METRIC_PREDICTION_CALLS) == calls
+    assert not [p for p in points if p.name == A.METRIC_TELEMETRY_ERRORS]
+
+
+def test_infinite_outputs_still_fire_the_nonfinite_check() -> None:
+    """The cheaper test in the 1-D output check must not hide what it is there to see."""
+
+    @modelotel.instrument(model="num-check")
+    def predict(a: Any) -> Any:
+        return np.array([-np.inf, np.inf])
+
+    with capture() as cap, np.errstate(all="raise"):
+        predict(np.ones((2, 2)))  # first call: plans the outputs (the general path)
+        predict(np.ones((2, 2)))  # then the 1-D fast path
+        got = cap.metric(A.METRIC_CHECK_VIOLATIONS, **{A.ML_CHECK: A.CHECK_OUTPUT_NONFINITE})
+    assert got.value == 2
