@@ -29,6 +29,7 @@ from modelotel import attributes as A  # noqa: N812
 from modelotel import attributes as tn
 from modelotel._payload.redact import MAX_EXCEPTION_TEXT
 from modelotel._runtime import runtime
+from modelotel._types import MISSING
 from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import Captured, capture
 
@@ -270,7 +271,7 @@ def test_kill_switch_is_a_pure_pass_through(cap: Captured) -> None:
     with modelotel.observe("behaviour-off") as call:
         call.record_inputs([1, 2])
         call.set_attribute("k", "v")
-    assert call.inputs is not None
+    assert call.inputs is MISSING  # switched off, the prediction keeps nothing it is given
     assert cap.spans() == []
     assert [p for p in cap.metrics() if p.name.startswith("ml.prediction")] == []
 

@@ -255,7 +255,17 @@ def test_generator_output_is_not_consumed() -> None:
     predict = modelotel.instrument(model="bad-gen")(gen_predict)
     with capture() as cap:
         assert list(predict(np.ones((2, 2)))) == [1.0, 2.0]
-        assert cap.collect() is not None
+        points = [p for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == "bad-gen"]
+        (span,) = cap.spans()
+    counts = {p.attributes[A.ML_FEATURE]: p.value for p in points
+              if p.name == A.METRIC_FEATURE_COUNT}
+    # the inputs are profiled; the streamed items are counted on the span, never collected
+    # into output statistics (that would consume or hold the stream)
+    assert counts == {"0": 2, "1": 2}
+    assert [p.name for p in points if p.name.startswith("ml.output.")] == []
+    assert span.attributes is not None
+    assert span.attributes[A.ML_STREAM_ITEMS] == 2
+    assert dict(_safety.health.skipped) == {}  # not a skip: streams have no output statistics
 
 
 def test_decimal_and_fraction_values_are_numbers() -> None:
