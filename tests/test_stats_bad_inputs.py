@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
+import _health as health
 import modelotel
-from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline
 from modelotel.stats import reasons as R  # noqa: N812
@@ -200,13 +200,13 @@ def test_bad_input_never_raises_and_is_counted(
         cap.collect()  # closing the window must cope with whatever plan this produced
         cap.collect()
     # the same input is seen twice (as input and as output): count each reason per side
-    seen = {k: v for k, v in _safety.health.skipped.items() if v}
+    seen = health.skipped(cap)
     expected = {k: v * 2 for k, v in skips.items()}
     if case in ("len_bomb", "getitem_bomb"):
         expected[A.REASON_INPUT_SHAPE] = 1  # the span's ml.input.rows read: once, inputs only
     if case == "big_batch_row_cap":
         expected["stats.row_cap"] = 2 * (30_000 - 1000)
-        assert _safety.health.dropped["stats.row_cap"] == expected.pop("stats.row_cap")
+        assert health.dropped(cap)["stats.row_cap"] == expected.pop("stats.row_cap")
     assert seen == expected
 
 
@@ -265,7 +265,7 @@ def test_generator_output_is_not_consumed() -> None:
     assert [p.name for p in points if p.name.startswith("ml.output.")] == []
     assert span.attributes is not None
     assert span.attributes[A.ML_STREAM_ITEMS] == 2
-    assert dict(_safety.health.skipped) == {}  # not a skip: streams have no output statistics
+    assert health.skipped(cap) == {}  # not a skip: streams have no output statistics
 
 
 def test_decimal_and_fraction_values_are_numbers() -> None:
@@ -293,11 +293,11 @@ def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
     exec(compile(source, str(side.__file__), "exec"), namespace)
     monkeypatch.setattr(side, "extract", namespace["broken_extract"])
     predict = modelotel.instrument(model="bad-our-bug")(_echo)
-    with capture():
+    with capture() as cap:
         assert predict([[1.0, 2.0]]) == [[1.0, 2.0]]
     assert [str(e) for _, e in expect_internal_errors] == ["a bug in modelotel"]
-    assert R.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
-    assert _safety.health.errors["StatsPart.end"] == 1
+    assert R.SKIP_UNREADABLE not in health.skipped(cap)
+    assert health.errors(cap)["StatsPart.end"] == 1
 
 
 def test_every_skip_reason_is_documented() -> None:
@@ -319,7 +319,7 @@ def test_numpy_complex_in_rows_is_not_a_number() -> None:
         assert predict(x) == 1.0
         count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "1"})
     assert count.value == 2
-    assert not _safety.health.errors
+    assert health.errors(cap) == {}
 
 
 def test_numpy_complex_in_a_numeric_column_is_a_counted_skip() -> None:
@@ -337,8 +337,8 @@ def test_numpy_complex_in_a_numeric_column_is_a_counted_skip() -> None:
     assert fired.value == 1
     assert count.value == 4
     assert null.value == 2  # the None, and the complex value that is no number
-    assert _safety.health.skipped[R.SKIP_NON_NUMERIC] == 1
-    assert not _safety.health.errors
+    assert health.skipped(cap)[R.SKIP_NON_NUMERIC] == 1
+    assert health.errors(cap) == {}
 
 
 # Extreme values never become numpy warnings or FloatingPointErrors inside modelotel: each case
