@@ -46,7 +46,7 @@ def test_usage_runs_as_typed(tmp_path: Path) -> None:
     with capture() as cap:
         got = usage.serve(tmp_path / "churn.baseline.json")
         spans = {s.name for s in cap.spans()}
-        outcomes = cap.metric(A.METRIC_OUTCOME_COUNT, **{A.ML_MODEL_NAME: "churn"})
+        outcomes = cap.metric(A.METRIC_OUTCOME_COUNT, **{A.ML_MODEL_NAME: "usage-churn"})
     assert got["version"] == modelotel.__version__
     assert isinstance(got["hash"], str)
     assert got["hash"].startswith("sha256:")  # of the baseline's content
@@ -58,9 +58,9 @@ def test_usage_runs_as_typed(tmp_path: Path) -> None:
     assert got["model_attribute"] == "ml.model.name"
     assert outcomes.value == 8  # record_outcome matched the 8 labels of the last call
     assert spans >= {
-        "predict churn", "predict churn-payloads", "predict churn-options",
-        "predict churn-stream", "predict churn-astream", "predict churn-drift",
-        "predict churn-wrapped", "predict churn-proba", "predict churn-block",
+        "predict usage-churn", "predict usage-churn-payloads", "predict usage-churn-options",
+        "predict usage-churn-stream", "predict usage-churn-astream", "predict usage-churn-drift",
+        "predict usage-churn-wrapped", "predict usage-churn-proba", "predict usage-churn-block",
     }
     with capture() as cap:
         assert usage.in_a_users_test() == 2  # one span, one call counted

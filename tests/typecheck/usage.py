@@ -50,13 +50,13 @@ def bare(X: Array) -> Array:
     return X[:, 0]
 
 
-@modelotel.instrument(model="churn", version="3", task="classification")
+@modelotel.instrument(model="usage-churn", version="3", task="classification")
 def predict(X: Array) -> Array:
     return (X[:, 0] > 0).astype(np.float64)
 
 
 @modelotel.instrument(
-    model="churn-payloads", version="3", task="classification",
+    model="usage-churn-payloads", version="3", task="classification",
     payload_sample_rate=0.01,
     payload=modelotel.PayloadConfig(deny_fields={"password"}, patterns=["email"]),
 )
@@ -64,18 +64,18 @@ def predict_rows(rows: list[dict[str, float]]) -> list[int]:
     return [int(r["age"] > 40) for r in rows]
 
 
-@modelotel.instrument(model="churn-options", **OPTIONS)
+@modelotel.instrument(model="usage-churn-options", **OPTIONS)
 async def predict_async(X: Array) -> Array:
     await asyncio.sleep(0)
     return X[:, 0]
 
 
-@modelotel.instrument(model="churn-stream")
+@modelotel.instrument(model="usage-churn-stream")
 def stream(X: Array) -> Iterator[float]:
     yield from X[:, 0].tolist()
 
 
-@modelotel.instrument(model="churn-astream")
+@modelotel.instrument(model="usage-churn-astream")
 async def astream(X: Array) -> AsyncIterator[float]:
     for v in X[:, 0].tolist():
         yield v
@@ -90,19 +90,21 @@ def serve(baseline_path: Path) -> dict[str, object]:
     content_hash: str = baseline.save(baseline_path)
     loaded = modelotel.Baseline.load(baseline_path)
 
-    with_drift = modelotel.instrument(model="churn-drift", version="3", baseline=baseline_path)(
-        model.predict
+    with_drift = modelotel.instrument(
+        model="usage-churn-drift", version="3", baseline=baseline_path
+    )(model.predict)
+    clf: ChurnModel = modelotel.wrap(
+        model, model="usage-churn-wrapped", version="3", baseline=loaded
     )
-    clf: ChurnModel = modelotel.wrap(model, model="churn-wrapped", version="3", baseline=loaded)
     clf_proba = modelotel.wrap(
-        ChurnModel(), model="churn-proba", methods=["predict_proba", "predict"]
+        ChurnModel(), model="usage-churn-proba", methods=["predict_proba", "predict"]
     )
 
     X: Array = rng.normal(size=(8, 3))
     labels: Array = predict(X)
     prediction_id: str | None = modelotel.last_prediction_id()
     if prediction_id is not None:
-        modelotel.record_outcome(prediction_id, labels.tolist(), model="churn", version="3")
+        modelotel.record_outcome(prediction_id, labels.tolist(), model="usage-churn", version="3")
     predict_rows([{"age": 42.0, "income": 1.0}])
     bare(X)
     with_drift(X)
@@ -117,7 +119,7 @@ def serve(baseline_path: Path) -> dict[str, object]:
     aitems = asyncio.run(consume())
 
     call: modelotel.Prediction
-    with modelotel.observe("churn-block", version="3", task="classification") as call:
+    with modelotel.observe("usage-churn-block", version="3", task="classification") as call:
         call.record_inputs(X)
         call.record_outputs(clf.predict(X))
         call.set_attribute("app.tenant", "acme")
@@ -144,6 +146,6 @@ def in_a_users_test() -> int:
     with modelotel.testing.capture() as cap:
         predict(X)
         calls = cap.metric(
-            attributes.METRIC_PREDICTION_CALLS, **{attributes.ML_MODEL_NAME: "churn"}
+            attributes.METRIC_PREDICTION_CALLS, **{attributes.ML_MODEL_NAME: "usage-churn"}
         )
     return len(cap.spans()) + int(calls.value)
