@@ -297,6 +297,7 @@ def _live_context_vars() -> int:
     return found
 
 
+@pytest.mark.slow
 def test_the_context_variable_count_sees_new_variables() -> None:
     """The counter of the flat-memory tests can fail: it sees variables held in tuples."""
     before = _live_context_vars()

@@ -9,6 +9,7 @@ import weakref
 from typing import Any
 
 import numpy as np
+import pytest
 from opentelemetry.trace import INVALID_SPAN
 
 import modelotel
@@ -95,6 +96,7 @@ class _Text(str):
     """A str the caller made (weak-referenceable, unlike str itself)."""
 
 
+@pytest.mark.slow
 def test_category_cache_keeps_none_of_the_callers_values() -> None:
     """The value -> bin cache (4096 values per column) holds no free text or user object."""
     refs: list[weakref.ref[Any]] = []
