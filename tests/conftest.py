@@ -1,5 +1,13 @@
 """Shared fixtures: every test runs in modelotel's strict mode.
 
+The quick local loop leaves out what takes more than about 2 s alone (every test under
+tests/integration, the reliability scenarios, subprocess and build tests, 100,000-call
+memory checks: marked ``slow``)::
+
+    .venv/bin/python -m pytest -m "not slow"
+
+``bash tests/run.sh`` (and CI) runs everything.
+
 A test that changes a ``MODELOTEL_*`` variable calls ``runtime.reload_settings()`` after it:
 modelotel parses its environment once (``modelotel._settings``), not at every use.
 

@@ -218,7 +218,7 @@ def test_an_exporter_that_raises_counts_its_batch_and_the_error_reaches_the_proc
     exporter = _exporters.ForkSafeSpanExporter(lambda: Raising())
     processor = BatchSpanProcessor(exporter, max_export_batch_size=5)
     ledger = _accounting.track(processor, exporter, logs=False)
-    assert ledger is not None
+    assert isinstance(ledger, _accounting.Ledger)
     with pytest.raises(ConnectionError):
         exporter.export([object(), object()])  # type: ignore[list-item]
     assert _dropped() == {"span_export_failed": 2}

@@ -24,7 +24,7 @@ import pytest
 from _otlp_sink import OTLPHTTPReceiver, clean_env
 
 pytest.importorskip("gunicorn")
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 APP = """
 import json, os

@@ -17,15 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import StatusCode
 
 import modelotel
+from modelotel import _safety
+from modelotel import attributes as A  # noqa: N812
 from modelotel import attributes as tn
 from modelotel._payload.redact import MAX_EXCEPTION_TEXT
 from modelotel._runtime import runtime
+from modelotel._types import MISSING
+from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.testing import Captured, capture
 
 
@@ -266,7 +271,7 @@ def test_kill_switch_is_a_pure_pass_through(cap: Captured) -> None:
     with modelotel.observe("behaviour-off") as call:
         call.record_inputs([1, 2])
         call.set_attribute("k", "v")
-    assert call.inputs is not None
+    assert call.inputs is MISSING  # switched off, the prediction keeps nothing it is given
     assert cap.spans() == []
     assert [p for p in cap.metrics() if p.name.startswith("ml.prediction")] == []
 
@@ -389,3 +394,115 @@ def test_exception_text_is_exported_only_with_payload_capture_on(cap: Captured) 
     stack = event.attributes[tn.EXCEPTION_STACKTRACE]
     assert len(stack) == MAX_EXCEPTION_TEXT
     assert stack.rstrip().endswith("x")
+
+
+class _AttrDict(dict[str, Any]):
+    """The common attribute-dict: ``__getattr__`` raises KeyError, not AttributeError."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+class _ShapeRaises:
+    @property
+    def shape(self) -> tuple[int, int]:
+        raise RuntimeError("lazy shape not computed")
+
+
+class _ShapeInfinite:
+    shape = (float("inf"), 2)
+
+
+class _ShapeIterRaises:
+    class _Dims:
+        def __len__(self) -> int:
+            return 2
+
+        def __iter__(self) -> Any:
+            raise RuntimeError("dims")
+
+    shape = _Dims()
+
+
+class _ShapeString:
+    shape = "3x2"
+
+
+class _ShapeNoDtype:
+    shape = (3,)
+
+
+# (id, input factory, ml.input.rows, ml.input.features, skips of the shape reader)
+CASES: list[tuple[str, Callable[[], Any], int | None, int | None, int]] = [
+    ("attrdict", lambda: _AttrDict(a=[1.0, 2.0]), None, None, 1),
+    ("shape_property_raises", _ShapeRaises, None, None, 1),
+    ("shape_infinite", _ShapeInfinite, None, 2, 0),
+    ("shape_iter_raises", _ShapeIterRaises, None, None, 1),
+    ("shape_is_a_string", _ShapeString, None, None, 0),
+    ("shape_without_dtype", _ShapeNoDtype, 3, None, 0),
+]
+
+
+@pytest.mark.parametrize(("case", "factory", "rows", "features", "skips"), CASES,
+                         ids=[c[0] for c in CASES])
+# Reading an input's rows and features runs user code (a shape property, an attribute-dict's
+# __getattr__ raising KeyError, a list subclass's __len__): whatever it raises or returns, the
+# call keeps its span and modelotel counts a skip, not an internal error.
+def test_input_whose_shape_raises_or_lies_keeps_its_span(
+    case: str, factory: Callable[[], Any], rows: int | None, features: int | None, skips: int
+) -> None:
+    x = factory()
+
+    @modelotel.instrument(model=f"shape-{case}")
+    def predict(a: Any) -> Any:
+        return 1.0
+
+    with capture() as cap:
+        assert predict(x) == 1.0
+        (span,) = cap.spans()
+    assert span.name == f"predict shape-{case}"
+    assert span.attributes is not None
+    assert span.attributes.get(A.ML_INPUT_ROWS) == rows
+    assert span.attributes.get(A.ML_INPUT_FEATURES) == features
+    assert _safety.health.skipped.get(A.REASON_INPUT_SHAPE, 0) == skips
+    assert not _safety.health.errors  # none of it is modelotel's own error
+
+
+def test_list_whose_len_raises_keeps_span_and_metrics(
+    expect_internal_errors: list[tuple[str, BaseException]],
+) -> None:
+    class _LenRaises(list[Any]):
+        def __len__(self) -> int:
+            raise ZeroDivisionError("len")
+
+    x = _LenRaises([[1.0, 2.0]])
+
+    @modelotel.instrument(model="shape-len")
+    def predict(a: Any) -> float:
+        return 0.5
+
+    with capture() as cap:
+        assert predict(x) == 0.5
+        (span,) = cap.spans()
+        calls = cap.metric(A.METRIC_PREDICTION_CALLS, **{A.ML_MODEL_NAME: "shape-len"})
+    assert calls.value == 1
+    assert span.attributes is not None
+    assert A.ML_INPUT_ROWS not in span.attributes
+    assert _safety.health.skipped[A.REASON_INPUT_SHAPE] == 1
+    # the statistics' extraction of the same object reports the failure as its own error
+    assert {c for c, _ in expect_internal_errors} <= {"StatsPart.end"}
+
+
+def test_observe_with_a_shape_that_raises_keeps_serving_metrics() -> None:
+    """``observe`` reads the shape when the call ends: a failure there skips no metric."""
+    with capture() as cap:
+        with modelotel.observe("shape-observe") as call:
+            call.record_inputs(_ShapeRaises())
+            call.record_outputs(np.array([1.0]))
+        calls = cap.metric(A.METRIC_PREDICTION_CALLS, **{A.ML_MODEL_NAME: "shape-observe"})
+        (span,) = cap.spans()
+    assert calls.value == 1
+    assert span.attributes is not None
+    assert span.attributes[A.ML_MODEL_NAME] == "shape-observe"
+    assert _safety.health.skipped[A.REASON_INPUT_SHAPE] == 1
+    assert _safety.health.skipped[R.SKIP_UNSUPPORTED] == 1  # the statistics skip it too

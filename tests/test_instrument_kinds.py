@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
 import modelotel
+from modelotel import attributes as A  # noqa: N812
 from modelotel import attributes as tn
 from modelotel.testing import Captured, capture
 
@@ -491,3 +492,26 @@ def test_input_shapes_of_common_and_odd_inputs() -> None:
     assert _input_shape({"a": [1]}) == (None, None)
     assert _input_shape(MISSING) == (None, None)
     assert _input_shape(None) == (None, None)
+
+
+def test_nested_models_get_nested_spans_and_their_own_statistics() -> None:
+    @modelotel.instrument(model="host-inner")
+    def inner(x: np.ndarray) -> np.ndarray:
+        return x[:, 0] * 2
+
+    @modelotel.instrument(model="host-outer")
+    def outer(x: np.ndarray) -> np.ndarray:
+        return inner(x[:, :1]) + 1
+
+    with capture() as cap:
+        outer(np.ones((3, 2)))
+        spans = {s.name: s for s in cap.spans()}
+        inner_n = cap.metric(A.METRIC_FEATURE_COUNT,
+                             **{A.ML_MODEL_NAME: "host-inner", A.ML_FEATURE: "0"})
+        outer_n = cap.metric(A.METRIC_FEATURE_COUNT,
+                             **{A.ML_MODEL_NAME: "host-outer", A.ML_FEATURE: "1"})
+    inner_span = spans["predict host-inner"]
+    outer_span = spans["predict host-outer"]
+    assert inner_span.parent is not None
+    assert inner_span.parent.span_id == outer_span.context.span_id
+    assert (inner_n.value, outer_n.value) == (3, 3)

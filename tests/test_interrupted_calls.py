@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, cast
 
+import numpy as np
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -268,3 +269,26 @@ def test_payload_end_to_end_cancelled_call_not_kept_as_error(cap: Captured) -> N
     attrs = record.log_record.attributes
     assert attrs[A.ML_PAYLOAD_SAMPLE_REASON] == "error"
     assert attrs[A.ERROR_TYPE] == "ValueError"
+
+
+def test_keyboard_interrupt_in_observe_ends_the_span_and_passes_through() -> None:
+    interrupt = KeyboardInterrupt()
+
+    def block() -> None:
+        with modelotel.observe("host-ki") as call:
+            call.record_inputs(np.ones((2, 2)))
+            raise interrupt
+
+    with capture() as cap:
+        with pytest.raises(KeyboardInterrupt) as info:
+            block()
+        assert info.value is interrupt
+        assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
+        (span,) = cap.spans()
+        calls = cap.metric(A.METRIC_PREDICTION_CALLS, **{A.ML_MODEL_NAME: "host-ki"})
+    assert span.end_time is not None
+    assert span.attributes is not None
+    assert span.attributes[A.ERROR_TYPE] == "KeyboardInterrupt"
+    assert span.status.status_code is StatusCode.UNSET  # interrupted, not a failed prediction
+    assert calls.value == 1
+    assert not [p for p in cap.collect() if p.name == A.METRIC_PREDICTION_ERRORS]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import modelotel
+from modelotel import attributes as A  # noqa: N812
 from modelotel import attributes as tn
 from modelotel._types import MISSING
 from modelotel.testing import capture
@@ -84,7 +88,6 @@ def test_observe_requires_a_model_name() -> None:
 
 
 def test_one_observe_object_shared_by_threads() -> None:
-    import threading
 
     obs = modelotel.observe("obs-shared")
     barrier = threading.Barrier(4)
@@ -105,3 +108,27 @@ def test_one_observe_object_shared_by_threads() -> None:
         spans = cap.spans()
         assert sorted(s.attributes[tn.ML_INPUT_ROWS] for s in spans) == [1, 2, 3, 4]
         assert {s.attributes[tn.ML_PREDICTION_ID] for s in spans} == set(seen)
+
+
+def test_async_generator_started_inside_suppress_stays_silent() -> None:
+    @modelotel.instrument(model="host-agen")
+    async def stream(x: Any) -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    async def consume() -> list[int]:
+        got: list[int] = []
+        with modelotel.suppress():
+            agen = stream([[1.0]])
+            got.append(await agen.__anext__())
+        got.extend([v async for v in agen])  # resumed outside the block
+        async for v in stream([[1.0]]):  # a new stream outside: instrumented
+            got.append(v)
+        return got
+
+    with capture() as cap:
+        assert asyncio.run(consume()) == [0, 1, 2, 0, 1, 2]
+        spans = cap.spans()
+    assert len(spans) == 1
+    assert spans[0].attributes is not None
+    assert spans[0].attributes[A.ML_STREAM_ITEMS] == 3

@@ -9,11 +9,14 @@ model's payload rules (the built-in patterns for a model without payload capture
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 import modelotel
@@ -217,3 +220,61 @@ def test_an_outcome_for_an_unknown_model_gets_the_builtin_patterns(cap: Captured
     (record,) = _records(cap)
     assert record[A.ML_OUTCOME_ACTUAL] == "[REDACTED:email]"
     assert _classes(cap, "never-built") == {("[REDACTED:email]", "correct"): 1}
+
+
+# The outcome cache (up to 10,000 predictions, for record_outcome) keeps "a list / tuple of at
+# most 64 scalars as a tuple copy": never the caller's arrays, never its inner lists.
+def test_outcome_cache_keeps_no_array_alive() -> None:
+    refs: list[weakref.ref[Any]] = []
+
+    @modelotel.instrument(model="oc-arrays", task="classification")
+    def predict(x: Any) -> list[np.ndarray]:
+        out = [np.zeros(1000), np.ones(1000)]
+        refs.extend(weakref.ref(a) for a in out)
+        return out
+
+    with capture() as cap:
+        for _ in range(20):
+            predict([[1.0]])
+        pid = modelotel.last_prediction_id()
+        gc.collect()
+        assert [r for r in refs if r() is not None] == []
+        assert pid is not None
+        modelotel.record_outcome(pid, [0, 1], model="oc-arrays")
+        unmatched = cap.metric(A.METRIC_OUTCOME_UNMATCHED, **{A.ML_MODEL_NAME: "oc-arrays"})
+    assert unmatched.value == 1
+
+
+def test_outcome_cache_does_not_alias_the_callers_rows() -> None:
+    @modelotel.instrument(model="oc-rows", task="classification")
+    def predict(x: Any) -> list[list[int]]:
+        return [[1], [0]]
+
+    with capture() as cap:
+        out = predict([[1.0], [2.0]])
+        pid = modelotel.last_prediction_id()
+        out[0][0] = 0  # the caller edits its own result afterwards
+        assert pid is not None
+        modelotel.record_outcome(pid, [[0], [0]], model="oc-rows")
+        (record,) = [r for r in cap.logs()
+                     if r.log_record.attributes.get(A.ML_PREDICTION_ID) == pid]
+        names = {p.name for p in cap.collect()}
+    assert record.log_record.attributes[A.ML_OUTCOME_MATCHED] is False
+    assert A.ML_OUTCOME_PREDICTED not in record.log_record.attributes
+    assert A.METRIC_OUTCOME_CORRECT not in names
+
+
+def test_outcome_cache_copies_numpy_scalars_as_plain_values() -> None:
+    @modelotel.instrument(model="oc-np", task="classification")
+    def predict(x: Any) -> list[Any]:
+        return list(np.array([1, 0, 1]))  # numpy int64 scalars
+
+    with capture() as cap:
+        out = predict([[1.0], [2.0], [3.0]])
+        pid = modelotel.last_prediction_id()
+        out[0] = 0
+        assert pid is not None
+        modelotel.record_outcome(pid, [1, 0, 0], model="oc-np")
+        count = cap.metric(A.METRIC_OUTCOME_COUNT, **{A.ML_MODEL_NAME: "oc-np"})
+        correct = cap.metric(A.METRIC_OUTCOME_CORRECT, **{A.ML_MODEL_NAME: "oc-np"})
+    assert (count.value, correct.value) == (3, 2)  # scored against [1, 0, 1], not the edit

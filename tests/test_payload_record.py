@@ -184,6 +184,7 @@ def test_caps_rows_items_strings_depth_and_original_size(sink: Sink) -> None:
     assert tn.ML_PAYLOAD_ORIGINAL_BYTES not in small
 
 
+@pytest.mark.slow
 def test_max_bytes_bounds_every_record(sink: Sink) -> None:
     cfg = PayloadConfig(
         max_bytes=2000, max_rows=1000, max_items=1000, max_string_length=100_000, **BIG

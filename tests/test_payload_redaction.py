@@ -205,6 +205,7 @@ def test_field_names_that_look_like_secrets_are_renamed(sink: Sink) -> None:
     assert not any("example.com" in k for k in attrs)
 
 
+@pytest.mark.slow
 def test_canary_sweep_10k_calls_zero_occurrences_in_exported_bytes(sink: Sink) -> None:
     canary = "CANARY-" + uuid.uuid4().hex
     cfg = PayloadConfig(

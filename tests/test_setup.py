@@ -289,7 +289,7 @@ def test_queue_full_and_after_shutdown_drops_are_counted() -> None:
     processor = BatchSpanProcessor(
         exporter, max_queue_size=2, max_export_batch_size=2, schedule_delay_millis=60_000
     )
-    assert _accounting.track(processor, exporter, logs=False) is not None
+    assert isinstance(_accounting.track(processor, exporter, logs=False), _accounting.Ledger)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")

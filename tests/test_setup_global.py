@@ -100,6 +100,7 @@ def test_configure_exports_all_three_signals_over_http() -> None:
         assert log.resource["service.instance.id"] == instance_id
 
 
+@pytest.mark.slow
 def test_environment_is_honoured_and_arguments_win() -> None:
     with OTLPHTTPReceiver() as rx:
         env = clean_env(
@@ -151,6 +152,7 @@ def test_environment_is_honoured_and_arguments_win() -> None:
         assert out["interval"] == 999.0
 
 
+@pytest.mark.slow
 def test_protocol_grpc_from_env_sends_over_grpc() -> None:
     with OTLPGrpcReceiver() as grpc_rx, OTLPHTTPReceiver() as http_rx:
         env = clean_env(OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_ENDPOINT=grpc_rx.url)

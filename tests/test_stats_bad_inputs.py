@@ -6,7 +6,8 @@ escapes (``filterwarnings = error``), and what statistics skip is counted by rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +18,8 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
+import _health as health
 import modelotel
-from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline
 from modelotel.stats import reasons as R  # noqa: N812
@@ -199,13 +200,13 @@ def test_bad_input_never_raises_and_is_counted(
         cap.collect()  # closing the window must cope with whatever plan this produced
         cap.collect()
     # the same input is seen twice (as input and as output): count each reason per side
-    seen = {k: v for k, v in _safety.health.skipped.items() if v}
+    seen = health.skipped(cap)
     expected = {k: v * 2 for k, v in skips.items()}
     if case in ("len_bomb", "getitem_bomb"):
         expected[A.REASON_INPUT_SHAPE] = 1  # the span's ml.input.rows read: once, inputs only
     if case == "big_batch_row_cap":
         expected["stats.row_cap"] = 2 * (30_000 - 1000)
-        assert _safety.health.dropped["stats.row_cap"] == expected.pop("stats.row_cap")
+        assert health.dropped(cap)["stats.row_cap"] == expected.pop("stats.row_cap")
     assert seen == expected
 
 
@@ -254,7 +255,17 @@ def test_generator_output_is_not_consumed() -> None:
     predict = modelotel.instrument(model="bad-gen")(gen_predict)
     with capture() as cap:
         assert list(predict(np.ones((2, 2)))) == [1.0, 2.0]
-        assert cap.collect() is not None
+        points = [p for p in cap.collect() if p.attributes.get(A.ML_MODEL_NAME) == "bad-gen"]
+        (span,) = cap.spans()
+    counts = {p.attributes[A.ML_FEATURE]: p.value for p in points
+              if p.name == A.METRIC_FEATURE_COUNT}
+    # the inputs are profiled; the streamed items are counted on the span, never collected
+    # into output statistics (that would consume or hold the stream)
+    assert counts == {"0": 2, "1": 2}
+    assert [p.name for p in points if p.name.startswith("ml.output.")] == []
+    assert span.attributes is not None
+    assert span.attributes[A.ML_STREAM_ITEMS] == 2
+    assert health.skipped(cap) == {}  # not a skip: streams have no output statistics
 
 
 def test_decimal_and_fraction_values_are_numbers() -> None:
@@ -282,11 +293,11 @@ def test_a_bug_of_ours_is_an_internal_error_not_a_skip(
     exec(compile(source, str(side.__file__), "exec"), namespace)
     monkeypatch.setattr(side, "extract", namespace["broken_extract"])
     predict = modelotel.instrument(model="bad-our-bug")(_echo)
-    with capture():
+    with capture() as cap:
         assert predict([[1.0, 2.0]]) == [[1.0, 2.0]]
     assert [str(e) for _, e in expect_internal_errors] == ["a bug in modelotel"]
-    assert R.SKIP_UNREADABLE not in {k for k, v in _safety.health.skipped.items() if v}
-    assert _safety.health.errors["StatsPart.end"] == 1
+    assert R.SKIP_UNREADABLE not in health.skipped(cap)
+    assert health.errors(cap)["StatsPart.end"] == 1
 
 
 def test_every_skip_reason_is_documented() -> None:
@@ -294,3 +305,122 @@ def test_every_skip_reason_is_documented() -> None:
     reasons = [v for k, v in vars(R).items() if k.startswith("SKIP_")] + [A.REASON_INPUT_SHAPE]
     assert len(reasons) >= 15
     assert [r for r in reasons if f"`{r}`" not in doc] == []
+
+
+# numpy complex scalars are np.number but not complex: float() on one warns (an error under
+# -W error) and drops the imaginary part, so the column extraction must not take them for numbers.
+def test_numpy_complex_in_rows_is_not_a_number() -> None:
+    @modelotel.instrument(model="complex-rows")
+    def predict(a: Any) -> float:
+        return 1.0
+
+    x = [[np.complex64(1 + 2j), 1.0], [np.complex64(3j), 2.0]]
+    with capture() as cap:
+        assert predict(x) == 1.0
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "1"})
+    assert count.value == 2
+    assert health.errors(cap) == {}
+
+
+def test_numpy_complex_in_a_numeric_column_is_a_counted_skip() -> None:
+    @modelotel.instrument(model="complex-later")
+    def predict(a: Any) -> float:
+        return 1.0
+
+    with capture() as cap:
+        predict([[1.0, 2.0], [3.0, 4.0]])  # plans feature "0" as numeric
+        predict([[np.complex64(1 + 2j), 2.0], [None, 4.0]])
+        fired = cap.metric(A.METRIC_CHECK_VIOLATIONS, **{A.ML_CHECK: A.CHECK_SCHEMA_DTYPE_CHANGE})
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "0"})
+        null = cap.metric(A.METRIC_FEATURE_MISSING,
+                          **{A.ML_FEATURE: "0", A.ML_MISSING_KIND: A.MISSING_NULL})
+    assert fired.value == 1
+    assert count.value == 4
+    assert null.value == 2  # the None, and the complex value that is no number
+    assert health.skipped(cap)[R.SKIP_NON_NUMERIC] == 1
+    assert health.errors(cap) == {}
+
+
+# Extreme values never become numpy warnings or FloatingPointErrors inside modelotel: each case
+# runs under filterwarnings = error and under np.errstate(all="raise") (a host that called
+# np.seterr(all="raise")), through the per-call output check, the window merge at collection
+# and the cast into the row buffer; every value is counted, with no internal error.
+_rng = np.random.default_rng(7)
+_BASE = Baseline.from_data(_rng.normal(size=(200, 2)), outputs=_rng.normal(size=200))
+_LD_MAX = np.finfo(np.longdouble).max
+
+
+# (id, inputs (rows x 2), outputs (1-D), count of finite + missing values per input feature)
+EXTREME_CASES: list[tuple[str, Any, Any]] = [
+    ("outputs_minus_inf_plus_inf", np.ones((2, 2)), np.array([-np.inf, np.inf])),
+    ("float16_near_max", np.full((3, 2), 65504, dtype=np.float16),
+     np.full(3, 65504, dtype=np.float16)),
+    ("near_float64_max", np.array([[1e308, -1e308], [1e308, 1e308]]),
+     np.array([1e308, 1e308, -1e308])),
+    ("big_batch_near_max", np.full((3000, 2), 1e308), np.full(3000, 1e308)),
+    ("subnormals", np.full((3, 2), 5e-324), np.full(3, 5e-324)),
+    ("longdouble_beyond_float64", np.full((2, 2), _LD_MAX, dtype=np.longdouble),
+     np.full(2, _LD_MAX, dtype=np.longdouble)),
+    ("longdouble_big_batch", np.full((300, 2), _LD_MAX, dtype=np.longdouble),
+     np.full(300, _LD_MAX, dtype=np.longdouble)),
+]
+
+
+@contextlib.contextmanager
+def _host(mode: str) -> Iterator[None]:
+    if mode == "seterr_raise":
+        with np.errstate(all="raise"):
+            yield
+    else:  # filterwarnings = error already
+        yield
+
+
+@pytest.mark.parametrize("mode", ["warnings_as_errors", "seterr_raise"])
+@pytest.mark.parametrize("baseline", [None, _BASE], ids=["no_baseline", "baseline"])
+@pytest.mark.parametrize(("case", "x", "y"), EXTREME_CASES, ids=[c[0] for c in EXTREME_CASES])
+def test_extreme_values_are_counted_without_internal_errors(
+    case: str, x: Any, y: Any, baseline: Baseline | None, mode: str
+) -> None:
+    model = f"num-{case}-{baseline is not None}-{mode}"
+
+    @modelotel.instrument(model=model, baseline=baseline, row_cap=1000)
+    def predict(a: Any) -> Any:
+        return y
+
+    calls = 3
+    with capture() as cap, _host(mode):
+        for _ in range(calls):
+            assert predict(x) is y
+        cap.collect()  # closes the window: the merge into the running totals
+        assert predict(x) is y
+        calls += 1
+        points = cap.collect()
+    rows_seen = min(x.shape[0], 1000) * calls
+    outs_seen = min(y.shape[0], 1000) * calls
+
+    def value(name: str, **attrs: str) -> Any:
+        got = [p.value for p in points if p.name == name
+               and p.attributes.get(A.ML_MODEL_NAME) == model
+               and all(p.attributes.get(k) == v for k, v in attrs.items())]
+        assert len(got) == 1, (name, attrs, got)
+        return got[0]
+
+    assert value(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "0"}) == rows_seen
+    assert value(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "1"}) == rows_seen
+    assert value(A.METRIC_OUTPUT_COUNT, **{A.ML_OUTPUT: "0"}) == outs_seen
+    assert value(A.METRIC_PREDICTION_CALLS) == calls
+    assert not [p for p in points if p.name == A.METRIC_TELEMETRY_ERRORS]
+
+
+def test_infinite_outputs_still_fire_the_nonfinite_check() -> None:
+    """The cheaper test in the 1-D output check must not hide what it is there to see."""
+
+    @modelotel.instrument(model="num-check")
+    def predict(a: Any) -> Any:
+        return np.array([-np.inf, np.inf])
+
+    with capture() as cap, np.errstate(all="raise"):
+        predict(np.ones((2, 2)))  # first call: plans the outputs (the general path)
+        predict(np.ones((2, 2)))  # then the 1-D fast path
+        got = cap.metric(A.METRIC_CHECK_VIOLATIONS, **{A.ML_CHECK: A.CHECK_OUTPUT_NONFINITE})
+    assert got.value == 2

@@ -45,6 +45,7 @@ def test_js_distance_matches_scipy(c: list[int], seed: int) -> None:
     assert drift.js_distance(a, b) == pytest.approx(jensenshannon(a, b, base=2), rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(counts, st.integers(0, 2**31))
 def test_ks_matches_ks_2samp_on_binned_samples(c: list[int], seed: int) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import tracemalloc
+import weakref
 from typing import Any
 
 import numpy as np
+import pytest
 from opentelemetry.trace import INVALID_SPAN
 
+import modelotel
 from modelotel import _monitor
+from modelotel import attributes as A  # noqa: N812
 from modelotel._options import model_config
 from modelotel._stats_part import StatsPart
 from modelotel._types import MISSING
 from modelotel.stats import Baseline
+from modelotel.testing import capture
 
 
 class _FakeCall:
@@ -84,3 +90,49 @@ def test_concurrent_calls_lose_no_counts() -> None:
     assert sm.profiler.inputs.total is not None
     assert sm.profiler.inputs.total.count.tolist() == [4 * 2000 * 8] * 3
     assert sm.profiler.inputs.total.mean.tolist() == [1.0] * 3
+
+
+class _Text(str):
+    """A str the caller made (weak-referenceable, unlike str itself)."""
+
+
+@pytest.mark.slow
+def test_category_cache_keeps_none_of_the_callers_values() -> None:
+    """The value -> bin cache (4096 values per column) holds no free text or user object."""
+    refs: list[weakref.ref[Any]] = []
+
+    @modelotel.instrument(model="cat-text")
+    def predict(x: Any) -> int:
+        return 1
+
+    with capture() as cap:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for i in range(60):
+                text = _Text(f"{i:04d}" + "x" * 100_000)
+                refs.append(weakref.ref(text))
+                predict({"review": [text, f"{i:04d}" + "y" * 100_000], "n": [1.0, 2.0]})
+                del text
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "review"})
+    assert [r for r in refs if r() is not None] == []
+    assert grown < 2_000_000  # 60 calls x 200 KB of text went through; none of it stays
+    assert count.value == 120
+
+
+def test_repeated_labels_are_counted_by_category() -> None:
+    @modelotel.instrument(model="cat-labels")
+    def predict(x: Any) -> int:
+        return 1
+
+    with capture() as cap:
+        for _ in range(3):
+            predict({"color": ["red", "blue", "red", None], "size": [1, 2, 3, 4]})
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "color"})
+        null = cap.metric(A.METRIC_FEATURE_MISSING,
+                          **{A.ML_FEATURE: "color", A.ML_MISSING_KIND: A.MISSING_NULL})
+    assert (count.value, null.value) == (12, 3)

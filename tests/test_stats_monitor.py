@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -134,8 +137,6 @@ def test_bins_match_an_offline_merge() -> None:
             predict(serve.iloc[start : start + 7])
         predict(serve)  # one big batch reduced directly
         bins = _points(cap, A.METRIC_FEATURE_BIN, model)
-    ref = Baseline.from_data(pd.concat([serve, serve]), bins=10)
-    assert ref is not None
     for i in range(6):
         name = f"f{i}"
         got = {dict(k)[A.ML_BIN]: v for k, v in bins.items() if dict(k)[A.ML_FEATURE] == name}
@@ -143,6 +144,7 @@ def test_bins_match_an_offline_merge() -> None:
         col = np.concatenate([serve[name].to_numpy()] * 2)
         e = np.asarray(prof.edges)
         inner, _ = np.histogram(col[(col >= e[0]) & (col <= e[-1])], bins=e)
+        assert sum(got.values()) == 2 * 3000  # every served value lands in one bin
         assert got["below"] == int((col < e[0]).sum())
         assert got["above"] == int((col > e[-1]).sum())
         assert [got[str(j)] for j in range(10)] == inner.tolist()
@@ -400,3 +402,62 @@ def test_categorical_drift_is_cramers_v() -> None:
     key = ((A.ML_DRIFT_METHOD, A.DRIFT_CRAMERS_V), (A.ML_FEATURE, "c"))
     assert same[key] == 0.0
     assert unseen[key] == 1.0
+
+
+# A health gauge whose callback runs a canary prediction calls the model while the SDK holds
+# its collection lock; the first call of a provider creates the statistics instruments, which
+# the SDK registers under that same lock. In a subprocess, so a hang fails on the timeout.
+_SCRIPT = textwrap.dedent(
+    """
+    import time
+    import numpy as np
+    import modelotel
+    from modelotel import _safety
+    from modelotel._runtime import runtime
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    _safety.set_strict(True)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    runtime.set_providers(TracerProvider(), provider, None)
+
+    @modelotel.instrument(model="canary")
+    def predict(x):
+        return np.array([1.0])
+
+    def canary(options):
+        assert predict(np.ones((1, 2)))[0] == 1.0   # the first call of the provider
+        return [Observation(1)]
+
+    provider.get_meter("app").create_observable_gauge("app.canary", callbacks=[canary])
+    counts = []
+    for _ in range(20):
+        data = reader.get_metrics_data()
+        counts = [p.value
+                  for rm in data.resource_metrics for sm in rm.scope_metrics
+                  for m in sm.metrics if m.name == "ml.feature.count"
+                  for p in m.data.data_points]
+        if counts:
+            break
+        time.sleep(0.05)
+    print("counts", sorted(counts), "errors", len(_safety.health.strict_errors))
+    """
+)
+
+
+def test_first_predict_inside_a_metric_callback_does_not_hang() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    # the statistics instruments were registered once the collection ended, and the counts
+    # of the canary calls made so far are reported (2 features, 1 row per call)
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("counts [")
+    assert line.endswith("errors 0")
+    counts = [int(v) for v in line[len("counts ["):line.index("]")].split(", ")]
+    assert len(counts) == 2
+    assert counts[0] == counts[1] >= 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pytest
 from opentelemetry import trace
 
@@ -207,3 +210,39 @@ def test_model_info_carries_the_baseline_hash_and_framework() -> None:
     assert info.attributes[tn.ML_BASELINE_HASH] == baseline.hash
     assert info.attributes[tn.ML_BASELINE_HASH].startswith("sha256:")
     assert info.attributes[tn.ML_MODEL_FRAMEWORK] == "sklearn"
+
+
+def test_threads_keep_calling_while_capture_swaps_providers() -> None:
+    @modelotel.instrument(model="host-swap")
+    def predict(x: np.ndarray) -> np.ndarray:
+        return x[:, 0]
+
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    results: list[int] = [0]
+
+    def worker() -> None:
+        x = np.ones((4, 3))
+        while not stop.is_set():
+            try:
+                r = predict(x)
+                assert r.shape == (4,)
+                results[0] += 1
+            except BaseException as exc:  # collected for the assertion
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(15):
+            with capture() as cap:
+                predict(np.ones((2, 3)))
+                cap.collect()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert results[0] > 0

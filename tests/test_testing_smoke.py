@@ -26,6 +26,7 @@ def _free_closed_port() -> int:
     return port  # closed again: nothing listens there
 
 
+@pytest.mark.slow
 def test_overhead_benchmark_quick_prints_the_ratios() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"],
@@ -50,6 +51,7 @@ def test_overhead_benchmark_quick_prints_the_ratios() -> None:
     assert any(line.startswith("collect replay per recorded call") for line in lines)
 
 
+@pytest.mark.slow
 def test_demo_runs_without_a_collector_and_says_so() -> None:
     env = dict(
         os.environ,

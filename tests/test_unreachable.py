@@ -20,7 +20,7 @@ import pytest
 
 from _otlp_sink import BlackHole, ClosedPort, clean_env
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 DEADLINE_S = 2.0
 SLACK_S = 3.0

@@ -28,6 +28,16 @@ from harness import (
     kill_quietly,
 )
 
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every test here starts real processes (seconds each): out of the quick loop,
+    # ``pytest -m "not slow"``; tests/run.sh and CI run them
+    for item in items:
+        if _HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def otelcol_binary() -> Path:

@@ -86,6 +86,7 @@ def _snapshot(value: Any) -> bytes:
     return pickle.dumps(value, protocol=5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)  # the long form: 10,000 examples, minutes on a loaded machine
 def test_fuzzed_inputs_never_raise_change_or_get_lost(long_form: bool,
                                                       figures: list[dict[str, Any]]) -> None:
