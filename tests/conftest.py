@@ -42,6 +42,9 @@ def _strict_mode(request: pytest.FixtureRequest) -> Iterator[None]:
     # the settings are the environment as modelotel parsed it: a test that changed the
     # environment (monkeypatch, already undone here) leaves them as they were before it
     runtime.reload_settings()
+    # each test's models leave the registry (a model in use comes back at its next call):
+    # every collection reads every registered model, and a session registers thousands
+    runtime.retire_models()
     _safety.set_strict(True)
     errors = list(_safety.health.strict_errors)
     _safety.health.reset()

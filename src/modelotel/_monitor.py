@@ -118,6 +118,7 @@ class ModelMonitor:
             self.meter = runtime.meter_provider().get_meter(A.SCOPE_NAME, __version__)
             self.logger = runtime.logger_provider().get_logger(A.SCOPE_NAME, __version__)
             self.generation = gen
+            runtime.readmit((self.config.model, self.config.version), self)
             if self.stats is not None:
                 with guard("stats.follow"):
                     self.stats.follow(gen)
@@ -140,7 +141,6 @@ class ModelMonitor:
         """Attributes of ``ml.model.info`` for this model."""
         attrs = dict(self.metric_attributes)
         attrs[A.ML_MODEL_OWNER] = self.config.owner
-        attrs[A.ML_MODEL_RUNBOOK_URL] = self.config.runbook_url
         attrs[A.ML_MODEL_RUNBOOK_URL] = self.config.runbook_url
         attrs[A.ML_MODEL_TASK] = self.config.task
         attrs[A.ML_MODEL_FRAMEWORK] = self.framework

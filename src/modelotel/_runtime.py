@@ -197,6 +197,21 @@ class Runtime:
                 found = self.models[key] = factory()
             return found
 
+    def readmit(self, key: tuple[str, str], model: Any) -> None:
+        """Put ``model`` back under ``key`` unless taken (after :meth:`retire_models`)."""
+        if self.models.get(key) is None:
+            with self._lock:
+                self.models.setdefault(key, model)
+
+    def retire_models(self) -> None:
+        """Empty the registry (tests): every collection reads every registered model, so a
+        test session that registers thousands of one-off models makes each later collection
+        slower. A model still in use comes back at its next call: the generation moves, and
+        :meth:`~modelotel._monitor.ModelMonitor.refresh` readmits it."""
+        with self._lock:
+            self.models.clear()
+            self.generation += 1
+
     def store(self, name: str, factory: Callable[[], T]) -> T:
         """The process-wide state ``name`` of a part, made by ``factory`` on first use.
 

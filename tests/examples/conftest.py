@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 sys.path.insert(0, str(INTEGRATION))
 
@@ -19,3 +21,13 @@ _spec.loader.exec_module(_fixtures)
 otelcol_binary = _fixtures.otelcol_binary
 prometheus_binary = _fixtures.prometheus_binary
 stack = _fixtures.stack
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every example runs real processes (tens of seconds each): out of the quick loop,
+    # ``pytest -m "not slow"``; tests/run.sh and CI run them
+    for item in items:
+        if _HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
