@@ -154,7 +154,7 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
         return [float(sum(r.values())) for r in rs]
 
     def score_frame(df: pd.DataFrame) -> Any:
-        return df[names[:-1]].to_numpy() @ w[:-1]
+        return np.full(len(df), 0.5)  # cheap: the figure is what modelotel adds
 
     def label_text(s: str) -> str:
         return "positive" if len(s) % 2 else "negative"
