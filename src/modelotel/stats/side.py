@@ -212,6 +212,13 @@ class Side:
                 self.cat_window[0].add(x)
             return rep
         width = self.fast_width
+        if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
+            # a scalar score (a dict record's or a str's prediction): what extract() makes of
+            # it, a one-value float64 column, without its isinstance chain and errstate
+            try:  # noqa: SIM105 - suppress() costs a context manager per call
+                x = np.array((x,), dtype=np.float64)
+            except OverflowError:  # an int beyond float64: the careful path counts it
+                pass
         if width and type(x) is np.ndarray and x.dtype.kind in "fiub" and x.dtype.itemsize <= 8:
             # the hot path: a plain numeric array of the expected width, no conversion; only
             # ops that never warn (min, max, compares, a copy into float64: longdouble, whose
