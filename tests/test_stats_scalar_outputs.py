@@ -47,3 +47,29 @@ def test_an_int_beyond_float64_does_not_raise() -> None:
     with capture():
         assert predict({"i": 0.0}) == 0.5
         assert predict({"i": 1.0}) == 10**400
+
+
+def _category_counts(model: str, as_array: bool) -> list[tuple[object, float]]:
+    texts = ["good service", "slow", "good service", "refund"]
+
+    @modelotel.instrument(model=model)
+    def predict(text: Any) -> Any:
+        label = "positive" if "good" in str(text) else "negative"
+        return np.array([label]) if as_array else label
+
+    with capture() as cap:
+        for t in texts:
+            predict(np.array([t], dtype=object) if as_array else t)
+        points = cap.collect()
+    return sorted(
+        (p.name, tuple(sorted((k, v) for k, v in p.attributes.items()
+                              if k not in ("ml.model.name",))), p.value)
+        for p in points
+        if p.attributes.get("ml.model.name") == model
+        and p.name.startswith(("ml.feature.", "ml.output.", "ml.check."))
+    )
+
+
+def test_a_str_input_and_label_count_as_the_same_one_value_arrays() -> None:
+    assert _category_counts("text-str", False) == _category_counts("text-array", True)
+    assert _category_counts("text-str-again", False)  # something is counted at all

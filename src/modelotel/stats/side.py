@@ -134,6 +134,7 @@ class Side:
         self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
         self.labels_only = False
+        self.one_category = False
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
             specs = [FeatureSpec(p.name, p.kind) for p in profiles]
@@ -170,6 +171,8 @@ class Side:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
         self.fast_width = d if d and not plan.categorical else 0
         self.labels_only = self.output and not d and len(plan.categorical) == 1
+        #: one categorical column and nothing else: a str input or output is its one value
+        self.one_category = not d and len(plan.categorical) == 1
         if self.base_lo is not None and self.base_hi is not None:
             lo_arr = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
             hi_arr = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
@@ -210,6 +213,14 @@ class Side:
             # what extract + align would hand over for a plain 1-D array of ints or strings
             with self.lock:
                 self.cat_window[0].add(x)
+            return rep
+        if type(x) is str and self.one_category:
+            # one text (a str input, a label output): what extract + align make of it, one
+            # value of the one categorical column, without the sequence reader
+            values = np.empty(1, dtype=object)
+            values[0] = x
+            with self.lock:
+                self.cat_window[0].add(values)
             return rep
         width = self.fast_width
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
