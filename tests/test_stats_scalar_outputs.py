@@ -49,7 +49,7 @@ def test_an_int_beyond_float64_does_not_raise() -> None:
         assert predict({"i": 1.0}) == 10**400
 
 
-def _category_counts(model: str, as_array: bool) -> list[tuple[object, float]]:
+def _category_counts(model: str, as_array: bool) -> list[Any]:
     texts = ["good service", "slow", "good service", "refund"]
 
     @modelotel.instrument(model=model)
