@@ -345,8 +345,12 @@ class Side:
             return
         tmp = self.window.empty_like()
         # off the lock: a big batch must not stall other threads
-        if kernel.accumulate is not None and X.dtype == np.float64 and X.flags.c_contiguous:
-            # the compiled kernel: one pass, GIL released (other threads serve meanwhile)
+        if kernel.accumulate is not None and X.dtype == np.float64:
+            # the compiled kernel: one pass, GIL released (other threads serve meanwhile); a
+            # row sample or a column block is copied to rows first, which costs less than
+            # the numpy reductions' several passes (and their columns-first copy) over it
+            if not X.flags.c_contiguous:
+                X = np.ascontiguousarray(X)
             tmp.add_rows(X, rows, nulls)
         elif X.flags.f_contiguous and not X.flags.c_contiguous:
             tmp.add(X.T, nulls, columns_first=True)  # a pandas block: already columns first
