@@ -20,11 +20,19 @@ logger it is attached to, not to its children, so each is named here). The first
 export-trouble record of a window is rewritten into one WARNING that says what is happening
 and where (no traceback); the others of that window are suppressed and counted, and the next
 report says how many were. Records that are not about exporting pass unchanged.
+
+"Queue full" is a different story: the batch processor's queue overflowed because the process
+makes spans (or payload records) faster than one export thread sends them. With no failed
+export seen in the last window, the collector is fine and the report says so: the queue is
+full at this call rate; raise ``OTEL_BSP_MAX_QUEUE_SIZE`` (``OTEL_BLRP_MAX_QUEUE_SIZE`` for
+log records) or sample traces. After a failed export it is reported as export trouble.
+Both kinds have their own window, so one does not hide the other.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -78,6 +86,20 @@ _REPORT = (
     "ml.telemetry.dropped. This message repeats at most every %.0f s%s."
 )
 
+_QUEUE_FULL_REPORT = (
+    "modelotel: the OpenTelemetry SDK's %s queue is full (%s items): this process makes %s "
+    "faster than its export thread sends them, at this call rate; the collector is not "
+    "reporting errors. The overflow is dropped. Raise %s, or sample (OTEL_TRACES_SAMPLER="
+    "parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG, or a lower payload_sample_rate). "
+    "This message repeats at most every %.0f s%s."
+)
+
+#: what the batch processor's ``%s`` names (``self._exporting``) -> (plural, queue variable)
+_QUEUES = {
+    "Span": ("spans", "OTEL_BSP_MAX_QUEUE_SIZE"),
+    "Log": ("log records", "OTEL_BLRP_MAX_QUEUE_SIZE"),
+}
+
 _MAX_CAUSE_CHARS = 300
 
 
@@ -92,9 +114,11 @@ class ExportTroubleFilter(logging.Filter):
     def __init__(self, endpoints: Iterable[str] = ()) -> None:
         super().__init__()
         self.endpoints: tuple[str, ...] = tuple(endpoints)
-        self.suppressed = 0  # records swallowed since the last report
+        self.suppressed = 0  # records swallowed since the last report (both kinds)
         self.reported = 0  # reports let through so far
-        self._next_report = 0.0
+        self._next_report = {False: 0.0, True: 0.0}  # by kind: queue full at this rate or not
+        self._suppressed = {False: 0, True: 0}
+        self._last_failure = -INTERVAL_S - 1.0  # monotonic time of the last failed export
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -102,14 +126,24 @@ class ExportTroubleFilter(logging.Filter):
             if record.levelno < logging.WARNING or not _is_trouble(record):
                 return True
             now = time.monotonic()
+            queue = _is_queue_full(record)
             with self._lock:
-                if now < self._next_report:
+                if not queue:
+                    self._last_failure = now
+                # a full queue right after failed exports is the collector's trouble
+                rate = queue and now - self._last_failure > INTERVAL_S
+                if now < self._next_report[rate]:
+                    self._suppressed[rate] += 1
                     self.suppressed += 1
                     return False
-                self._next_report = now + INTERVAL_S
-                suppressed, self.suppressed = self.suppressed, 0
+                self._next_report[rate] = now + INTERVAL_S
+                suppressed, self._suppressed[rate] = self._suppressed[rate], 0
+                self.suppressed -= suppressed
                 self.reported += 1
-            self._rewrite(record, suppressed)
+            if rate:
+                _rewrite_queue_full(record, suppressed)
+            else:
+                self._rewrite(record, suppressed)
         except Exception:  # noqa: BLE001 - a filter must never break the SDK's logging call
             return True
         return True
@@ -133,6 +167,25 @@ class ExportTroubleFilter(logging.Filter):
         record.exc_info = None
         record.exc_text = None
         record.stack_info = None
+
+
+def _is_queue_full(record: logging.LogRecord) -> bool:
+    msg = record.msg
+    return isinstance(msg, str) and msg.startswith("Queue full")
+
+
+def _rewrite_queue_full(record: logging.LogRecord, suppressed: int) -> None:
+    what = record.args[0] if isinstance(record.args, tuple) and record.args else "Span"
+    plural, variable = _QUEUES.get(str(what), (f"{what} items", "the processor's queue size"))
+    size = os.environ.get(variable, "").strip() or "2048"
+    tail = f"; {suppressed} similar messages suppressed since the last one" if suppressed else ""
+    record.msg = _QUEUE_FULL_REPORT
+    record.args = (str(what).lower(), size, plural, variable, INTERVAL_S, tail)
+    record.levelno = logging.WARNING
+    record.levelname = logging.getLevelName(logging.WARNING)
+    record.exc_info = None
+    record.exc_text = None
+    record.stack_info = None
 
 
 def _is_trouble(record: logging.LogRecord) -> bool:

@@ -73,12 +73,16 @@ class FrameHint:
     the frames share the index object.
     """
 
-    __slots__ = ("columns", "labels", "numeric")
+    __slots__ = ("blocks", "categories", "columns", "labels", "numeric")
 
     def __init__(self) -> None:
         self.numeric: bool | None = None
         self.columns: object = None
         self.labels: tuple[str, ...] = ()
+        #: False once a frame's blocks could not be read (:func:`_from_blocks`): don't retry
+        self.blocks = True
+        #: column -> (its last categories Index, their labels as an object array)
+        self.categories: dict[str, tuple[object, np.ndarray[Any, Any]]] = {}
 
 
 def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
@@ -130,6 +134,13 @@ def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table
         # The hint skips the dtype check (~10 us) while the frames stay numeric.
         if hint is not None and hint.numeric:
             layout, masked = "numpy", list[int]()
+        elif hint is not None and hint.numeric is False and hint.blocks:
+            # a stream of mixed frames whose blocks read: skip the dtype check (~10 us)
+            table = _from_blocks(x, int(rows), labels, hint)
+            if table is not None:
+                return table
+            hint.blocks = False
+            layout, masked = _numeric_layout(x)
         else:
             layout, masked = _numeric_layout(x)
             if hint is not None:
@@ -149,6 +160,12 @@ def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table
             counts = np.isnan(m[:, masked]).sum(axis=0).tolist()
             nulls_m = {labels[i]: int(c) for i, c in zip(masked, counts, strict=True)}
             return Table(int(rows), labels, matrix=m, nulls=nulls_m, named=True)
+        if hint is None or hint.blocks:
+            table = _from_blocks(x, int(rows), labels, hint)
+            if table is not None:
+                return table
+            if hint is not None:
+                hint.blocks = False
     names: list[str] = []
     cols: dict[str, np.ndarray[Any, Any]] = {}
     kinds: dict[str, str] = {}
@@ -165,6 +182,81 @@ def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table
         cols[name], kinds[name], nulls[name] = got
         names.append(name)
     return Table(int(rows), tuple(names), columns=cols, kinds=kinds, nulls=nulls, named=True)
+
+
+def _from_blocks(
+    x: Any, rows: int, labels: tuple[str, ...], hint: FrameHint | None
+) -> Table | None:
+    """A frame of numpy numeric blocks and categorical columns, read from its blocks.
+
+    pandas keeps a frame as a few 2-D blocks (one per dtype) plus one array per extension
+    column; reading them costs about 0.5 us, where a Series per column costs 5-15 us each
+    (a mixed 20-column frame: ~200 us). The blocks are pandas' internal layout (``_mgr``,
+    stable from pandas 1.x to 3.x but not public), so anything unexpected returns None and
+    the caller reads column by column, the public way. Nothing is copied but the
+    categories' labels; the numeric columns are views of the blocks.
+
+    The numeric columns also come back as one ``block`` (rows x k, a view) with their
+    names when a single float64 block holds them all, so the schema can take them at once.
+    """
+    try:
+        blocks = x._mgr.blocks
+    except AttributeError:
+        return None
+    if type(blocks) is not tuple:
+        return None
+    cols: dict[str, np.ndarray[Any, Any]] = {}
+    kinds: dict[str, str] = {}
+    nulls: dict[str, int] = {}
+    block: np.ndarray[Any, Any] | None = None
+    block_names: tuple[str, ...] = ()
+    for b in blocks:
+        locs = b.mgr_locs.as_array.tolist()
+        v = b.values
+        if type(v) is np.ndarray:
+            if v.ndim != 2 or v.dtype.kind not in "fiub" or v.shape[1] != rows:
+                return None
+            names = tuple(labels[i] for i in locs)
+            for name, col in zip(names, v, strict=True):
+                cols[name] = col
+                kinds[name] = NUMERIC
+                nulls[name] = 0
+            if v.dtype == np.float64:
+                if block is None:
+                    block, block_names = v.T, names
+                else:
+                    block_names = ()  # two float blocks: no single one
+        elif type(v).__name__ == "Categorical" and len(locs) == 1:
+            name = labels[locs[0]]
+            codes = np.asarray(v.codes)
+            index = v.categories
+            known = hint.categories.get(name) if hint is not None else None
+            if known is not None and known[0] is index:
+                cats = known[1]  # frames that share a dtype share its categories' Index
+            else:
+                cats = np.asarray(index.to_numpy(), dtype=object)
+                if hint is not None:
+                    hint.categories[name] = (index, cats)
+            ok = codes >= 0
+            n_null = codes.shape[0] - int(np.count_nonzero(ok))
+            if n_null:
+                values = np.empty(codes.shape[0], dtype=object)
+                values[ok] = cats[codes[ok]]
+                values[~ok] = None
+            else:
+                values = cats[codes]
+            cols[name] = values
+            kinds[name] = CATEGORICAL
+            nulls[name] = n_null
+        else:
+            return None
+    if len(cols) != len(labels):
+        return None
+    table = Table(rows, labels, columns=cols, kinds=kinds, nulls=nulls, named=True)
+    if block is not None and block_names:
+        table.block = block
+        table.block_names = block_names
+    return table
 
 
 def from_series(x: Any, skipped: dict[str, int]) -> Table | None:

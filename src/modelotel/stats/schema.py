@@ -153,6 +153,20 @@ class ColumnPlan:
                     counts = [got.get(n, 0) for n in table.names]
                     return m, np.array(counts, dtype=np.int64), [], issues
                 return m, None, [], issues
+        block = table.block
+        if (
+            block is not None
+            and table.block_names == self.numeric
+            and len(table.names) == n_num + len(self.categorical)
+        ):
+            # a DataFrame's float block holds the numeric features, in schema order: take
+            # it whole (a view) and the categorical columns as they are
+            block_cols = table.columns
+            assert block_cols is not None
+            block_kinds = table.kinds
+            assert block_kinds is not None
+            if all(n in block_cols and block_kinds[n] == CATEGORICAL for n in self.categorical):
+                return block, None, [block_cols[n] for n in self.categorical], issues
         rows = table.rows
         X = np.empty((rows, n_num), dtype=np.float64) if n_num else None
         nulls = np.zeros(n_num, dtype=np.int64) if n_num else None

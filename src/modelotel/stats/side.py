@@ -134,6 +134,7 @@ class Side:
         self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
         self.labels_only = False
+        self.one_category = False
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
             specs = [FeatureSpec(p.name, p.kind) for p in profiles]
@@ -170,6 +171,8 @@ class Side:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
         self.fast_width = d if d and not plan.categorical else 0
         self.labels_only = self.output and not d and len(plan.categorical) == 1
+        #: one categorical column and nothing else: a str input or output is its one value
+        self.one_category = not d and len(plan.categorical) == 1
         if self.base_lo is not None and self.base_hi is not None:
             lo_arr = np.where(np.isnan(self.base_lo), -np.inf, self.base_lo)
             hi_arr = np.where(np.isnan(self.base_hi), np.inf, self.base_hi)
@@ -211,7 +214,22 @@ class Side:
             with self.lock:
                 self.cat_window[0].add(x)
             return rep
+        if type(x) is str and self.one_category:
+            # one text (a str input, a label output): what extract + align make of it, one
+            # value of the one categorical column, without the sequence reader
+            values = np.empty(1, dtype=object)
+            values[0] = x
+            with self.lock:
+                self.cat_window[0].add(values)
+            return rep
         width = self.fast_width
+        if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
+            # a scalar score (a dict record's or a str's prediction): what extract() makes of
+            # it, a one-value float64 column, without its isinstance chain and errstate
+            try:  # noqa: SIM105 - suppress() costs a context manager per call
+                x = np.array((x,), dtype=np.float64)
+            except OverflowError:  # an int beyond float64: the careful path counts it
+                pass
         if width and type(x) is np.ndarray and x.dtype.kind in "fiub" and x.dtype.itemsize <= 8:
             # the hot path: a plain numeric array of the expected width, no conversion; only
             # ops that never warn (min, max, compares, a copy into float64: longdouble, whose
@@ -327,8 +345,12 @@ class Side:
             return
         tmp = self.window.empty_like()
         # off the lock: a big batch must not stall other threads
-        if kernel.accumulate is not None and X.dtype == np.float64 and X.flags.c_contiguous:
-            # the compiled kernel: one pass, GIL released (other threads serve meanwhile)
+        if kernel.accumulate is not None and X.dtype == np.float64:
+            # the compiled kernel: one pass, GIL released (other threads serve meanwhile); a
+            # row sample or a column block is copied to rows first, which costs less than
+            # the numpy reductions' several passes (and their columns-first copy) over it
+            if not X.flags.c_contiguous:
+                X = np.ascontiguousarray(X)
             tmp.add_rows(X, rows, nulls)
         elif X.flags.f_contiguous and not X.flags.c_contiguous:
             tmp.add(X.T, nulls, columns_first=True)  # a pandas block: already columns first

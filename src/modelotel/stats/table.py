@@ -42,7 +42,13 @@ class Table:
     is set. ``nulls`` counts, per column name, values that were null (None, pd.NA, NaT) and
     now appear as NaN in a float column."""
 
-    __slots__ = ("columns", "kinds", "matrix", "named", "names", "nulls", "rows")
+    __slots__ = ("block", "block_names", "columns", "kinds", "matrix", "named", "names",
+                 "nulls", "rows")
+
+    #: with ``columns``: their float64 numeric columns as one rows x k array (a view), and
+    #: their names in its order, when one block of a DataFrame holds them all
+    block: Array | None
+    block_names: tuple[str, ...]
 
     def __init__(
         self,
@@ -64,6 +70,8 @@ class Table:
         #: True when the names came from the data (frame columns, dict keys, structured
         #: fields); False when they are positions ("0", "1", ...).
         self.named = named
+        self.block = None
+        self.block_names = ()
 
     def kind(self, name: str) -> str:
         if self.matrix is not None:

@@ -1,0 +1,87 @@
+"""A DataFrame read from its blocks (numeric blocks + categorical columns) gives the same
+statistics as the column-by-column reading, and anything unusual falls back to it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel.stats.frames import FrameHint, from_frame
+from modelotel.stats.schema import ColumnPlan
+
+
+def _mixed(rows: int, missing: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(rows)
+    df = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["a", "b", "c", "d"])
+    df["n"] = np.arange(rows, dtype=np.int64)
+    labels = np.array(["x", "y", "z"])[np.arange(rows) % 3].astype(object)
+    if missing:
+        labels[0] = None
+    df["cat"] = pd.Categorical(labels, categories=["x", "y", "z"])
+    df["e"] = rng.normal(size=rows)
+    return df
+
+
+def _read(df: pd.DataFrame, hint: FrameHint | None) -> tuple[object, ...]:
+    skipped: dict[str, int] = {}
+    table = from_frame(df, hint, skipped)
+    assert table is not None
+    assert skipped == {}
+    plan = ColumnPlan.from_table(table, None, 100)
+    X, nulls, cats, issues = plan.align(table, {})
+    assert X is not None
+    null_counts = None if nulls is None else np.asarray(nulls).tolist()
+    return (table.names, plan.numeric, plan.categorical, np.asarray(X).tolist(),
+            null_counts or None, [c.tolist() for c in cats], issues,
+            {n: table.kind(n) for n in table.names}, dict(table.nulls or {}))
+
+
+@pytest.mark.parametrize("rows", [1, 32])
+@pytest.mark.parametrize("missing", [False, True])
+def test_blocks_and_columns_read_a_mixed_frame_the_same(rows: int, missing: bool) -> None:
+    df = _mixed(rows, missing)
+    no_blocks = FrameHint()
+    no_blocks.blocks = False
+    assert _read(df, FrameHint()) == _read(df, no_blocks)
+    hint = FrameHint()
+    _read(df, hint)
+    assert hint.blocks  # the blocks were read, not the fallback
+    assert _read(_mixed(rows, missing), hint) == _read(df, no_blocks)  # a new frame, same hint
+
+
+def test_float_block_in_schema_order_is_taken_whole_as_a_view() -> None:
+    df = pd.DataFrame(np.arange(6.0).reshape(2, 3), columns=["a", "b", "c"])
+    df["cat"] = pd.Categorical(["u", "v"])
+    table = from_frame(df, FrameHint(), {})
+    assert table is not None
+    plan = ColumnPlan.from_table(table, None, 100)
+    X, nulls, cats, issues = plan.align(table, {})
+    assert X is not None
+    assert np.shares_memory(X, table.block)
+    assert X.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert [c.tolist() for c in cats] == [["u", "v"]]
+    assert nulls is None
+    assert issues == []
+
+
+def test_a_frame_with_a_string_column_is_read_column_by_column() -> None:
+    df = pd.DataFrame({"a": [1.0, 2.0], "s": ["p", None]})
+    hint = FrameHint()
+    table = from_frame(df, hint, {})
+    assert table is not None
+    assert hint.blocks is False
+    assert table.nulls == {"a": 0, "s": 1}
+
+
+def test_a_missing_categorical_feature_is_still_reported() -> None:
+    hint = FrameHint()
+    first = from_frame(_mixed(4), hint, {})
+    assert first is not None
+    plan = ColumnPlan.from_table(first, None, 100)
+    later = from_frame(_mixed(4).drop(columns=["cat"]), hint, {})
+    assert later is not None
+    _, _, cats, issues = plan.align(later, {})
+    assert (A.CHECK_SCHEMA_MISSING_FEATURE, "cat") in issues
+    assert cats[0].tolist() == [None] * 4
