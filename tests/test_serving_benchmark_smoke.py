@@ -24,6 +24,7 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_serving_benchmark_quick_reports_every_case_finite(tmp_path: Path) -> None:
     out_json = tmp_path / "serving.json"
