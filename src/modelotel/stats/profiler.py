@@ -70,6 +70,7 @@ class Profiler:
         row_cap: a batch of more rows is row-sampled down to about this many.
         absent: what :meth:`observe` takes for "no batch on this side" (the caller's
             marker, compared by identity).
+        tokenizer: adds token counts to the descriptors of text columns, or None.
 
     Attributes:
         inputs, outputs: the two :class:`~modelotel.stats.side.Side` objects (replaced by
@@ -85,12 +86,14 @@ class Profiler:
         max_features: int = 200,
         row_cap: int = 10_000,
         absent: Any = ABSENT,
+        tokenizer: Any = None,
     ) -> None:
         self.baseline = baseline
         self.feature_names = feature_names
         self.max_features = max_features
         self.row_cap = row_cap
         self.absent = absent
+        self.tokenizer = tokenizer
         self.lock = threading.Lock()
         self._closing = threading.Lock()  # one close at a time (calls are not held by it)
         self.rng = np.random.default_rng()
@@ -102,7 +105,7 @@ class Profiler:
         names = self.feature_names
         if names is None and b is not None:
             names = b.feature_names
-        args = (self.max_features, self.row_cap, self.lock, self.rng)
+        args = (self.max_features, self.row_cap, self.lock, self.rng, self.tokenizer)
         with self.lock:
             self.inputs = Side(False, b.features if b else None, names, *args)
             self.outputs = Side(True, b.outputs if b else None, None, *args)

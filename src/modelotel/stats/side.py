@@ -38,9 +38,10 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.read import FrameHint, extract
-from modelotel.stats.reasons import add
+from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
+from modelotel.stats.text import TextColumns
 from modelotel.stats.window import SideSummary, bin_labels, summarize
 
 Array = np.ndarray[Any, Any]
@@ -86,6 +87,7 @@ class Side:
         row_cap: a batch of more rows is row-sampled down to about this many.
         lock: the model's lock.
         rng: the model's random generator (row sampling).
+        tokenizer: adds a token count to the descriptors of text columns (:mod:`.text`).
 
     Attributes:
         cut: columns of the baseline beyond ``max_features`` (they get no statistics).
@@ -108,8 +110,11 @@ class Side:
         row_cap: int,
         lock: threading.Lock,
         rng: np.random.Generator,
+        tokenizer: Any = None,
     ) -> None:
         self.output = output
+        # which string columns are text: the baseline's decision, else the first batch's
+        self.text = TextColumns([p.name for p in profiles] if profiles else None, tokenizer)
         self.profiles: dict[str, FeatureProfile] = {p.name: p for p in profiles or ()}
         self.names = tuple(names) if names is not None else None
         self.max_features = max_features
@@ -270,7 +275,7 @@ class Side:
         if (
             isinstance(x, (list, tuple))
             and len(x) > self.row_cap
-            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray)))
+            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray, str)))
         ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
             # rows of Python objects (or a frame) are converted value by value for some
             # columns: sample the rows before converting, not after
@@ -283,6 +288,12 @@ class Side:
         table = extract(x, self.row_vector, self.frame_hint, skipped)
         if table is None:
             return _skipped(rep, skipped)
+        if table.columns is not None:  # text columns become their numeric descriptors
+            text = self.text
+            table = text.expand(table)
+            if text.failed:
+                add(skipped, SKIP_TOKENIZER, text.failed)
+                text.failed = 0
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
         output = self.output
