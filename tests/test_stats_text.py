@@ -161,3 +161,31 @@ def test_texts_from_training_do_not_drift_and_twice_as_long_ones_do() -> None:
         words = _psi(cap, "text.words")
     assert all(v < 0.1 for v in same.values()), same
     assert longer > 0.2 and words > 0.2, (longer, words)
+
+
+def _word_tokenizer() -> Any:
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(_VOCAB)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return tok
+
+
+def test_a_real_tokenizer_gives_the_tokens_descriptor_in_baseline_and_serving() -> None:
+    tok = _word_tokenizer()
+    rng = np.random.default_rng(5)
+    texts = _texts(rng, 400)
+    b = Baseline.from_data(texts, tokenizer=tok)
+    tokens = b.feature("text.tokens")
+    assert tokens.mean == pytest.approx(np.mean([len(tok.encode(t)) for t in texts]))
+    predict = _model("text-tokens", baseline=b, tokenizer=tok)
+    with capture() as cap:
+        predict(["the model, served!", "x"])  # 5 tokens (punctuation splits), 1 token
+        mean = cap.metric(A.METRIC_FEATURE_MEAN, **{A.ML_FEATURE: "text.tokens"}).value
+        assert _checks(cap) == []
+    assert mean == 3.0
+
+
+def test_tokenizer_option_must_count_tokens() -> None:
+    with pytest.raises(TypeError, match="tokenizer= must be"):
+        _model("text-bad-tokenizer", tokenizer=3)

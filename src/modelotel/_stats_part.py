@@ -136,7 +136,7 @@ class StatsPart:
         self.model = config.model
         self.baseline: Baseline | None = resolve(config.baseline)
         self.profiler = Profiler(self.baseline, config.feature_names, config.max_features,
-                                 config.row_cap, absent=MISSING)
+                                 config.row_cap, absent=MISSING, tokenizer=config.tokenizer)
         self._observe = self.profiler.observe  # bound once: called on every prediction
         self._base: Attributes = dict(metric_attributes)
         self._lock = threading.Lock()  # violations, reset
