@@ -219,7 +219,11 @@ def test_max_features_cut_comes_back_once_with_the_schema() -> None:
     p = Profiler(max_features=3)
     rep = p.observe(np.ones((2, 5)), ABSENT)
     assert rep is not None and rep.skipped == {R.SKIP_MAX_FEATURES: 2}
-    assert p.observe(np.ones((2, 5)), ABSENT) is not None  # the extra column: a schema check
+    assert rep.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "3", False)]  # the extra column
+    assert p.observe(np.ones((2, 5)), ABSENT) is None  # reported once per window
+    p.close()
+    rep = p.observe(np.ones((2, 5)), ABSENT)
+    assert rep is not None and rep.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "3", False)]
     wide = Baseline.from_data(np.ones((10, 5)))
     assert Profiler(wide, max_features=3).cut == 2
 

@@ -139,6 +139,8 @@ class Side:
         self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
         self.labels_only = False
+        #: schema problems reported in the current window (``(check, feature)``)
+        self.reported: set[tuple[str, str]] = set()
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
             specs = [FeatureSpec(p.name, p.kind) for p in profiles]
@@ -298,9 +300,11 @@ class Side:
         X, nulls, cats, issues = plan.align(table, skipped)
         output = self.output
         if issues:
-            if rep is None:
-                rep = Report()
-            rep.checks.extend((check, feature, output) for check, feature in issues)
+            issues = self._first_in_window(issues)
+            if issues:
+                if rep is None:
+                    rep = Report()
+                rep.checks.extend((check, feature, output) for check, feature in issues)
         rows = table.rows
         if X is not None and X.shape[1] and output:
             rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
@@ -322,6 +326,15 @@ class Side:
                 for acc, values in zip(self.cat_window, cats, strict=True):
                     acc.add(values)
         return _skipped(rep, skipped) if skipped else rep
+
+    def _first_in_window(self, issues: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The schema problems not yet reported in this window (each is reported once per
+        window: a wider batch on every call is one problem, not one per call)."""
+        with self.lock:
+            reported = self.reported
+            new = [i for i in dict.fromkeys(issues) if i not in reported]
+            reported.update(new)
+        return new
 
     def _add_numeric(self, X: Array, nulls: Array | None) -> None:
         rows = X.shape[0]
@@ -360,6 +373,7 @@ class Side:
             return None
         self.buffer.flush()
         win, cat_win = self.window, self.cat_window
+        self.reported = set()
         self.window = win.empty_like()
         self.cat_window = [c.empty_like() for c in cat_win]
         return win, cat_win
