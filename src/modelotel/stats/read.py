@@ -58,7 +58,7 @@ from modelotel.stats.table import (
     array_kind,
     positional,
 )
-from modelotel.stats.text import text_table
+from modelotel.stats.text import Text, text_table
 
 #: Numbers numpy converts in C (a one-record dict of these takes the fast path).
 _PLAIN_NUMBER = (int, float, np.integer, np.floating, np.bool_)
@@ -372,7 +372,9 @@ def extract(
         return _from_ndarray(np.asarray(x).reshape(1, 1), row_vector, skipped)
     if isinstance(x, str):
         # an input text is one row of one text column; an output string may be a label
-        return text_table(x) if row_vector else _from_sequence([x], row_vector, skipped)
+        if row_vector or type(x) is Text:
+            return text_table(x)
+        return _from_sequence([x], row_vector, skipped)
     module = type(x).__module__
     if module.startswith("pandas"):
         cls = type(x).__name__

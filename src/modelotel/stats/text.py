@@ -55,6 +55,22 @@ DISTINCT_SHARE = 0.5
 DISTINCT_ROWS = 50
 
 
+class Text(str):
+    """A str known to be free text (a stream's items joined): read as a text column on the
+    output side too, where a plain str may be a class label."""
+
+    __slots__ = ()
+
+
+def join_stream(items: list[Any]) -> Any:
+    """What a stream's yielded ``items`` are as one output: their text joined (a
+    :class:`Text`) when every item is a str, else the list of items (numbers: one value per
+    row; rows, records or arrays as a batch)."""
+    if items and all(isinstance(i, str) for i in items):
+        return Text("".join(items))
+    return items
+
+
 def text_table(values: object) -> Table | None:
     """One text column named ``text`` from a str or a list / tuple of str (None among them
     is a missing text); None for anything else (not text: the other readers have it)."""
@@ -234,8 +250,10 @@ __all__ = [
     "TEXT_NAME",
     "TOKENS",
     "WORDS",
+    "Text",
     "TextColumns",
     "describe",
+    "join_stream",
     "looks_like_text",
     "text_columns_of",
     "text_table",
