@@ -168,7 +168,10 @@ CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("tensor_bomb", _TorchBomb, {R.SKIP_UNREADABLE: 1}),
     ("str_bomb_key", lambda: [{"a": 1.0}, {_StrBomb(): 2.0}], {R.SKIP_UNREADABLE: 1}),
     ("big_batch_row_cap", lambda: rng.normal(size=(30_000, 20)), {}),
-    ("huge_width_capped", lambda: np.ones((2, 250)), {R.SKIP_MAX_FEATURES: 50}),
+    ("huge_width_capped", lambda: {f"c{i}": [1.0, 2.0] for i in range(250)},
+     {R.SKIP_MAX_FEATURES: 50}),
+    # unnamed and wide (an embedding): a fixed-size summary, nothing cut
+    ("huge_width_summarized", lambda: np.ones((2, 250)), {}),
 ]
 
 _n = [0]

@@ -43,6 +43,7 @@ from modelotel.stats.read import extract
 from modelotel.stats.schema import ColumnPlan, output_specs
 from modelotel.stats.table import CATEGORICAL, Table
 from modelotel.stats.text import TextColumns, text_table
+from modelotel.stats.wide import WIDE, WideSummary, is_wide
 
 FORMAT = "modelotel.baseline"
 #: Version of the file format this code writes; it reads this version and older ones.
@@ -284,6 +285,7 @@ class Baseline:
         top_k: int = 20,
         max_features: int = 200,
         tokenizer: Any = None,
+        wide: int = WIDE,
     ) -> Baseline:
         """Profile training (or validation) data.
 
@@ -300,6 +302,8 @@ class Baseline:
             max_features: columns beyond this many are not profiled.
             tokenizer: adds a token count to the descriptors of text columns
                 (:mod:`.text`); pass the one the model is served with.
+            wide: unnamed numeric data wider than this many columns (embeddings) is
+                profiled as a fixed-size summary (:mod:`.wide`); 0 profiles every column.
 
         Raises:
             BaselineError: when neither ``X`` nor ``outputs`` is given, when one holds no
@@ -315,9 +319,14 @@ class Baseline:
                 "(outputs=), or both"
             )
         features: list[FeatureProfile] = []
+        summaries: dict[str, Any] = {}
         rows = 0
         if X is not None:
             table = _read("inputs", X, tokenizer)
+            if feature_names is None and is_wide(table, wide):
+                summary = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
+                table = summary.apply(table)
+                summaries["inputs"] = summary.to_json()
             if feature_names is not None:
                 feature_names = [str(n) for n in feature_names]
                 if len(feature_names) != len(table.names):
@@ -335,6 +344,10 @@ class Baseline:
         outs: list[FeatureProfile] = []
         if outputs is not None:
             otable = _read("outputs", outputs, tokenizer)
+            if is_wide(otable, wide):
+                osummary = WideSummary.fit(otable.matrix)  # type: ignore[arg-type]
+                otable = osummary.apply(otable)
+                summaries["outputs"] = osummary.to_json()
             if X is not None and otable.rows != rows:
                 raise BaselineError(
                     f"outputs has {otable.rows} rows but the inputs have {rows}: pass the "
@@ -346,7 +359,23 @@ class Baseline:
         return cls(
             features=tuple(features), outputs=tuple(outs), rows=rows, bins=bins,
             created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            meta={"wide": summaries} if summaries else {},
         )
+
+    def wide_summary(self, side: str) -> WideSummary | None:
+        """The summary of ``side``'s (``"inputs"`` / ``"outputs"``) wide batches, or None.
+
+        Raises:
+            BaselineError: the stored summary is malformed.
+        """
+        stored = (self.meta.get("wide") or {}).get(side)
+        if stored is None:
+            return None
+        try:
+            return WideSummary.from_json(stored)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineError(f"the baseline's wide summary of {side} is malformed: {exc!r}") \
+                from exc
 
     # ---- identity ------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
@@ -457,11 +486,14 @@ class Baseline:
                 FeatureProfile.from_json(f, f"{source}: outputs[{i}]")
                 for i, f in enumerate(body.get("outputs", []))
             )
-            return cls(
+            loaded = cls(
                 features=features, outputs=outputs, rows=int(body.get("rows", 0)),
                 bins=int(body.get("bins", 10)), created=str(body.get("created", "")),
                 meta=dict(body.get("meta") or {}),
             )
+            loaded.wide_summary("inputs")  # a malformed summary is refused here, not at a call
+            loaded.wide_summary("outputs")
+            return loaded
         except BaselineError:
             raise
         except (KeyError, TypeError, ValueError) as exc:

@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from modelotel.stats import kernel
-from modelotel.stats.baseline import Baseline
+from modelotel.stats.baseline import Baseline, BaselineError
 from modelotel.stats.checks import scores_ok
 from modelotel.stats.read import raised_by_input
 from modelotel.stats.reasons import SKIP_UNREADABLE, add
 from modelotel.stats.side import Report, Side
+from modelotel.stats.wide import WideSummary
 from modelotel.stats.window import Snapshot
 
 _F64 = np.dtype(np.float64)
@@ -107,8 +108,10 @@ class Profiler:
             names = b.feature_names
         args = (self.max_features, self.row_cap, self.lock, self.rng, self.tokenizer)
         with self.lock:
-            self.inputs = Side(False, b.features if b else None, names, *args)
-            self.outputs = Side(True, b.outputs if b else None, None, *args)
+            self.inputs = Side(False, b.features if b else None, names, *args,
+                               wide=_wide(b, "inputs"))
+            self.outputs = Side(True, b.outputs if b else None, None, *args,
+                                wide=_wide(b, "outputs"))
         self.cut = self.inputs.cut + self.outputs.cut
 
     # ---- per call ------------------------------------------------------------------
@@ -205,6 +208,17 @@ class Profiler:
             # drift; the host may have set np.seterr(all="raise") or run with -W error
             with np.errstate(all="ignore"):
                 return Snapshot(inp.summarize(closed_in), out.summarize(closed_out))
+
+
+def _wide(baseline: Baseline | None, side: str) -> WideSummary | None:
+    """The baseline's summary of a side's wide batches (a malformed one was refused when
+    the baseline was loaded; one built in code without it is not used)."""
+    if baseline is None:
+        return None
+    try:
+        return baseline.wide_summary(side)
+    except BaselineError:
+        return None
 
 
 def _unreadable(rep: Report | None) -> Report:

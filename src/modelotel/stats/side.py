@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats import kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import FeatureProfile
@@ -42,6 +43,7 @@ from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
 from modelotel.stats.text import TextColumns
+from modelotel.stats.wide import WideSummary, is_wide
 from modelotel.stats.window import SideSummary, bin_labels, summarize
 
 Array = np.ndarray[Any, Any]
@@ -88,6 +90,7 @@ class Side:
         lock: the model's lock.
         rng: the model's random generator (row sampling).
         tokenizer: adds a token count to the descriptors of text columns (:mod:`.text`).
+        wide: the baseline's summary of wide unnamed batches (:mod:`.wide`), or None.
 
     Attributes:
         cut: columns of the baseline beyond ``max_features`` (they get no statistics).
@@ -111,8 +114,12 @@ class Side:
         lock: threading.Lock,
         rng: np.random.Generator,
         tokenizer: Any = None,
+        wide: WideSummary | None = None,
     ) -> None:
         self.output = output
+        # wide unnamed batches (embeddings): the baseline's summary, else the first batch's
+        self.wide = wide
+        self.wide_ok = wide is not None or (not profiles and names is None)
         # which string columns are text: the baseline's decision, else the first batch's
         self.text = TextColumns([p.name for p in profiles] if profiles else None, tokenizer)
         self.profiles: dict[str, FeatureProfile] = {p.name: p for p in profiles or ()}
@@ -296,8 +303,13 @@ class Side:
             if text.failed:
                 add(skipped, SKIP_TOKENIZER, text.failed)
                 text.failed = 0
+        wide_issue = None
+        if table.matrix is not None and self.wide_ok:
+            table, wide_issue = self._summarize_wide(table)
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
+        if wide_issue is not None:
+            issues.append(wide_issue)
         output = self.output
         if issues:
             issues = self._first_in_window(issues)
@@ -326,6 +338,28 @@ class Side:
                 for acc, values in zip(self.cat_window, cats, strict=True):
                     acc.add(values)
         return _skipped(rep, skipped) if skipped else rep
+
+    def _summarize_wide(self, table: Table) -> tuple[Table, tuple[str, str] | None]:
+        """A wide unnamed batch as its fixed-size summary (:mod:`.wide`), and the schema
+        problem of a batch whose width is not the summary's (or None)."""
+        wide = self.wide
+        if wide is None:
+            if self.plan is not None or not is_wide(table):
+                return table, None
+            with self.lock:
+                if self.wide is None and self.plan is None:
+                    self.wide = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
+                wide = self.wide
+            if wide is None:
+                return table, None
+        assert table.matrix is not None
+        width = table.matrix.shape[1]
+        issue = None
+        if width > wide.width:
+            issue = (A.CHECK_SCHEMA_UNEXPECTED_FEATURE, str(wide.width))
+        elif width < wide.width:
+            issue = (A.CHECK_SCHEMA_MISSING_FEATURE, str(width))
+        return wide.apply(table), issue
 
     def _first_in_window(self, issues: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The schema problems not yet reported in this window (each is reported once per
