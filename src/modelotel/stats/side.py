@@ -346,12 +346,13 @@ class Side:
         if wide is None:
             if self.plan is not None or not is_wide(table):
                 return table, None
-            with self.lock:
+            with self.lock:  # (another thread may have decided meanwhile)
                 if self.wide is None and self.plan is None:
                     self.wide = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
-                wide = self.wide
-            if wide is None:
+                found: WideSummary | None = self.wide
+            if found is None:
                 return table, None
+            wide = found
         assert table.matrix is not None
         width = table.matrix.shape[1]
         issue = None
