@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2. accumulate throughput ----------------------------------------------------------
     rng = np.random.default_rng(0)
     train = rng.normal(size=(20_000, cols)) * np.linspace(1, 5, cols)
-    baseline = Baseline.from_data(train)
+    baseline = Baseline.from_data(train, wide=0)  # per-column edges, however wide
     edges = [np.asarray(f.edges) for f in baseline.features]
     clean = rng.normal(size=(rows, cols)) * np.linspace(1, 5, cols)
     dirty = clean.copy()

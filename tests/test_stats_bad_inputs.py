@@ -169,7 +169,10 @@ CASES: list[tuple[str, Callable[[], Any], dict[str, int]]] = [
     ("tensor_bomb", _TorchBomb, {R.SKIP_UNREADABLE: 1}),
     ("str_bomb_key", lambda: [{"a": 1.0}, {_StrBomb(): 2.0}], {R.SKIP_UNREADABLE: 1}),
     ("big_batch_row_cap", lambda: rng.normal(size=(30_000, 20)), {}),
-    ("huge_width_capped", lambda: np.ones((2, 250)), {R.SKIP_MAX_FEATURES: 50}),
+    ("huge_width_capped", lambda: {f"c{i}": [1.0, 2.0] for i in range(250)},
+     {R.SKIP_MAX_FEATURES: 50}),
+    # unnamed and wide (an embedding): a fixed-size summary, nothing cut
+    ("huge_width_summarized", lambda: np.ones((2, 250)), {}),
 ]
 
 _n = [0]
@@ -259,13 +262,14 @@ def test_generator_output_is_not_consumed() -> None:
         (span,) = cap.spans()
     counts = {p.attributes[A.ML_FEATURE]: p.value for p in points
               if p.name == A.METRIC_FEATURE_COUNT}
-    # the inputs are profiled; the streamed items are counted on the span, never collected
-    # into output statistics (that would consume or hold the stream)
+    # the inputs are profiled; the items the caller consumed are the stream's outputs (one
+    # value per item), read after the stream ended: the caller still got every item
     assert counts == {"0": 2, "1": 2}
-    assert [p.name for p in points if p.name.startswith("ml.output.")] == []
+    out_counts = [p.value for p in points if p.name == A.METRIC_OUTPUT_COUNT]
+    assert out_counts == [2]
     assert span.attributes is not None
     assert span.attributes[A.ML_STREAM_ITEMS] == 2
-    assert health.skipped(cap) == {}  # not a skip: streams have no output statistics
+    assert health.skipped(cap) == {}
 
 
 def test_decimal_and_fraction_values_are_numbers() -> None:

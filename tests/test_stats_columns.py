@@ -129,7 +129,7 @@ def test_plan_positional_width_mismatch() -> None:
     t = extract(np.ones((2, 3)))
     assert t is not None
     X, _, _, issues = plan.align(t)
-    assert issues == [("schema_unexpected_feature", "")]
+    assert issues == [("schema_unexpected_feature", "2")]  # named by position
     assert X is not None and X.shape == (2, 2)
     t2 = extract(np.ones((2, 1)))
     assert t2 is not None

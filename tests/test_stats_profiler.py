@@ -219,11 +219,12 @@ def test_max_features_cut_comes_back_once_with_the_schema() -> None:
     p = Profiler(max_features=3)
     rep = p.observe(np.ones((2, 5)), ABSENT)
     assert rep is not None and rep.skipped == {R.SKIP_MAX_FEATURES: 2}
-    again = p.observe(np.ones((2, 5)), ABSENT)
-    assert again is not None
-    assert again.skipped == {}  # the cut is counted once, on the first batch
-    # the extra columns are a schema check on every batch
-    assert again.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "", False)]
+    assert rep.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "3", False)]  # the extra column
+    # the cut is counted once, on the first batch; the check is reported once per window
+    assert p.observe(np.ones((2, 5)), ABSENT) is None
+    p.close()
+    rep = p.observe(np.ones((2, 5)), ABSENT)
+    assert rep is not None and rep.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "3", False)]
     wide = Baseline.from_data(np.ones((10, 5)))
     assert Profiler(wide, max_features=3).cut == 2
 

@@ -59,7 +59,7 @@ def _category_counts(model: str, as_array: bool) -> list[Any]:
 
     with capture() as cap:
         for t in texts:
-            predict(np.array([t], dtype=object) if as_array else t)
+            predict([t] if as_array else t)  # one text either way (a text column of one row)
         points = cap.collect()
     return sorted(
         (p.name, tuple(sorted((k, v) for k, v in p.attributes.items()
@@ -70,6 +70,6 @@ def _category_counts(model: str, as_array: bool) -> list[Any]:
     )
 
 
-def test_a_str_input_and_label_count_as_the_same_one_value_arrays() -> None:
+def test_a_str_input_and_label_count_as_a_one_text_list_and_a_one_label_array() -> None:
     assert _category_counts("text-str", False) == _category_counts("text-array", True)
     assert _category_counts("text-str-again", False)  # something is counted at all

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -246,3 +247,42 @@ def test_threads_keep_calling_while_capture_swaps_providers() -> None:
             t.join()
     assert failures == []
     assert results[0] > 0
+
+
+def test_looking_twice_sees_the_same_window_and_a_new_call_closes_it() -> None:
+    import modelotel
+    from modelotel import attributes as A  # noqa: N812
+
+    @modelotel.instrument(model="capture-window", feature_names=["a", "b"])
+    def predict(x: Any) -> Any:
+        return x[:, 0]
+
+    with capture() as cap:
+        predict(np.array([[1.0, 10.0], [3.0, 30.0]]))
+        a = cap.metric(A.METRIC_FEATURE_MEAN, **{A.ML_FEATURE: "a"}).value
+        b = cap.metric(A.METRIC_FEATURE_MEAN, **{A.ML_FEATURE: "b"}).value  # a second look
+        assert (a, b) == (2.0, 20.0)
+        predict(np.array([[5.0, 50.0]]))
+        assert cap.metric(A.METRIC_FEATURE_MEAN, **{A.ML_FEATURE: "a"}).value == 5.0
+        assert cap.metric(A.METRIC_FEATURE_MEAN, **{A.ML_FEATURE: "b"}).value == 50.0
+
+
+def test_health_counters_start_at_zero_in_each_block() -> None:
+    import modelotel
+    from modelotel import attributes as A  # noqa: N812
+
+    @modelotel.instrument(model="capture-skips")
+    def predict(x: Any) -> int:
+        return 1
+
+    def skipped(cap: Any) -> float:
+        return sum(p.value for p in cap.collect() if p.name == A.METRIC_TELEMETRY_SKIPPED
+                   and p.attributes.get(A.ML_TELEMETRY_REASON) == "stats.none_input")
+
+    with capture() as cap:
+        predict(None)
+        assert skipped(cap) == 1
+    with capture() as cap:
+        assert skipped(cap) == 0
+        predict(None)
+        assert skipped(cap) == 1

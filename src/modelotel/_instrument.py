@@ -295,6 +295,7 @@ def _make_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
             finally:
                 call.detach(token)
             items += 1
+            call.add_item(item)
             try:
                 to_send = yield item
             except GeneratorExit:
@@ -346,6 +347,8 @@ def _make_async_generator(fn: Any, plan: _Plan) -> Callable[..., Any]:
                 if token is not None:
                     Prediction.detach(token)
             items += 1
+            if call is not None:
+                call.add_item(item)
             try:
                 to_send = yield item
             except GeneratorExit:

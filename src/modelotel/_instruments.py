@@ -160,6 +160,13 @@ class Instruments:
             description="Duration of predict calls.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
+        # streams only (a few us per stream, recorded at its end): a plain histogram
+        self.time_to_first_item = meter.create_histogram(
+            A.METRIC_PREDICTION_TIME_TO_FIRST_ITEM,
+            unit="s",
+            description="Time from the start of a streaming prediction to its first item.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
         # The SDK runs every callback of a collection before it collects the synchronous
         # storages, so replaying the durations in a callback lands in the same collection.
         meter.create_observable_counter(

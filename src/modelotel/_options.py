@@ -49,6 +49,9 @@ class ModelOptions(TypedDict, total=False):
         row_cap: most rows of one batch reduced for statistics (default 10,000).
         payload_sample_rate: fraction of calls whose payload is logged (default 0).
         payload: a ``modelotel.PayloadConfig``.
+        tokenizer: counts the tokens of text inputs and outputs (the ``tokens`` descriptor):
+            a Hugging Face tokenizer, an object with ``encode``, or a callable from a text
+            to its tokens. ``wrap()`` of a Hugging Face pipeline takes the pipeline's own.
     """
 
     version: str | int | None
@@ -62,6 +65,7 @@ class ModelOptions(TypedDict, total=False):
     row_cap: int | None
     payload_sample_rate: float | None
     payload: PayloadConfig | None
+    tokenizer: Any
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class ModelConfig:
     row_cap: int = 10_000
     payload_sample_rate: float = 0.0
     payload: PayloadConfig | None = None
+    tokenizer: Any = None
 
 
 # --------------------------------------------------------------------------- checks
@@ -217,6 +222,15 @@ def _payload(value: Any, s: Settings, done: dict[str, Any]) -> PayloadConfig | N
     return config
 
 
+def _tokenizer(value: Any, s: Settings, done: dict[str, Any]) -> Any:
+    if value is not None and not callable(value) and not hasattr(value, "encode"):
+        raise TypeError(
+            "modelotel: tokenizer= must be a Hugging Face tokenizer, an object with encode(), "
+            f"or a callable from a text to its tokens, got {type(value).__name__}"
+        )
+    return value
+
+
 #: How each option is resolved, in order (a resolver sees the options resolved before it).
 RESOLVERS: dict[str, Resolver] = {
     "version": _version,
@@ -230,6 +244,7 @@ RESOLVERS: dict[str, Resolver] = {
     "row_cap": _row_cap,
     "payload_sample_rate": _payload_sample_rate,
     "payload": _payload,
+    "tokenizer": _tokenizer,
 }
 
 

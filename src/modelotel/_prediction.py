@@ -49,12 +49,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
+from modelotel import _instruments
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._monitor import ModelMonitor
 from modelotel._payload.redact import exception_text
 from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
 from modelotel._types import MISSING, Ended
+from modelotel.stats.text import join_stream
 
 #: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
 _SPAN_TYPES: set[type] = set()
@@ -224,6 +226,9 @@ class Prediction:
     _ends: tuple[Callable[[Ended], None], ...] | None = None
     stream_items: int | None = None
     closed_early: bool = False
+    #: a stream's items kept for its outputs (at most ``row_cap``), None before the first
+    _items: list[Any] | None = None
+    _first_ns: int = 0
     duration_s: float = 0.0
     rows: int | None = None
     features: int | None = None
@@ -268,6 +273,16 @@ class Prediction:
         """Tell modelotel what the model output of this call is (for ``observe``)."""
         self.outputs = outputs
 
+    def add_item(self, item: Any) -> None:
+        """A stream yielded ``item``: the first one's time is the time to first item; the
+        items (up to ``row_cap``) become the stream's outputs. Never raises."""
+        items = self._items
+        if items is None:
+            self._first_ns = _perf_counter_ns()
+            self._items = [item]
+        elif len(items) < self.monitor.config.row_cap:
+            items.append(item)
+
     # ------------------------------------------------------------------ lifecycle
     def stop(self, outputs: Any = MISSING) -> None:
         """End the prediction as a success (with its ``outputs``). Idempotent; never raises."""
@@ -287,6 +302,11 @@ class Prediction:
         self._done = True
         if outputs is not MISSING:
             self.outputs = outputs
+        elif self._items is not None:
+            try:
+                self.outputs = join_stream(self._items)
+            except Exception as exc:  # noqa: BLE001
+                record_error("call.stream_outputs", exc)
         if error is not None:
             self.error = error
         error = self.error
@@ -325,6 +345,13 @@ class Prediction:
                                span if recording else None)
         except Exception as exc:  # noqa: BLE001
             record_error("call.metrics", exc)
+        if self._items is not None:
+            try:
+                first = max(self._first_ns - self._start_ns, 0) / 1e9
+                extra[A.ML_STREAM_TIME_TO_FIRST_ITEM] = first
+                _record_first_item(mon, first, failure)
+            except Exception as exc:  # noqa: BLE001
+                record_error("call.time_to_first_item", exc)
         if recording:
             try:
                 # one set_attributes call: the SDK takes its lock once per call
@@ -376,6 +403,17 @@ class Prediction:
             mon.serving.add_overhead((self._start_ns - self._t0_ns) + (_perf_counter_ns() - end_ns))
         except Exception as exc:  # noqa: BLE001
             record_error("call.overhead", exc)
+
+
+def _record_first_item(mon: ModelMonitor, seconds: float, failure: str | None) -> None:
+    """``ml.prediction.time_to_first_item``, with the duration's attributes."""
+    inst = _instruments.ensure()
+    if inst is None:  # the instruments are being made (a collection is running): skip
+        return
+    attrs = mon.serving.attributes
+    if failure is not None:
+        attrs = {**attrs, A.ERROR_TYPE: failure}
+    inst.time_to_first_item.record(seconds, attrs)
 
 
 def start_prediction(

@@ -81,6 +81,9 @@ class Runtime:
             weakref.WeakKeyDictionary()
         )
         self.models: dict[tuple[str, str], Any] = {}
+        #: True inside ``testing.capture()``: a collection that finds a model's window
+        #: empty (a second look at the same data) keeps the last window's statistics.
+        self.hold_empty_windows = False
         self._stores: dict[str, ProcessState] = {}
 
     def __reduce__(self) -> tuple[Callable[[], Runtime], tuple[()]]:

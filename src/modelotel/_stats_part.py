@@ -43,6 +43,7 @@ from typing import Any
 
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel._options import ModelConfig
+from modelotel._runtime import runtime
 from modelotel._safety import count_dropped, count_skipped, health
 from modelotel._types import MISSING, Ended
 from modelotel.stats.baseline import Baseline, resolve
@@ -135,7 +136,7 @@ class StatsPart:
         self.model = config.model
         self.baseline: Baseline | None = resolve(config.baseline)
         self.profiler = Profiler(self.baseline, config.feature_names, config.max_features,
-                                 config.row_cap, absent=MISSING)
+                                 config.row_cap, absent=MISSING, tokenizer=config.tokenizer)
         self._observe = self.profiler.observe  # bound once: called on every prediction
         self._base: Attributes = dict(metric_attributes)
         self._lock = threading.Lock()  # violations, reset
@@ -149,6 +150,7 @@ class StatsPart:
         self._violations: dict[tuple[str, str, bool], int] = {}
         self._violation_attrs: dict[tuple[str, str, bool], Attributes] = {}
         self._points: dict[str, list[tuple[float, Attributes]]] = {}
+        self._seen: tuple[tuple[int, ...], ...] = ()  # values seen per column at the last close
         self._consumed: set[int] | None = None  # callbacks that read the current points
 
     # ---- the Part protocol -----------------------------------------------------------
@@ -246,6 +248,11 @@ class StatsPart:
     def close_window(self) -> None:
         """End the current window and make its snapshot the points the callbacks read."""
         snap = self.profiler.close()
+        seen = tuple(tuple(s.totals.seen) if s is not None else () for s in
+                     (snap.inputs, snap.outputs))
+        if runtime.hold_empty_windows and self._points and seen == self._seen:
+            return  # nothing new since the last close: a second look sees the same window
+        self._seen = seen
         checks = snap.outputs.checks if snap.outputs is not None else ()
         if checks:
             with self._lock:

@@ -225,6 +225,11 @@ def wrap(
     if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
         return _decorate(obj, model, options)  # type: ignore[no-any-return]
     framework = _framework_of(obj)
+    if "tokenizer" not in options and type(obj).__module__.startswith("transformers"):
+        # a Hugging Face pipeline carries the tokenizer its texts are served with
+        found = getattr(obj, "tokenizer", None)
+        if found is not None:
+            options["tokenizer"] = found
     config = model_config(model=model, default_model=type(obj).__qualname__, **options)
     if methods is None:
         names = find_predict_methods(obj)

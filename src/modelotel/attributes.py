@@ -45,6 +45,8 @@ ML_CHECKS_FIRED: Final = "ml.checks.fired"
 ML_STREAM_ITEMS: Final = "ml.stream.items"
 #: Span attribute: the stream was closed by the consumer before it was exhausted.
 ML_STREAM_CLOSED_EARLY: Final = "ml.stream.closed_early"
+#: Span attribute: seconds from the start of a stream to its first item.
+ML_STREAM_TIME_TO_FIRST_ITEM: Final = "ml.stream.time_to_first_item"
 
 #: Standard OTel attribute (semantic conventions): the class of error that ended the call.
 ERROR_TYPE: Final = "error.type"
@@ -102,6 +104,7 @@ ML_OUTCOME_RESULT: Final = "ml.outcome.result"
 
 # --- metrics: serving ------------------------------------------------------------------
 METRIC_PREDICTION_DURATION: Final = "ml.prediction.duration"
+METRIC_PREDICTION_TIME_TO_FIRST_ITEM: Final = "ml.prediction.time_to_first_item"
 METRIC_PREDICTION_ROWS: Final = "ml.prediction.rows"
 METRIC_PREDICTION_CALLS: Final = "ml.prediction.calls"
 METRIC_PREDICTION_ERRORS: Final = "ml.prediction.errors"

@@ -15,7 +15,11 @@ Example:
 
 ``capture()`` installs in-memory OpenTelemetry SDK providers for modelotel only (through
 ``modelotel._runtime``; the application's global providers are left alone) and restores the
-previous ones on exit; the in-process serving aggregations start from zero when it begins.
+previous ones on exit; the in-process serving aggregations and the health counters
+(``ml.telemetry.skipped`` / ``dropped`` / ``errors``) start from zero when it begins.
+A window of statistics closes at a collection that finds new values: looking twice
+(``collect()``, ``metric()``) without a call in between sees the same window, so the drift
+of every feature can be read one ``metric()`` at a time.
 Spans are exported synchronously, so :meth:`Captured.spans` is
 complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`)
 and once more when the block ends, so both can be inspected after it.
@@ -44,6 +48,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from modelotel import _instruments
 from modelotel._runtime import runtime
+from modelotel._safety import health
 
 __all__ = ["Captured", "MetricPoint", "capture"]
 
@@ -206,6 +211,9 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     # start from zero: counts of calls made before the capture are not the test's
     for model in list(runtime.models.values()):
         model.serving.reset()
+    health.reset()  # skipped, dropped and error counts too
+    held = runtime.hold_empty_windows
+    runtime.hold_empty_windows = True
     runtime.set_providers(tp, mp, lp)
     _instruments.ensure()
     captured = Captured(span_exporter, reader, log_exporter, tp, mp, lp)
@@ -216,6 +224,7 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
         with contextlib.suppress(Exception):
             captured.collect()
         captured._closed = True
+        runtime.hold_empty_windows = held
         runtime.set_providers(*saved)
         _instruments.ensure()
         for provider in (tp, mp, lp):

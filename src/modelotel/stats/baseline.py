@@ -42,6 +42,8 @@ from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulato
 from modelotel.stats.read import extract
 from modelotel.stats.schema import ColumnPlan, output_specs
 from modelotel.stats.table import CATEGORICAL, Table
+from modelotel.stats.text import TextColumns, text_table
+from modelotel.stats.wide import WIDE, WideSummary, is_wide
 
 FORMAT = "modelotel.baseline"
 #: Version of the file format this code writes; it reads this version and older ones.
@@ -223,6 +225,35 @@ def _profile_side(table: Table, plan: ColumnPlan, bins: int, top_k: int) -> list
     return [out[n] for n in plan.names]
 
 
+#: What a skip reason of the reader means, for a person building a baseline.
+_WHY = {
+    "stats.empty_batch": "it is empty",
+    "stats.none_input": "it is None",
+    "stats.high_rank_array": "it has more than 2 dimensions (images and tensors are not "
+                             "profiled yet)",
+    "stats.complex_dtype": "complex numbers have no distribution to compare",
+    "stats.unsupported_type": "this type is not read (pass a numpy array, a DataFrame, a "
+                              "dict of columns, a list of rows, records, numbers or texts)",
+    "stats.gpu_tensor": "it is a tensor on a GPU (move it to the CPU first)",
+    "stats.sparse_matrix": "sparse matrices are not read (pass a dense array)",
+    "stats.ragged_rows": "its rows have different lengths or mixed types",
+    "stats.non_tabular_column": "a column holds lists, dicts or objects",
+}
+
+
+def _read(side: str, data: object, tokenizer: Any) -> Table:
+    """One side's training data as a table, text columns as their descriptors."""
+    skipped: dict[str, int] = {}
+    # inputs: a str or list of str is a batch of texts (as served); outputs: maybe labels
+    table = text_table(data) if side == "inputs" else None
+    if table is None:
+        table = extract(data, row_vector=False, skipped=skipped)
+    if table is None:
+        why = "; ".join(_WHY.get(r, r) for r in skipped) or "it holds no column"
+        raise BaselineError(f"cannot profile {side} of type {type(data).__name__}: {why}")
+    return TextColumns(None, tokenizer).expand(table)
+
+
 def _src(table: Table, plan: ColumnPlan, name: str) -> str:
     if table.named:
         return name
@@ -247,64 +278,104 @@ class Baseline:
     @classmethod
     def from_data(
         cls,
-        X: object,
+        X: object = None,
         outputs: object = None,
         feature_names: Sequence[str] | None = None,
         bins: int = 10,
         top_k: int = 20,
         max_features: int = 200,
+        tokenizer: Any = None,
+        wide: int = WIDE,
     ) -> Baseline:
         """Profile training (or validation) data.
 
         Args:
             X: the model's inputs, in any form that predict would receive (DataFrame, 2-D
-                array, dict of columns, list of records ...). A 1-D array is one feature.
-            outputs: the model's outputs on ``X`` (scores or class labels), or None.
+                array, dict of columns, list of records, a list of texts ...). A 1-D array
+                is one feature. None: an outputs-only baseline (the inputs' schema is then
+                taken from the first served batch, without input drift).
+            outputs: the model's outputs on ``X`` (scores, class labels, generated texts),
+                or None.
             feature_names: names for unnamed columns (numpy arrays, lists of rows).
             bins: quantile bins per numeric feature (10 = deciles).
             top_k: categories kept per categorical feature; the rest share "other".
             max_features: columns beyond this many are not profiled.
+            tokenizer: adds a token count to the descriptors of text columns
+                (:mod:`.text`); pass the one the model is served with.
+            wide: unnamed numeric data wider than this many columns (embeddings) is
+                profiled as a fixed-size summary (:mod:`.wide`); 0 profiles every column.
 
         Raises:
-            BaselineError: when ``X`` holds no usable column, or an argument is invalid.
+            BaselineError: when neither ``X`` nor ``outputs`` is given, when one holds no
+                usable column, or an argument is invalid.
         """
         if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= 1000:
             raise BaselineError(f"bins must be an int between 1 and 1000, got {bins!r}")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise BaselineError(f"top_k must be a positive int, got {top_k!r}")
-        skipped: dict[str, int] = {}
-        table = extract(X, row_vector=False, skipped=skipped)
-        if table is None:
+        if X is None and outputs is None:
             raise BaselineError(
-                f"cannot profile inputs of type {type(X).__name__}: empty or unsupported "
-                f"({', '.join(skipped)})"
+                "nothing to profile: pass the training inputs (X), the model's outputs "
+                "(outputs=), or both"
             )
-        if feature_names is not None:
-            feature_names = [str(n) for n in feature_names]
-            if len(feature_names) != len(table.names):
-                raise BaselineError(
-                    f"feature_names has {len(feature_names)} names but the data has "
-                    f"{len(table.names)} columns"
-                )
-            if table.named and list(table.names) != feature_names:
-                raise BaselineError("feature_names differ from the column names of the data")
-        plan = ColumnPlan.from_table(table, feature_names, max_features)
-        features = _profile_side(table, plan, bins, top_k)
+        features: list[FeatureProfile] = []
+        summaries: dict[str, Any] = {}
+        rows = 0
+        if X is not None:
+            table = _read("inputs", X, tokenizer)
+            if feature_names is None and is_wide(table, wide):
+                summary = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
+                table = summary.apply(table)
+                summaries["inputs"] = summary.to_json()
+            if feature_names is not None:
+                feature_names = [str(n) for n in feature_names]
+                if len(feature_names) != len(table.names):
+                    raise BaselineError(
+                        f"feature_names has {len(feature_names)} names but the data has "
+                        f"{len(table.names)} columns"
+                    )
+                if table.named and list(table.names) != feature_names:
+                    raise BaselineError("feature_names differ from the column names of the data")
+            plan = ColumnPlan.from_table(table, feature_names, max_features)
+            features = _profile_side(table, plan, bins, top_k)
+            rows = table.rows
+        elif feature_names is not None:
+            raise BaselineError("feature_names= names input columns, but no inputs (X) were given")
         outs: list[FeatureProfile] = []
         if outputs is not None:
-            out_skipped: dict[str, int] = {}
-            otable = extract(outputs, row_vector=False, skipped=out_skipped)
-            if otable is None:
+            otable = _read("outputs", outputs, tokenizer)
+            if is_wide(otable, wide):
+                osummary = WideSummary.fit(otable.matrix)  # type: ignore[arg-type]
+                otable = osummary.apply(otable)
+                summaries["outputs"] = osummary.to_json()
+            if X is not None and otable.rows != rows:
                 raise BaselineError(
-                    f"cannot profile outputs of type {type(outputs).__name__} "
-                    f"({', '.join(out_skipped)})"
+                    f"outputs has {otable.rows} rows but the inputs have {rows}: pass the "
+                    "model's outputs on exactly these inputs"
                 )
             oplan = ColumnPlan(output_specs(otable, max_features))
             outs = _profile_side(otable, oplan, bins, top_k)
+            rows = rows or otable.rows
         return cls(
-            features=tuple(features), outputs=tuple(outs), rows=table.rows, bins=bins,
+            features=tuple(features), outputs=tuple(outs), rows=rows, bins=bins,
             created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            meta={"wide": summaries} if summaries else {},
         )
+
+    def wide_summary(self, side: str) -> WideSummary | None:
+        """The summary of ``side``'s (``"inputs"`` / ``"outputs"``) wide batches, or None.
+
+        Raises:
+            BaselineError: the stored summary is malformed.
+        """
+        stored = (self.meta.get("wide") or {}).get(side)
+        if stored is None:
+            return None
+        try:
+            return WideSummary.from_json(stored)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineError(f"the baseline's wide summary of {side} is malformed: {exc!r}") \
+                from exc
 
     # ---- identity ------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
@@ -415,11 +486,14 @@ class Baseline:
                 FeatureProfile.from_json(f, f"{source}: outputs[{i}]")
                 for i, f in enumerate(body.get("outputs", []))
             )
-            return cls(
+            loaded = cls(
                 features=features, outputs=outputs, rows=int(body.get("rows", 0)),
                 bins=int(body.get("bins", 10)), created=str(body.get("created", "")),
                 meta=dict(body.get("meta") or {}),
             )
+            loaded.wide_summary("inputs")  # a malformed summary is refused here, not at a call
+            loaded.wide_summary("outputs")
+            return loaded
         except BaselineError:
             raise
         except (KeyError, TypeError, ValueError) as exc:

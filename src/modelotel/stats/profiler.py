@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from modelotel.stats import kernel
-from modelotel.stats.baseline import Baseline
+from modelotel.stats.baseline import Baseline, BaselineError
 from modelotel.stats.checks import scores_ok
 from modelotel.stats.read import raised_by_input
 from modelotel.stats.reasons import SKIP_UNREADABLE, add
 from modelotel.stats.side import Report, Side
+from modelotel.stats.wide import WideSummary
 from modelotel.stats.window import Snapshot
 
 _F64 = np.dtype(np.float64)
@@ -70,6 +71,7 @@ class Profiler:
         row_cap: a batch of more rows is row-sampled down to about this many.
         absent: what :meth:`observe` takes for "no batch on this side" (the caller's
             marker, compared by identity).
+        tokenizer: adds token counts to the descriptors of text columns, or None.
 
     Attributes:
         inputs, outputs: the two :class:`~modelotel.stats.side.Side` objects (replaced by
@@ -85,12 +87,14 @@ class Profiler:
         max_features: int = 200,
         row_cap: int = 10_000,
         absent: Any = ABSENT,
+        tokenizer: Any = None,
     ) -> None:
         self.baseline = baseline
         self.feature_names = feature_names
         self.max_features = max_features
         self.row_cap = row_cap
         self.absent = absent
+        self.tokenizer = tokenizer
         self.lock = threading.Lock()
         self._closing = threading.Lock()  # one close at a time (calls are not held by it)
         self.rng = np.random.default_rng()
@@ -102,10 +106,12 @@ class Profiler:
         names = self.feature_names
         if names is None and b is not None:
             names = b.feature_names
-        args = (self.max_features, self.row_cap, self.lock, self.rng)
+        args = (self.max_features, self.row_cap, self.lock, self.rng, self.tokenizer)
         with self.lock:
-            self.inputs = Side(False, b.features if b else None, names, *args)
-            self.outputs = Side(True, b.outputs if b else None, None, *args)
+            self.inputs = Side(False, b.features if b else None, names, *args,
+                               wide=_wide(b, "inputs"))
+            self.outputs = Side(True, b.outputs if b else None, None, *args,
+                                wide=_wide(b, "outputs"))
         self.cut = self.inputs.cut + self.outputs.cut
 
     # ---- per call ------------------------------------------------------------------
@@ -202,6 +208,17 @@ class Profiler:
             # drift; the host may have set np.seterr(all="raise") or run with -W error
             with np.errstate(all="ignore"):
                 return Snapshot(inp.summarize(closed_in), out.summarize(closed_out))
+
+
+def _wide(baseline: Baseline | None, side: str) -> WideSummary | None:
+    """The baseline's summary of a side's wide batches (a malformed one was refused when
+    the baseline was loaded; one built in code without it is not used)."""
+    if baseline is None:
+        return None
+    try:
+        return baseline.wide_summary(side)
+    except BaselineError:
+        return None
 
 
 def _unreadable(rep: Report | None) -> Report:

@@ -58,6 +58,7 @@ from modelotel.stats.table import (
     array_kind,
     positional,
 )
+from modelotel.stats.text import Text, text_table
 
 #: Numbers numpy converts in C (a one-record dict of these takes the fast path).
 _PLAIN_NUMBER = (int, float, np.integer, np.floating, np.bool_)
@@ -370,6 +371,9 @@ def extract(
             return Table(1, ("0",), matrix=np.array([[x]]))
         return _from_ndarray(np.asarray(x).reshape(1, 1), row_vector, skipped)
     if isinstance(x, str):
+        # an input text is one row of one text column; an output string may be a label
+        if row_vector or type(x) is Text:
+            return text_table(x)
         return _from_sequence([x], row_vector, skipped)
     module = type(x).__module__
     if module.startswith("pandas"):
@@ -388,6 +392,10 @@ def extract(
     if isinstance(x, Mapping):
         return _from_mapping(x, skipped)
     if isinstance(x, (list, tuple)):
+        if row_vector and x and isinstance(x[0], str):
+            texts = text_table(x)  # a batch of texts: one row per text, never one feature each
+            if texts is not None:
+                return texts
         return _from_sequence(x, row_vector, skipped)
     add(skipped, SKIP_UNSUPPORTED)
     return None

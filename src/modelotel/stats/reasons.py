@@ -36,6 +36,8 @@ SKIP_MAX_FEATURES = "stats.max_features"
 #: The input's own code raised while it was read (a ``__len__``, ``__iter__``, ``__str__``
 #: or property of the user's object): the batch is skipped, not counted as our error.
 SKIP_UNREADABLE = "stats.unreadable_input"
+#: The tokenizer given for text columns raised (the batch's token counts are nulls).
+SKIP_TOKENIZER = "stats.tokenizer_failed"
 
 #: Rows left out of a batch larger than ``row_cap`` (a uniform sample is kept): dropped on
 #: purpose, ``ml.telemetry.dropped``.
@@ -60,6 +62,7 @@ __all__ = [
     "SKIP_RAGGED",
     "SKIP_SPARSE",
     "SKIP_TENSOR",
+    "SKIP_TOKENIZER",
     "SKIP_UNREADABLE",
     "SKIP_UNSUPPORTED",
     "SKIP_ZERO_DIM",

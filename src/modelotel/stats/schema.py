@@ -7,7 +7,7 @@ Example:
     >>> plan = ColumnPlan([FeatureSpec("a", NUMERIC), FeatureSpec("b", NUMERIC)])
     >>> X, nulls, cats, issues = plan.align(extract(np.ones((4, 3))))
     >>> X.shape, issues
-    ((4, 2), [('schema_unexpected_feature', '')])
+    ((4, 2), [('schema_unexpected_feature', '2')])
 
 The schema is decided once: from the training baseline, or from the first batch
 (:meth:`ColumnPlan.from_table`; model outputs with :func:`output_specs`). :meth:`ColumnPlan.align`
@@ -210,9 +210,11 @@ class ColumnPlan:
         if len(present) < len(table.names):
             for src in table.names:
                 if src not in present:
-                    issues.append((A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "" if positional else src))
+                    # unnamed columns are named by position ("2"): the first one beyond
+                    # the schema stands for "more columns than the schema"
+                    issues.append((A.CHECK_SCHEMA_UNEXPECTED_FEATURE, src))
                     if positional:
-                        break  # one issue for "more columns than the schema" is enough
+                        break
         return X, nulls, cats, issues
 
     def _source(

@@ -32,15 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats import kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.read import FrameHint, extract
-from modelotel.stats.reasons import add
+from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
+from modelotel.stats.text import TextColumns
+from modelotel.stats.wide import WideSummary, is_wide
 from modelotel.stats.window import SideSummary, bin_labels, summarize
 
 Array = np.ndarray[Any, Any]
@@ -86,6 +89,8 @@ class Side:
         row_cap: a batch of more rows is row-sampled down to about this many.
         lock: the model's lock.
         rng: the model's random generator (row sampling).
+        tokenizer: adds a token count to the descriptors of text columns (:mod:`.text`).
+        wide: the baseline's summary of wide unnamed batches (:mod:`.wide`), or None.
 
     Attributes:
         cut: columns of the baseline beyond ``max_features`` (they get no statistics).
@@ -108,8 +113,15 @@ class Side:
         row_cap: int,
         lock: threading.Lock,
         rng: np.random.Generator,
+        tokenizer: Any = None,
+        wide: WideSummary | None = None,
     ) -> None:
         self.output = output
+        # wide unnamed batches (embeddings): the baseline's summary, else the first batch's
+        self.wide = wide
+        self.wide_ok = wide is not None or (not profiles and names is None)
+        # which string columns are text: the baseline's decision, else the first batch's
+        self.text = TextColumns([p.name for p in profiles] if profiles else None, tokenizer)
         self.profiles: dict[str, FeatureProfile] = {p.name: p for p in profiles or ()}
         self.names = tuple(names) if names is not None else None
         self.max_features = max_features
@@ -135,6 +147,8 @@ class Side:
         self.fast_width = 0
         self.labels_only = False
         self.one_category = False
+        #: schema problems reported in the current window (``(check, feature)``)
+        self.reported: set[tuple[str, str]] = set()
         self.row_vector = not output and not (names is not None and len(names) == 1)
         if profiles:
             specs = [FeatureSpec(p.name, p.kind) for p in profiles]
@@ -288,7 +302,7 @@ class Side:
         if (
             isinstance(x, (list, tuple))
             and len(x) > self.row_cap
-            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray)))
+            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray, str)))
         ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
             # rows of Python objects (or a frame) are converted value by value for some
             # columns: sample the rows before converting, not after
@@ -301,13 +315,26 @@ class Side:
         table = extract(x, self.row_vector, self.frame_hint, skipped)
         if table is None:
             return _skipped(rep, skipped)
+        if table.columns is not None:  # text columns become their numeric descriptors
+            text = self.text
+            table = text.expand(table)
+            if text.failed:
+                add(skipped, SKIP_TOKENIZER, text.failed)
+                text.failed = 0
+        wide_issue = None
+        if table.matrix is not None and self.wide_ok:
+            table, wide_issue = self._summarize_wide(table)
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
+        if wide_issue is not None:
+            issues.append(wide_issue)
         output = self.output
         if issues:
-            if rep is None:
-                rep = Report()
-            rep.checks.extend((check, feature, output) for check, feature in issues)
+            issues = self._first_in_window(issues)
+            if issues:
+                if rep is None:
+                    rep = Report()
+                rep.checks.extend((check, feature, output) for check, feature in issues)
         rows = table.rows
         if X is not None and X.shape[1] and output:
             rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
@@ -329,6 +356,38 @@ class Side:
                 for acc, values in zip(self.cat_window, cats, strict=True):
                     acc.add(values)
         return _skipped(rep, skipped) if skipped else rep
+
+    def _summarize_wide(self, table: Table) -> tuple[Table, tuple[str, str] | None]:
+        """A wide unnamed batch as its fixed-size summary (:mod:`.wide`), and the schema
+        problem of a batch whose width is not the summary's (or None)."""
+        wide = self.wide
+        if wide is None:
+            if self.plan is not None or not is_wide(table):
+                return table, None
+            with self.lock:  # (another thread may have decided meanwhile)
+                if self.wide is None and self.plan is None:
+                    self.wide = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
+                found: WideSummary | None = self.wide
+            if found is None:
+                return table, None
+            wide = found
+        assert table.matrix is not None
+        width = table.matrix.shape[1]
+        issue = None
+        if width > wide.width:
+            issue = (A.CHECK_SCHEMA_UNEXPECTED_FEATURE, str(wide.width))
+        elif width < wide.width:
+            issue = (A.CHECK_SCHEMA_MISSING_FEATURE, str(width))
+        return wide.apply(table), issue
+
+    def _first_in_window(self, issues: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The schema problems not yet reported in this window (each is reported once per
+        window: a wider batch on every call is one problem, not one per call)."""
+        with self.lock:
+            reported = self.reported
+            new = [i for i in dict.fromkeys(issues) if i not in reported]
+            reported.update(new)
+        return new
 
     def _add_numeric(self, X: Array, nulls: Array | None) -> None:
         rows = X.shape[0]
@@ -371,6 +430,7 @@ class Side:
             return None
         self.buffer.flush()
         win, cat_win = self.window, self.cat_window
+        self.reported = set()
         self.window = win.empty_like()
         self.cat_window = [c.empty_like() for c in cat_win]
         return win, cat_win

@@ -86,7 +86,7 @@ class Table:
         return self.columns[name]
 
 
-#: positional names by width, made on first use (all 257 at import cost ~3 ms)
+#: positional names by width, made on first use (building them all at import would cost)
 _POSITIONAL: dict[int, tuple[str, ...]] = {}
 
 
@@ -95,7 +95,7 @@ def positional(n: int) -> tuple[str, ...]:
     names = _POSITIONAL.get(n)
     if names is None:
         names = tuple(str(i) for i in range(n))
-        if n <= 256:
+        if n <= 4096:  # embeddings are wider than 256 and come on every call
             _POSITIONAL[n] = names
     return names
 
