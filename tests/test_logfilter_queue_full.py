@@ -1,96 +1,95 @@
 """A full span queue of the SDK's real BatchSpanProcessor is reported as what it is: the
 queue is full at this call rate (raise OTEL_BSP_MAX_QUEUE_SIZE or sample), not an unreachable
-collector; after failed exports it stays export trouble."""
+collector; after failed exports it stays export trouble.
+
+Each scenario runs in a fresh interpreter: the SDK's logger is process-wide, and processors
+that earlier tests left retrying against unreachable endpoints would log export failures
+into it at any moment, which is exactly what changes the report.
+"""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import json
+import subprocess
+import sys
+import textwrap
 
-import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+SCENARIO = textwrap.dedent(
+    """
+    import json, logging, os, sys, threading
+    os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = "4"
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor, SpanExporter, SpanExportResult)
+    from modelotel import _logfilter
 
-from modelotel import _logfilter
+    SDK_LOGGER = "opentelemetry.sdk._shared_internal"
 
-SDK_LOGGER = "opentelemetry.sdk._shared_internal"
+    class SlowExporter(SpanExporter):
+        # a healthy exporter that takes its time: every export waits until released
+        def __init__(self):
+            self.release = threading.Event()
+            self.exported = 0
 
+        def export(self, spans):
+            self.release.wait(10)
+            self.exported += len(spans)
+            return SpanExportResult.SUCCESS
 
-class SlowExporter(SpanExporter):
-    """A healthy exporter that takes its time: every export waits until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.exported = 0
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        self.release.wait(10)
-        self.exported += len(spans)
-        return SpanExportResult.SUCCESS
-
-
-@pytest.fixture
-def report_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[logging.LogRecord]]:
-    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
-    _logfilter.uninstall()
     _logfilter.install(endpoints=["http://127.0.0.1:4318"])
-    records: list[logging.LogRecord] = []
+    records = []
 
     class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
+        def emit(self, record):
+            records.append((record.levelno, record.getMessage()))
 
-    logger = logging.getLogger(SDK_LOGGER)
-    handler = Keep(logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-        _logfilter.uninstall()
-
-
-def _overflow(exporter: SlowExporter) -> TracerProvider:
+    logging.getLogger(SDK_LOGGER).addHandler(Keep(logging.WARNING))
+    if sys.argv[1] == "failed-first":
+        logging.getLogger(SDK_LOGGER).error("Failed to export %s batch code: %s", "span", 503)
+    exporter = SlowExporter()
     tp = TracerProvider()
     tp.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000,
                                              max_export_batch_size=2))
     tracer = tp.get_tracer("t")
     for _ in range(50):  # the worker is stuck in the first export: the queue of 4 overflows
         tracer.start_span("p").end()
-    return tp
-
-
-def test_queue_full_without_export_failures_names_the_call_rate_and_the_remedy(
-    report_records: list[logging.LogRecord],
-) -> None:
-    exporter = SlowExporter()
-    tp = _overflow(exporter)
     exporter.release.set()
     tp.shutdown()
-    reports = [r for r in report_records if "queue" in r.getMessage().lower()]
-    assert len(reports) == 1, [r.getMessage() for r in report_records]
-    message = reports[0].getMessage()
+    print(json.dumps({"records": records, "exported": exporter.exported}))
+    """
+)
+
+
+def _run(mode: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", SCENARIO, mode], capture_output=True,
+                         text=True, timeout=120, check=True)
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_queue_full_without_export_failures_names_the_call_rate_and_the_remedy() -> None:
+    result = _run("healthy")
+    records = result["records"]
+    assert isinstance(records, list)
+    reports = [(level, m) for level, m in records if "queue" in m.lower()]
+    assert len(reports) == 1, records
+    level, message = reports[0]
     assert "span queue is full (4 items)" in message
     assert "at this call rate" in message
     assert "OTEL_BSP_MAX_QUEUE_SIZE" in message
     assert "OTEL_TRACES_SAMPLER" in message
     assert "cannot export" not in message
     assert "collector is not reporting errors" in message
-    assert reports[0].levelno == logging.WARNING
-    assert exporter.exported > 0
+    assert level == 30  # logging.WARNING
+    exported = result["exported"]
+    assert isinstance(exported, int)
+    assert exported > 0
 
 
-def test_queue_full_after_a_failed_export_is_reported_as_export_trouble(
-    report_records: list[logging.LogRecord],
-) -> None:
-    logging.getLogger(SDK_LOGGER).error("Failed to export %s batch code: %s", "span", 503)
-    exporter = SlowExporter()
-    tp = _overflow(exporter)
-    exporter.release.set()
-    tp.shutdown()
-    messages = [r.getMessage() for r in report_records]
+def test_queue_full_after_a_failed_export_is_reported_as_export_trouble() -> None:
+    records = _run("failed-first")["records"]
+    assert isinstance(records, list)
+    messages = [m for _, m in records]
     assert len(messages) == 1, messages
     assert messages[0].startswith("modelotel: cannot export telemetry to the OTLP collector")
     assert not any("at this call rate" in m for m in messages)
