@@ -410,3 +410,13 @@ def test_a_moved_primary_is_logged_once_at_info(caplog: pytest.LogCaptureFixture
             "(also instrumented: predict); only inplace_predict calls feed the statistics"
             ) in mine[0].getMessage()
     assert "chosen by the scikit-learn API default" in mine[1].getMessage()
+
+
+def test_a_lightgbm_dataset_is_never_served_its_error_passes_unchanged(cap: Captured) -> None:
+    # why the statistics need no Dataset reader: lightgbm refuses one for prediction
+    x, _ = _train()
+    model = modelotel.wrap(_lgb_booster(), model=_name("lgb-dataset"))
+    with pytest.raises(TypeError, match="Cannot use Dataset instance for prediction"):
+        model.predict(lgb.Dataset(x))
+    (span,) = cap.spans()
+    assert span.attributes[A.ERROR_TYPE] == "TypeError"
