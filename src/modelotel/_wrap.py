@@ -134,7 +134,7 @@ def _rewrap(obj: Any, methods: tuple[str, ...], config: ModelConfig, framework: 
 
 
 def _describe(obj: Any, choice: Choice, model: str) -> None:
-    """Log once per (class, methods) which method is primary, when it is not the obvious one.
+    """Log once per (class, methods) which method is primary and what chose it.
 
     INFO when a framework default moved the primary method (an ``xgboost.Booster``) or the
     primary's inputs cannot be read; DEBUG for every other choice. Never per call.
