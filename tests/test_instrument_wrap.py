@@ -135,7 +135,8 @@ def test_wrap_xgboost_and_lightgbm_like_boosters(cap: Captured) -> None:
         inplace_predict=lambda self, d: [0.2],
     )
     lgb_booster = _fake_class("lightgbm.basic", "Booster", predict=lambda self, d: [0.3])
-    assert find_predict_methods(xgb_booster()) == ("predict", "inplace_predict")
+    # a Booster's predict takes a DMatrix: inplace_predict, the serving call, is primary
+    assert find_predict_methods(xgb_booster()) == ("inplace_predict", "predict")
     assert find_predict_methods(lgb_booster()) == ("predict",)
     xgb = modelotel.wrap(xgb_booster(), model="wrap-xgb")
     lgb = modelotel.wrap(lgb_booster(), model="wrap-lgb")

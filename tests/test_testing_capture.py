@@ -72,6 +72,7 @@ def test_capture_model_info_and_clear() -> None:
             tn.ML_MODEL_RUNBOOK_URL: "",
             tn.ML_MODEL_TASK: "regression",
             tn.ML_MODEL_FRAMEWORK: "",
+            tn.ML_MODEL_METHOD: "",
             tn.ML_BASELINE_HASH: "",
         }
         assert len(cap.spans()) == 1

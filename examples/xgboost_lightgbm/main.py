@@ -40,8 +40,8 @@ def models(x: pd.DataFrame, y: np.ndarray[Any, Any]) -> dict[str, tuple[Any, lis
     lgb_booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1},
                             lgb.Dataset(x, label=y), num_boost_round=20)
     return {
-        # Booster.predict takes a DMatrix, which modelotel cannot read (counted as skipped):
-        # inplace_predict takes the DataFrame or array itself, so it is the primary method
+        # inplace_predict takes the DataFrame or array itself (Booster.predict a DMatrix): it
+        # is the primary method, as wrap() would choose for a Booster without methods=
         "xgb-booster": (booster, ["inplace_predict"]),
         "xgb-sklearn": (xgb.XGBClassifier(**params).fit(x, y), ["predict_proba", "predict"]),
         "lgb-booster": (lgb_booster, ["predict"]),

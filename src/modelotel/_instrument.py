@@ -200,6 +200,8 @@ class _Plan:
                 mon = get_monitor(self.config)
                 if self.framework and not mon.framework:
                     mon.framework = self.framework
+                if self.primary and self.method and not mon.method:
+                    mon.method = self.method  # ml.model.info: which method feeds statistics
                 if self.method:
                     self.span_attrs = {**mon.span_attributes, A.ML_MODEL_METHOD: self.method}
                 self.monitor = mon

@@ -54,6 +54,8 @@ class ModelMonitor:
         tracer, meter, logger: from the providers of the current generation.
         generation: the provider generation they were taken from.
         framework: ``ml.model.framework`` (set by ``wrap()``: sklearn, xgboost, ...).
+        method: ``ml.model.method`` on ``ml.model.info``: the primary method of a
+            ``wrap()``-ed model, the one whose calls feed the statistics (else ``""``).
         baseline_hash: ``ml.baseline.hash`` (set by the statistics when they load one).
     """
 
@@ -70,6 +72,7 @@ class ModelMonitor:
         }
         self.serving = Serving(self.metric_attributes)
         self.framework = ""
+        self.method = ""
         self.baseline_hash = ""
         self.tracer: Any = None
         self.meter: Any = None
@@ -144,6 +147,7 @@ class ModelMonitor:
         attrs[A.ML_MODEL_RUNBOOK_URL] = self.config.runbook_url
         attrs[A.ML_MODEL_TASK] = self.config.task
         attrs[A.ML_MODEL_FRAMEWORK] = self.framework
+        attrs[A.ML_MODEL_METHOD] = self.method
         attrs[A.ML_BASELINE_HASH] = self.baseline_hash
         return attrs
 

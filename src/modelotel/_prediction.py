@@ -56,6 +56,7 @@ from modelotel._payload.redact import exception_text
 from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
 from modelotel._types import MISSING, Ended
+from modelotel.stats.containers import is_container
 from modelotel.stats.text import join_stream
 
 #: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
@@ -148,10 +149,11 @@ def _as_count(value: object) -> int | None:
 def _input_shape(inputs: object) -> tuple[int | None, int | None]:
     """(rows, features) of an input, from ``.shape`` or ``len()``; (None, None) if unknown.
 
-    Only reads ``.shape`` (numpy, pandas, torch, tensorflow, polars) or the length of a
-    list / tuple: never copies. Those reads can run user code (a ``shape`` property, a
-    ``__getattr__`` that raises ``KeyError``, a list subclass's ``__len__``): whatever it
-    raises is a counted skip, and the span still starts, without the two attributes.
+    Only reads ``.shape`` (numpy, pandas, torch, tensorflow, polars), the length of a
+    list / tuple or ``num_row()`` / ``num_col()`` of a DMatrix or Pool: never copies.
+    Those reads can run user code (a ``shape`` property, a ``__getattr__`` that raises
+    ``KeyError``, a list subclass's ``__len__``): whatever it raises is a counted skip,
+    and the span still starts, without the two attributes.
     """
     if inputs is MISSING or inputs is None:
         return None, None
@@ -183,6 +185,9 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
         if n and isinstance(inputs[0], (list, tuple)):
             return n, len(inputs[0])
         return n, None
+    if is_container(inputs):  # an XGBoost DMatrix, a CatBoost Pool: no .shape of their own
+        rows, cols = inputs.num_row(), inputs.num_col()  # type: ignore[attr-defined]
+        return _as_count(rows), _as_count(cols)
     return None, None
 
 

@@ -12,7 +12,9 @@ and behaves like itself; only its predict-like methods are replaced, on the prox
 functions instrumented like :func:`modelotel.instrument` does (:mod:`modelotel._instrument`),
 so the model's internal calls (a ``predict`` that calls ``self.decision_function``) do not
 make nested spans. The first method is the *primary* one: only its calls feed the
-statistics, payloads and outcomes.
+statistics, payloads and outcomes. Which methods, and in which order, is decided per
+framework by :mod:`modelotel._frameworks` (an ``xgboost.Booster`` serves with
+``inplace_predict``, not ``predict``), unless the caller lists them with ``methods=``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,19 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
+from modelotel._frameworks import (
+    PREDICT_METHODS,
+    Choice,
+    choose,
+    find_predict_methods,
+    unreadable_primary,
+)
 from modelotel._instrument import _decorate, _instrument_with, _is_instrumented
 from modelotel._options import ModelConfig, ModelOptions, model_config
 from modelotel._runtime import runtime
@@ -34,67 +44,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_logger = logging.getLogger("modelotel")
 
-#: Predict-like method names, in the order they are looked for (duck typing; no imports).
-PREDICT_METHODS = (
-    "predict",
-    "predict_proba",
-    "predict_log_proba",
-    "decision_function",
-    "inplace_predict",  # XGBoost Booster
-)
-
-_FRAMEWORKS = {
-    "sklearn": "sklearn",
-    "xgboost": "xgboost",
-    "lightgbm": "lightgbm",
-    "catboost": "catboost",
-    "torch": "pytorch",
-    "transformers": "transformers",
-    "tensorflow": "tensorflow",
-    "keras": "keras",
-    "onnxruntime": "onnxruntime",
-}
-
-
-def _framework_of(obj: Any) -> str:
-    """The ML framework of ``obj``'s class (first known top-level package in its MRO)."""
-    for cls in type(obj).__mro__:
-        top = (getattr(cls, "__module__", "") or "").split(".", 1)[0]
-        if top in _FRAMEWORKS:
-            return _FRAMEWORKS[top]
-    return ""
-
-
-def _mro_names(obj: Any) -> set[str]:
-    return {f"{c.__module__}.{c.__qualname__}" for c in type(obj).__mro__}
-
-
-def find_predict_methods(obj: Any) -> tuple[str, ...]:
-    """The names of ``obj``'s predict-like methods, found by duck typing.
-
-    PyTorch ``nn.Module`` and Hugging Face pipelines: ``__call__``. scikit-learn, XGBoost,
-    LightGBM (and anything with the same API): whichever of :data:`PREDICT_METHODS` exist.
-    Other callables: ``__call__``.
-    """
-    names = _mro_names(obj)
-    if "torch.nn.modules.module.Module" in names:
-        return ("__call__",)
-    if any(n.startswith("transformers.pipelines.") and n.endswith("Pipeline") for n in names):
-        return ("__call__",)
-    found = []
-    for m in PREDICT_METHODS:
-        try:
-            # hasattr: scikit-learn hides unavailable methods (available_if) this way
-            if callable(getattr(obj, m, None)):
-                found.append(m)
-        except Exception:  # noqa: BLE001 - a property that raises is not a predict method
-            continue
-    if found:
-        return tuple(found)
-    if callable(obj):
-        return ("__call__",)
-    return ()
+#: (class, methods) already described in the log: wrap() may run per request in some code,
+#: and the line says the same thing every time
+_described: set[tuple[str, tuple[str, ...]]] = set()
 
 
 class _ModelProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -179,6 +133,36 @@ def _rewrap(obj: Any, methods: tuple[str, ...], config: ModelConfig, framework: 
     return _ModelProxy(obj, methods, config, framework)
 
 
+def _describe(obj: Any, choice: Choice, model: str) -> None:
+    """Log once per (class, methods) which method is primary and what chose it.
+
+    INFO when a framework default moved the primary method (an ``xgboost.Booster``) or the
+    primary's inputs cannot be read; DEBUG for every other choice. Never per call.
+    """
+    cls = type(obj)
+    key = (f"{cls.__module__}.{cls.__qualname__}", choice.methods)
+    if key in _described:
+        return
+    _described.add(key)
+    problem = unreadable_primary(obj, choice)
+    level = logging.INFO if (choice.reordered or problem) else logging.DEBUG
+    if not _logger.isEnabledFor(level):
+        return
+    how = "methods=" if choice.rule == "methods=" else f"the {choice.rule} default"
+    _logger.log(
+        level,
+        "modelotel.wrap: %s (model %r): primary method %s, chosen by %s (also instrumented: "
+        "%s); only %s calls feed the statistics%s",
+        cls.__qualname__,
+        model,
+        choice.primary,
+        how,
+        ", ".join(choice.methods[1:]) or "none",
+        choice.primary,
+        f"; {problem}" if problem else "",
+    )
+
+
 def wrap(
     obj: T,
     *,
@@ -196,20 +180,30 @@ def wrap(
         True
 
     Args:
-        obj: a scikit-learn / XGBoost / LightGBM estimator, a PyTorch ``nn.Module``, a Hugging
-            Face pipeline, or any callable. A plain function is instrumented like
+        obj: a scikit-learn / XGBoost / LightGBM / CatBoost model, a PyTorch ``nn.Module``, a
+            Hugging Face pipeline, or any callable. A plain function is instrumented like
             :func:`instrument` would.
         model: model name; defaults to the class name.
-        methods: names of the methods to instrument; by default the predict-like ones
-            (:func:`find_predict_methods`). The first one is the *primary* method: by
-            default the first found in :data:`PREDICT_METHODS` order (``predict`` before
-            ``predict_proba``, ...). Only calls of the primary method feed the input and
-            output statistics, drift, checks, payload sampling, the outcome cache and
-            :func:`modelotel.last_prediction_id`, so class labels from ``predict`` are not
-            mixed with probabilities from ``predict_proba`` and a batch passed to both is
-            counted once. Every method gets spans (with ``ml.model.method``) and the
-            serving metrics. A caller that only uses ``predict_proba`` passes
-            ``methods=["predict_proba", "predict"]`` to make it the primary one.
+        methods: names of the methods to instrument, the *primary* one first; by default
+            the framework's (:mod:`modelotel._frameworks`, found from the class's module,
+            without importing the framework): ``inplace_predict`` then ``predict`` for an
+            ``xgboost.Booster`` (``predict`` takes a ``DMatrix``); ``predict`` for a
+            ``lightgbm.Booster``; ``predict``, ``predict_proba``, ``predict_log_proba``,
+            ``decision_function`` (those that exist) for scikit-learn estimators and
+            pipelines, the XGBoost and LightGBM scikit-learn API and CatBoost; ``__call__``
+            for a PyTorch ``nn.Module`` (not ``forward``: calling it skips the module's
+            hooks) and for Hugging Face pipelines; otherwise whichever of
+            :data:`PREDICT_METHODS` exist, else ``__call__``. Only calls of the primary
+            method feed the input and output statistics, drift, checks, payload sampling,
+            the outcome cache and :func:`modelotel.last_prediction_id`, so class labels
+            from ``predict`` are not mixed with probabilities from ``predict_proba`` and a
+            batch passed to both is counted once. Every method gets spans (with
+            ``ml.model.method``) and the serving metrics; ``ml.model.info`` carries the
+            primary one in ``ml.model.method``. A caller that only uses ``predict_proba``
+            passes ``methods=["predict_proba", "predict"]`` to make it the primary one.
+            The choice is logged once per class on the ``modelotel`` logger: INFO when a
+            framework default moved the primary method or its inputs cannot be read, else
+            DEBUG.
         **options: as for :func:`instrument` (see :class:`modelotel.ModelOptions`).
 
     Returns:
@@ -224,16 +218,15 @@ def wrap(
         return obj  # already wrapped: a no-op, not a second span
     if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
         return _decorate(obj, model, options)  # type: ignore[no-any-return]
-    framework = _framework_of(obj)
     if "tokenizer" not in options and type(obj).__module__.startswith("transformers"):
         # a Hugging Face pipeline carries the tokenizer its texts are served with
         found = getattr(obj, "tokenizer", None)
         if found is not None:
             options["tokenizer"] = found
     config = model_config(model=model, default_model=type(obj).__qualname__, **options)
+    choice = choose(obj)
     if methods is None:
-        names = find_predict_methods(obj)
-        if not names:
+        if not choice.methods:
             raise TypeError(
                 f"modelotel.wrap: found no predict-like method on {type(obj).__qualname__} "
                 f"(looked for {', '.join(PREDICT_METHODS)} and __call__); pass methods=[...]"
@@ -248,6 +241,11 @@ def wrap(
                     raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} is not callable")
             elif not callable(getattr(obj, m, None)):
                 raise ValueError(f"modelotel.wrap: {type(obj).__qualname__} has no method {m!r}")
+        choice = Choice(choice.framework, names, "methods=")
     if not runtime.enabled:
         return obj
-    return _ModelProxy(obj, names, config, framework)  # type: ignore[return-value]
+    _describe(obj, choice, config.model)
+    return _ModelProxy(obj, choice.methods, config, choice.framework)  # type: ignore[return-value]
+
+
+__all__ = ["PREDICT_METHODS", "find_predict_methods", "wrap"]

@@ -32,7 +32,8 @@ ML_MODEL_OWNER: Final = "ml.model.owner"
 ML_MODEL_RUNBOOK_URL: Final = "ml.model.runbook_url"
 ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
 #: Span attribute set by ``wrap()``: the model method that was called (``predict``,
-#: ``predict_proba``, ``__call__``, ...).
+#: ``predict_proba``, ``__call__``, ...); on ``ml.model.info``: the primary method, whose
+#: calls feed the statistics (``""`` for ``instrument`` and ``observe``).
 ML_MODEL_METHOD: Final = "ml.model.method"
 ML_BASELINE_HASH: Final = "ml.baseline.hash"
 ML_PREDICTION_ID: Final = "ml.prediction.id"

@@ -15,7 +15,8 @@ never mutates its input, never imports torch or pandas (both are recognised by t
 of their type), and never raises for bad input: what it cannot use is added to ``skipped``
 (reason -> count, see :mod:`.reasons`) and ``None`` is returned, or the table comes back
 without the column it could not read. One reader per input kind: numpy arrays (and CPU
-torch tensors through them), pandas (:mod:`.frames`), mappings (a dict of columns, one
+torch tensors through them), pandas (:mod:`.frames`), an XGBoost ``DMatrix`` or CatBoost
+``Pool`` (:mod:`.containers`), mappings (a dict of columns, one
 record), sequences (records, rows, a flat list of values), scalars.
 
 An exception raised while reading comes either from the input's own code (a ``__len__``
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from modelotel.stats.containers import is_container, read_container
 from modelotel.stats.frames import FrameHint, from_frame, from_series, pandas_column
 from modelotel.stats.reasons import (
     SKIP_COMPLEX,
@@ -350,8 +352,8 @@ def extract(
 
     Args:
         x: the predict input or output: numpy arrays (any numeric dtype, structured),
-            pandas DataFrame / Series, dicts of arrays or lists, lists of dicts, lists of
-            rows, flat lists, scalars, CPU torch tensors.
+            pandas DataFrame / Series, XGBoost DMatrix, CatBoost Pool, dicts of arrays or
+            lists, lists of dicts, lists of rows, flat lists, scalars, CPU torch tensors.
         row_vector: how to read a 1-D array or flat list: one row of features (inputs) or
             one column of values (outputs).
         hint: what the caller's last DataFrame was like (:class:`FrameHint`, updated here),
@@ -397,6 +399,8 @@ def extract(
             if texts is not None:
                 return texts
         return _from_sequence(x, row_vector, skipped)
+    if is_container(x):  # an XGBoost DMatrix, a CatBoost Pool
+        return read_container(x, skipped)
     add(skipped, SKIP_UNSUPPORTED)
     return None
 

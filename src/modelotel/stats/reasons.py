@@ -29,6 +29,9 @@ SKIP_GPU = "stats.gpu_tensor"
 SKIP_TENSOR = "stats.unconvertible_tensor"
 SKIP_NON_TABULAR = "stats.non_tabular_column"
 SKIP_SPARSE = "stats.sparse_matrix"
+#: An ML library's own data container (an XGBoost ``DMatrix``, a CatBoost ``Pool``) that the
+#: library did not hand the values of (xgboost < 2.0, a ``Pool`` with categorical features).
+SKIP_FRAMEWORK_DATA = "stats.unreadable_framework_data"
 #: Values of a numeric column that are not numbers (counted per value; they become nulls).
 SKIP_NON_NUMERIC = "stats.non_numeric_value"
 #: Columns beyond ``max_features`` (counted per column, once, when the schema is decided).
@@ -53,6 +56,7 @@ __all__ = [
     "DROP_ROW_CAP",
     "SKIP_COMPLEX",
     "SKIP_EMPTY",
+    "SKIP_FRAMEWORK_DATA",
     "SKIP_GPU",
     "SKIP_HIGH_RANK",
     "SKIP_MAX_FEATURES",

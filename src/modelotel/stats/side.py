@@ -38,6 +38,7 @@ from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulato
 from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
+from modelotel.stats.containers import is_container, read_container
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
@@ -312,7 +313,13 @@ class Side:
                 rep = _sampled(rep, rows_in, pre)
                 x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]
         skipped: dict[str, int] = {}
-        table = extract(x, self.row_vector, self.frame_hint, skipped)
+        if is_container(x):  # a DMatrix / Pool: rows are sampled before they are made dense
+            sampled: list[tuple[int, slice]] = []
+            table = read_container(x, skipped, self._row_sample, sampled)
+            for rows_in, pre in sampled:
+                rep = _sampled(rep, rows_in, pre)
+        else:
+            table = extract(x, self.row_vector, self.frame_hint, skipped)
         if table is None:
             return _skipped(rep, skipped)
         if table.columns is not None:  # text columns become their numeric descriptors
