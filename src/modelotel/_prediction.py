@@ -169,7 +169,8 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
         if n == 0:
             return 1, None
         rows = shape[0]
-        features = shape[1] if n >= 2 else None
+        # only a 2-D input has features along axis 1 (of (N,3,32,32) images it is channels)
+        features = shape[1] if n == 2 else None
         if type(rows) is int and (features is None or type(features) is int):
             return rows, features
     if shape is not None and hasattr(shape, "__len__") and not isinstance(shape, (str, bytes)):
@@ -177,7 +178,7 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
         dims = tuple(shape)
         if len(dims) == 0:
             return 1, None
-        return _as_count(dims[0]), _as_count(dims[1]) if len(dims) >= 2 else None
+        return _as_count(dims[0]), _as_count(dims[1]) if len(dims) == 2 else None
     if isinstance(inputs, (list, tuple)):
         n = len(inputs)
         if n and isinstance(inputs[0], (list, tuple)):
