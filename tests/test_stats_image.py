@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -82,11 +85,23 @@ def test_nchw_and_nhwc_give_the_same_descriptors() -> None:
     np.testing.assert_allclose(_descriptors(nchw.transpose(0, 2, 3, 1)), a, rtol=1e-12)
     np.testing.assert_allclose(_descriptors(nchw[2]), a[2:3], rtol=1e-12)
     np.testing.assert_allclose(_descriptors(nhwc[2]), a[2:3], rtol=1e-12)
-    # against a plain per-image reference
+    # against a plain float64 per-image reference (float32 pixels are reduced in float32)
     img = nchw[4].astype(np.float64)
     ref = [v for c in img for v in (c.mean(), c.std())]
     luma = 0.299 * img[0].mean() + 0.587 * img[1].mean() + 0.114 * img[2].mean()
-    np.testing.assert_allclose(a[4], [*ref, luma, 9, 9], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a[4], [*ref, luma, 9, 9], rtol=1e-6)
+    np.testing.assert_allclose(_descriptors(nchw.astype(np.float64))[4], [*ref, luma, 9, 9],
+                               rtol=1e-12)
+
+
+def test_a_nearly_flat_channel_keeps_its_small_std() -> None:
+    rng = np.random.default_rng(9)
+    flat = (0.5 + 1e-3 * rng.random((2, 3, 224, 224))).astype(np.float32)
+    ref = flat.astype(np.float64).std(axis=(2, 3))
+    np.testing.assert_allclose(_descriptors(flat)[:, 1:6:2], ref, rtol=1e-4)
+    # squared deviations overflow float32: the batch is redone in float64, not a null
+    huge = np.resize(np.array([1e30, 3e30], dtype=np.float32), (1, 1, 8, 8))
+    assert _descriptors(huge)[0, :3].tolist() == pytest.approx([2e30, 1e30, 2e30])
 
 
 def test_pixels_keep_their_scale_and_brightness_is_luma() -> None:
@@ -319,3 +334,17 @@ def test_torch_images_give_the_descriptors_of_their_numpy_pixels() -> None:
         assert count.value == 6
     assert y.shape == (6, 2) and torch.equal(t, before)
     assert health.skipped(cap) == {}
+
+
+def test_reading_images_imports_neither_pil_nor_torch() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from modelotel.stats.profiler import ABSENT, Profiler\n"
+        "p = Profiler()\n"
+        "p.observe(np.zeros((2, 3, 8, 8)), ABSENT)\n"
+        "assert p.close().inputs.plan.names[-1] == 'image.width'\n"
+        "print('PIL' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "MODELOTEL_STATS_KERNEL": "numpy"})
+    assert out.stdout.split() == ["False", "False"]

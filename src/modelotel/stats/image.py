@@ -35,9 +35,10 @@ transparency); a list of them, or of 3-dimensional arrays or tensors, is a batch
 have the same shape (else ``stats.ragged_rows``). Neither PIL nor torch is imported here:
 both are recognised by the module of their type.
 
-The descriptors cost a few passes over the pixels in numpy (a sum and a sum of squares per
-channel, over the whole batch at once): no Python loop over pixels or images (except to
-convert a list). An image with a NaN or inf pixel has null channel descriptors and
+The descriptors cost a few passes over the pixels in numpy over the whole batch at once (a
+sum, then the squared deviations, per image and channel, in float32 for 8- and 16-bit and
+float32 pixels, else float64): no Python loop over pixels or images (except to convert a
+list). An image with a NaN or inf pixel has null channel descriptors and
 brightness, and is counted in ``stats.nonfinite_image``.
 """
 
@@ -120,27 +121,44 @@ def layout(shape: tuple[int, ...], single: bool) -> str | None:
     return None
 
 
+def _work_dtype(dtype: np.dtype[Any]) -> type[np.floating[Any]]:
+    """float32 for pixels it holds exactly enough (uint8, int16, float16, float32 ...),
+    float64 for the rest (float64, 32- and 64-bit integers)."""
+    return np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
+
+
+def _moments(rows: Array) -> tuple[Array, Array]:
+    """Per row of a contiguous float ``rows x pixels`` array: mean and population std, in
+    two passes (mean, then the squares of the deviations): no cancellation, so a nearly
+    flat channel keeps its small std in float32 too."""
+    pixels = rows.shape[1]
+    mean = np.einsum("ij->i", rows) / pixels
+    dev = rows - mean[:, np.newaxis]
+    var = np.einsum("ij,ij->i", dev, dev) / pixels
+    return mean.astype(np.float64), np.sqrt(var.astype(np.float64))
+
+
 def describe(images: Array, order: str) -> tuple[Array, int]:
     """``(descriptors, nonfinite)``: a rows x k float64 matrix in the order of
     :func:`names`, and how many images had a NaN or inf pixel (their channel descriptors
     and brightness are NaN). ``images`` is a numeric ``N,C,H,W`` or ``N,H,W,C`` array."""
     if order == NHWC:
         n, h, w, c = images.shape
-        # channels first, contiguous: the reductions below then run over contiguous memory
-        # (a strided reduction over a channels-last batch costs several times more)
-        flat = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(n, c, h * w)
+        channels_first = images.transpose(0, 3, 1, 2)
     else:
         n, c, h, w = images.shape
-        flat = images.reshape(n, c, h * w)  # a view of a contiguous batch
-    if flat.dtype.kind == "b":
-        flat = flat.view(np.uint8)
-    pixels = h * w
+        channels_first = images
+    work = _work_dtype(images.dtype)
+    # one row per image and channel, contiguous, in the working float type: a view of a
+    # contiguous float batch, else one copy (the cast and, for channels last, the transpose:
+    # a reduction over a strided channels-last batch costs several times more)
+    rows = np.asarray(channels_first, dtype=work, order="C").reshape(n * c, h * w)
     with np.errstate(all="ignore"):  # inf pixels: inf - inf (the row is made NaN below)
-        # one sum and one sum of squares per channel, accumulated in float64; the variance
-        # as E[x^2] - E[x]^2, clipped at 0 (rounding), is exact enough for pixel data
-        mean = flat.sum(axis=2, dtype=np.float64) / pixels
-        sq = np.einsum("ijk,ijk->ij", flat, flat, dtype=np.float64) / pixels
-        std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+        mean, std = _moments(rows)
+        if work is np.float32 and not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            # a NaN / inf pixel, or a float32 overflow of large pixels: float64 tells apart
+            mean, std = _moments(rows.astype(np.float64))
+    mean, std = mean.reshape(n, c), std.reshape(n, c)
     out = np.empty((n, 2 * c + 3), dtype=np.float64)
     out[:, 0 : 2 * c : 2] = mean
     out[:, 1 : 2 * c : 2] = std
@@ -150,7 +168,7 @@ def describe(images: Array, order: str) -> tuple[Array, int]:
         out[:, 2 * c] = mean[:, 0]
     out[:, 2 * c + 1] = h
     out[:, 2 * c + 2] = w
-    bad = ~np.isfinite(sq).all(axis=1)  # a NaN or inf pixel (or a sum that overflowed)
+    bad = ~(np.isfinite(mean).all(axis=1) & np.isfinite(std).all(axis=1))
     nonfinite = int(bad.sum())
     if nonfinite:
         out[bad, : 2 * c + 1] = np.nan
