@@ -156,6 +156,28 @@ def test_a_list_of_pil_images_is_a_batch_with_a_row_per_image() -> None:
         count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "image.brightness"})
         assert count.value == 5
     assert health.skipped(cap) == {}
+    # beyond row_cap, a list of PIL images is row-sampled before it is converted
+    converted = []
+
+    class Counted(Image.Image):  # a subclass is a PIL image too
+        @property
+        def __array_interface__(self) -> dict[str, Any]:
+            converted.append(self)
+            return super().__array_interface__
+
+    counted = []
+    for img in pil:
+        c = Counted()
+        c.__setstate__(img.__getstate__())  # type: ignore[no-untyped-call]
+        counted.append(c)
+    sampled = _classifier("image-pil-cap", row_cap=4)
+    with capture() as cap:
+        sampled(counted * 4)
+        assert len(converted) == 4
+        span = cap.spans()[-1]
+        assert span.attributes[A.ML_STATS_SAMPLE_RATE] == pytest.approx(0.2)
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "image.brightness"})
+        assert count.value == 4
 
 
 def test_rows_are_the_images_and_channels_are_not_features() -> None:
@@ -197,6 +219,8 @@ def test_a_shape_change_fires_one_schema_check_per_window_naming_the_dimension()
         assert fired(cap) == {"image.height": 1, "image.width": 1, "image.channels": 1}
         assert {p.attributes[A.ML_CHECK] for p in cap.collect()
                 if p.name == A.METRIC_CHECK_VIOLATIONS} == {A.CHECK_SCHEMA_SHAPE_CHANGE}
+        predict(_images(rng, 4)[:, :, :5])  # a new window: the height again, once more
+        assert fired(cap)["image.height"] == 2
     # without a baseline, the first batch's shape is the schema
     p = Profiler()
     assert p.observe(_images(rng, 3), ABSENT) is None

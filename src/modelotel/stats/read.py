@@ -387,8 +387,6 @@ def extract(
         return None
     if module.startswith("torch"):
         return _from_torch(x, row_vector, skipped)
-    if module.startswith("PIL.") and is_pil(x):
-        return pil_table([x], skipped)
     if module.startswith("scipy.sparse"):
         add(skipped, SKIP_SPARSE)
         return None
@@ -402,6 +400,8 @@ def extract(
             if texts is not None:
                 return texts
         return _from_sequence(x, row_vector, skipped)
+    if is_pil(x):
+        return pil_table([x], skipped)
     add(skipped, SKIP_UNSUPPORTED)
     return None
 

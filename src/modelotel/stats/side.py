@@ -38,7 +38,7 @@ from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulato
 from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
-from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name
+from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
@@ -307,10 +307,14 @@ class Side:
         if (
             isinstance(x, (list, tuple))
             and len(x) > self.row_cap
-            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray, str)))
+            and (
+                not self.row_vector
+                or isinstance(x[0], (list, tuple, dict, np.ndarray, str))
+                or is_pil(x[0])
+            )
         ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
-            # rows of Python objects (or a frame) are converted value by value for some
-            # columns: sample the rows before converting, not after
+            # rows of Python objects, PIL images (or a frame) are converted one by one: sample
+            # the rows before converting, not after
             rows_in = len(x)
             pre = self._row_sample(rows_in)
             if pre is not None:
