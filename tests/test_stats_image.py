@@ -192,6 +192,11 @@ def test_rows_are_the_images_and_channels_are_not_features() -> None:
         counts = {p.attributes[A.ML_FEATURE]: p.value for p in cap.collect()
                   if p.name == A.METRIC_FEATURE_COUNT}
     assert counts == dict.fromkeys(_RGB, 12)
+    with capture() as cap:
+        predict(_images(rng, 1)[0])  # one (C,H,W) image: one row
+        assert cap.spans()[-1].attributes[A.ML_INPUT_ROWS] == 1
+        count = cap.metric(A.METRIC_FEATURE_COUNT, **{A.ML_FEATURE: "image.brightness"})
+        assert count.value == 1
 
 
 def test_a_shape_change_fires_one_schema_check_per_window_naming_the_dimension() -> None:
