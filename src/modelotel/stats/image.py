@@ -33,7 +33,7 @@ read as images (it cannot be told from a batch of sequences). A ``PIL.Image.Imag
 image (its mode gives the channels; a palette image is read as RGB, or RGBA with
 transparency); a list of them, or of 3-dimensional arrays or tensors, is a batch when all
 have the same shape (else ``stats.ragged_rows``). Neither PIL nor torch is imported here:
-both are recognised by the module of their type.
+both are recognised by the names and modules of their classes.
 
 The descriptors cost one pass over the pixels in numpy, over the whole batch at once (a sum
 and a sum of squares per image and channel, in float32 for 8- and 16-bit and float32
@@ -71,6 +71,9 @@ CHANNEL_COUNTS = (1, 3, 4)
 NCHW, NHWC = "NCHW", "NHWC"
 #: ITU-R BT.601 luma weights of R, G, B.
 _LUMA = np.array([0.299, 0.587, 0.114])
+
+#: The types of a list's first item that tell at once it is no list of images.
+_NOT_IMAGES = frozenset({list, tuple, dict, str, int, float, bool, type(None)})
 
 Array = np.ndarray[Any, Any]
 _NAMES: dict[int, tuple[str, ...]] = {}
@@ -288,6 +291,8 @@ def looks_like_images(values: Sequence[Any]) -> bool:
     """True when a list's first item is an image: a PIL image, or a numeric 3-dimensional
     array (or tensor) with a channel axis (the list is then read by :func:`list_table`)."""
     first = values[0]
+    if type(first) in _NOT_IMAGES:  # rows, records, texts, numbers: the common lists
+        return False
     if is_pil(first):
         return True
     shape = getattr(first, "shape", None)
