@@ -1,4 +1,5 @@
-"""Added cost per call of texts, token streams and embeddings, as ratios to a bare OTel span.
+"""Added cost per call of texts, token streams, embeddings and images, as ratios to a bare
+OTel span.
 
 Usage::
 
@@ -10,7 +11,10 @@ of the same function inside a bare span (SDK TracerProvider, SimpleSpanProcessor
 exporter: S) and instrumented (inside ``testing.capture()``, the same kind of provider). The
 figures are the added costs over the plain function and their ratio to S, all in one run.
 Cases: one text, a batch of 32 texts, a generator of 50 tokens (time to first item, the
-joined text's statistics), a 32 x 384 embedding output next to a 32 x 20 dense one.
+joined text's statistics), a 32 x 384 embedding output next to a 32 x 20 dense one, and a
+batch of 32 images in (32 x 3 x 32 x 32 float32 NCHW, 32 x 32 x 32 x 3 uint8 NHWC, a list
+of 32 PIL images; one score per image out) next to a 32 x 20 dense input with the same
+scores out.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ _TOKENS = [" tok"] * 50
 _X = _rng.normal(size=(32, 20))
 _Y384 = _rng.normal(size=(32, 384))
 _Y20 = _rng.normal(size=(32, 20))
+_SCORES = _rng.random(32)
+_NCHW = _rng.random((32, 3, 32, 32), dtype=np.float32)
+_NHWC = (_rng.random((32, 32, 32, 3)) * 255).astype(np.uint8)
 
 
 def _one(x: Any) -> int:
@@ -54,6 +61,18 @@ def _embedding(x: Any) -> np.ndarray:
 
 def _dense(x: Any) -> np.ndarray:
     return _Y20
+
+
+def _scores(x: Any) -> np.ndarray:
+    return _SCORES
+
+
+def _pil_images() -> list[Any] | None:
+    try:
+        from PIL import Image  # the benchmark's own input; modelotel never imports PIL
+    except ImportError:
+        return None
+    return [Image.fromarray(img) for img in _NHWC]
 
 
 def _in_span(fn: Callable[[Any], Any], stream: bool) -> Callable[[Any], Any]:
@@ -94,7 +113,15 @@ def main() -> None:
         "stream of 50 tokens": (_stream, "prompt", True),
         "32x384 embedding out": (_embedding, _X, False),
         "32x20 dense out": (_dense, _X, False),
+        "32x20 dense in": (_scores, _X, False),
+        "32x3x32x32 f32 images": (_scores, _NCHW, False),
+        "32x32x32x3 u8 images": (_scores, _NHWC, False),
     }
+    pil = _pil_images()
+    if pil is not None:
+        cases["32 PIL images"] = (_scores, pil, False)
+    else:
+        print("32 PIL images: not measured (pillow is not installed)")
     with capture() as cap:
         for name, (fn, arg, stream) in cases.items():
             inst = modelotel.instrument(model="bench-" + name.replace(" ", "-"))(fn)

@@ -480,7 +480,7 @@ def test_input_shapes_of_common_and_odd_inputs() -> None:
         shape = SizeLike((4, 5))
 
     assert _input_shape(np.zeros((3, 4))) == (3, 4)
-    assert _input_shape(np.zeros((2, 3, 4))) == (2, 3)
+    assert _input_shape(np.zeros((2, 3, 4))) == (2, None)  # axis 1 of images: no features
     assert _input_shape(np.zeros(5)) == (5, None)
     assert _input_shape(np.float64(1.0)) == (1, None)
     assert _input_shape(pd.DataFrame({"a": [1, 2], "b": [3, 4]})) == (2, 2)

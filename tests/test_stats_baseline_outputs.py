@@ -26,7 +26,7 @@ def test_an_outputs_only_baseline_drives_output_drift() -> None:
 
     with capture() as cap:
         for _ in range(20):
-            predict(np.zeros((50, 3, 8, 8)))  # inputs the statistics do not read
+            predict(np.zeros((50, 3, 8, 8)))  # images: no input profile, schema from this batch
         same = cap.metric(A.METRIC_OUTPUT_DRIFT, **{A.ML_DRIFT_METHOD: A.DRIFT_PSI}).value
         shift["by"] = 2.0
         for _ in range(20):

@@ -57,6 +57,7 @@ from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
 from modelotel._types import MISSING, Ended
 from modelotel.stats.containers import is_container
+from modelotel.stats.image import layout
 from modelotel.stats.text import join_stream
 
 #: Span classes already checked to be ``Span`` subclasses (garbage from a tracer is counted).
@@ -171,15 +172,20 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
         if n == 0:
             return 1, None
         rows = shape[0]
-        features = shape[1] if n >= 2 else None
+        # only a 2-D input has features along axis 1 (of (N,3,32,32) images it is channels)
+        features = shape[1] if n == 2 else None
         if type(rows) is int and (features is None or type(features) is int):
+            if n == 3 and _one_image(shape):
+                return 1, None
             return rows, features
     if shape is not None and hasattr(shape, "__len__") and not isinstance(shape, (str, bytes)):
         # torch.Size, TensorShape, ...; a string is no shape ("3x2" is not 3 rows)
         dims = tuple(shape)
         if len(dims) == 0:
             return 1, None
-        return _as_count(dims[0]), _as_count(dims[1]) if len(dims) >= 2 else None
+        if len(dims) == 3 and _one_image(dims):
+            return 1, None
+        return _as_count(dims[0]), _as_count(dims[1]) if len(dims) == 2 else None
     if isinstance(inputs, (list, tuple)):
         n = len(inputs)
         if n and isinstance(inputs[0], (list, tuple)):
@@ -189,6 +195,11 @@ def _read_shape(inputs: object) -> tuple[int | None, int | None]:
         rows, cols = inputs.num_row(), inputs.num_col()  # type: ignore[attr-defined]
         return _as_count(rows), _as_count(cols)
     return None, None
+
+
+def _one_image(dims: tuple[Any, ...]) -> bool:
+    """True for the shape of one (C,H,W) or (H,W,C) image, one row for the statistics."""
+    return all(type(d) is int for d in dims) and layout(dims, True) is not None
 
 
 class Prediction:

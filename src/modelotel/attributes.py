@@ -92,6 +92,9 @@ CHECK_OUTPUT_OUT_OF_RANGE: Final = "output_out_of_range"
 CHECK_SCHEMA_MISSING_FEATURE: Final = "schema_missing_feature"
 CHECK_SCHEMA_UNEXPECTED_FEATURE: Final = "schema_unexpected_feature"
 CHECK_SCHEMA_DTYPE_CHANGE: Final = "schema_dtype_change"
+#: Images of another height, width or number of channels than the schema's (``ml.feature``
+#: ``image.height``, ``image.width``, ``image.channels``).
+CHECK_SCHEMA_SHAPE_CHANGE: Final = "schema_shape_change"
 #: Span attribute: share of the rows of a large batch that went into the binned statistics.
 ML_STATS_SAMPLE_RATE: Final = "ml.stats.sample_rate"
 ML_OUTPUT: Final = "ml.output"

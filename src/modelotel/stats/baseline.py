@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator, category_key
+from modelotel.stats.image import ImageTable
 from modelotel.stats.read import extract
 from modelotel.stats.schema import ColumnPlan, output_specs
 from modelotel.stats.table import CATEGORICAL, Table
@@ -254,6 +255,13 @@ def _read(side: str, data: object, tokenizer: Any) -> Table:
     return TextColumns(None, tokenizer).expand(table)
 
 
+def _image_meta(table: ImageTable) -> dict[str, int]:
+    """What a baseline keeps of a side's images besides their descriptors: their shape, which
+    serving batches are checked against (``schema_shape_change``)."""
+    height, width, channels = table.shape
+    return {"height": int(height), "width": int(width), "channels": int(channels)}
+
+
 def _src(table: Table, plan: ColumnPlan, name: str) -> str:
     if table.named:
         return name
@@ -304,6 +312,8 @@ class Baseline:
                 (:mod:`.text`); pass the one the model is served with.
             wide: unnamed numeric data wider than this many columns (embeddings) is
                 profiled as a fixed-size summary (:mod:`.wide`); 0 profiles every column.
+                Images (a 4-D array or tensor, a list of PIL images) are profiled as their
+                descriptors (:mod:`.image`), and their shape is kept.
 
         Raises:
             BaselineError: when neither ``X`` nor ``outputs`` is given, when one holds no
@@ -320,10 +330,13 @@ class Baseline:
             )
         features: list[FeatureProfile] = []
         summaries: dict[str, Any] = {}
+        images: dict[str, Any] = {}
         rows = 0
         if X is not None:
             table = _read("inputs", X, tokenizer)
-            if feature_names is None and is_wide(table, wide):
+            if type(table) is ImageTable:
+                images["inputs"] = _image_meta(table)
+            elif feature_names is None and is_wide(table, wide):
                 summary = WideSummary.fit(table.matrix)  # type: ignore[arg-type]
                 table = summary.apply(table)
                 summaries["inputs"] = summary.to_json()
@@ -344,7 +357,9 @@ class Baseline:
         outs: list[FeatureProfile] = []
         if outputs is not None:
             otable = _read("outputs", outputs, tokenizer)
-            if is_wide(otable, wide):
+            if type(otable) is ImageTable:
+                images["outputs"] = _image_meta(otable)
+            elif is_wide(otable, wide):
                 osummary = WideSummary.fit(otable.matrix)  # type: ignore[arg-type]
                 otable = osummary.apply(otable)
                 summaries["outputs"] = osummary.to_json()
@@ -356,10 +371,15 @@ class Baseline:
             oplan = ColumnPlan(output_specs(otable, max_features))
             outs = _profile_side(otable, oplan, bins, top_k)
             rows = rows or otable.rows
+        meta: dict[str, Any] = {}
+        if summaries:
+            meta["wide"] = summaries
+        if images:
+            meta["image"] = images
         return cls(
             features=tuple(features), outputs=tuple(outs), rows=rows, bins=bins,
             created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-            meta={"wide": summaries} if summaries else {},
+            meta=meta,
         )
 
     def wide_summary(self, side: str) -> WideSummary | None:
@@ -376,6 +396,25 @@ class Baseline:
         except (KeyError, TypeError, ValueError) as exc:
             raise BaselineError(f"the baseline's wide summary of {side} is malformed: {exc!r}") \
                 from exc
+
+    def image_shape(self, side: str) -> tuple[int, int, int] | None:
+        """The (height, width, channels) of ``side``'s images (``"inputs"`` / ``"outputs"``),
+        or None when that side was not profiled from images.
+
+        Raises:
+            BaselineError: the stored shape is malformed.
+        """
+        stored = (self.meta.get("image") or {}).get(side)
+        if stored is None:
+            return None
+        try:
+            shape = (int(stored["height"]), int(stored["width"]), int(stored["channels"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineError(f"the baseline's image shape of {side} is malformed: {exc!r}") \
+                from exc
+        if min(shape) < 1:
+            raise BaselineError(f"the baseline's image shape of {side} is malformed: {shape}")
+        return shape
 
     # ---- identity ------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
@@ -493,6 +532,8 @@ class Baseline:
             )
             loaded.wide_summary("inputs")  # a malformed summary is refused here, not at a call
             loaded.wide_summary("outputs")
+            loaded.image_shape("inputs")
+            loaded.image_shape("outputs")
             return loaded
         except BaselineError:
             raise

@@ -109,9 +109,9 @@ class Profiler:
         args = (self.max_features, self.row_cap, self.lock, self.rng, self.tokenizer)
         with self.lock:
             self.inputs = Side(False, b.features if b else None, names, *args,
-                               wide=_wide(b, "inputs"))
+                               wide=_wide(b, "inputs"), image=_image(b, "inputs"))
             self.outputs = Side(True, b.outputs if b else None, None, *args,
-                                wide=_wide(b, "outputs"))
+                                wide=_wide(b, "outputs"), image=_image(b, "outputs"))
         self.cut = self.inputs.cut + self.outputs.cut
 
     # ---- per call ------------------------------------------------------------------
@@ -217,6 +217,16 @@ def _wide(baseline: Baseline | None, side: str) -> WideSummary | None:
         return None
     try:
         return baseline.wide_summary(side)
+    except BaselineError:
+        return None
+
+
+def _image(baseline: Baseline | None, side: str) -> tuple[int, int, int] | None:
+    """The baseline's image shape of a side (a malformed one was refused at load)."""
+    if baseline is None:
+        return None
+    try:
+        return baseline.image_shape(side)
     except BaselineError:
         return None
 

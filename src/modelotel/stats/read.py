@@ -11,13 +11,14 @@ Example:
     (True, {'stats.empty_batch': 1})
 
 :func:`extract` never copies a numeric numpy array (the 2-D case is handed on as a view),
-never mutates its input, never imports torch or pandas (both are recognised by the module
-of their type), and never raises for bad input: what it cannot use is added to ``skipped``
-(reason -> count, see :mod:`.reasons`) and ``None`` is returned, or the table comes back
-without the column it could not read. One reader per input kind: numpy arrays (and CPU
-torch tensors through them), pandas (:mod:`.frames`), an XGBoost ``DMatrix`` or CatBoost
-``Pool`` (:mod:`.containers`), mappings (a dict of columns, one
-record), sequences (records, rows, a flat list of values), scalars.
+never mutates its input, never imports torch, PIL or pandas (each is recognised by the
+module of its type), and never raises for bad input: what it cannot use is added to
+``skipped`` (reason -> count, see :mod:`.reasons`) and ``None`` is returned, or the table
+comes back without the column it could not read. One reader per input kind: numpy arrays
+(and CPU torch tensors through them), images (as their descriptors, :mod:`.image`), pandas
+(:mod:`.frames`), an XGBoost ``DMatrix`` or CatBoost ``Pool`` (:mod:`.containers`),
+mappings (a dict of columns, one record), sequences (records, rows, a flat list of values),
+scalars.
 
 An exception raised while reading comes either from the input's own code (a ``__len__``
 or a property that raises) or from ours; :func:`raised_by_input` tells them apart.
@@ -36,16 +37,23 @@ import numpy as np
 
 from modelotel.stats.containers import is_container, read_container
 from modelotel.stats.frames import FrameHint, from_frame, from_series, pandas_column
+from modelotel.stats.image import (
+    image_table,
+    is_images,
+    is_pil,
+    list_table,
+    looks_like_images,
+    pil_table,
+    tensor_array,
+)
 from modelotel.stats.reasons import (
     SKIP_COMPLEX,
     SKIP_EMPTY,
-    SKIP_GPU,
     SKIP_HIGH_RANK,
     SKIP_NON_TABULAR,
     SKIP_NONE,
     SKIP_RAGGED,
     SKIP_SPARSE,
-    SKIP_TENSOR,
     SKIP_UNSUPPORTED,
     SKIP_ZERO_DIM,
     add,
@@ -98,6 +106,8 @@ def _from_ndarray(a: Array, row_vector: bool, skipped: dict[str, int]) -> Table 
     elif a.ndim == 1:
         a = a.reshape(1, -1) if row_vector else a.reshape(-1, 1)
     elif a.ndim > 2:
+        if is_images(a, row_vector):  # a 3-D array is one image on the input side only
+            return image_table(a, skipped)
         add(skipped, SKIP_HIGH_RANK)
         return None
     if a.size == 0:
@@ -326,18 +336,8 @@ def _from_mapping(x: Mapping[Any, Any], skipped: dict[str, int]) -> Table | None
 
 
 def _from_torch(x: Any, row_vector: bool, skipped: dict[str, int]) -> Table | None:
-    device = getattr(x, "device", None)
-    if getattr(device, "type", "cpu") != "cpu":
-        # .cpu() would synchronise the device stream and block predict: never do it.
-        add(skipped, SKIP_GPU)
-        return None
-    try:
-        t = x.detach()
-        if str(t.dtype) in ("torch.bfloat16", "torch.complex32"):
-            t = t.float()
-        arr = t.numpy()
-    except Exception:  # noqa: BLE001 - any failure of a foreign tensor is a counted skip
-        add(skipped, SKIP_TENSOR)
+    arr = tensor_array(x, skipped)
+    if arr is None:
         return None
     return _from_ndarray(arr, row_vector, skipped)
 
@@ -353,7 +353,8 @@ def extract(
     Args:
         x: the predict input or output: numpy arrays (any numeric dtype, structured),
             pandas DataFrame / Series, XGBoost DMatrix, CatBoost Pool, dicts of arrays or
-            lists, lists of dicts, lists of rows, flat lists, scalars, CPU torch tensors.
+            lists, lists of dicts, lists of rows, flat lists, scalars, CPU torch tensors,
+            images (4-D arrays or tensors, PIL images, lists of them: :mod:`.image`).
         row_vector: how to read a 1-D array or flat list: one row of features (inputs) or
             one column of values (outputs).
         hint: what the caller's last DataFrame was like (:class:`FrameHint`, updated here),
@@ -394,6 +395,8 @@ def extract(
     if isinstance(x, Mapping):
         return _from_mapping(x, skipped)
     if isinstance(x, (list, tuple)):
+        if x and looks_like_images(x):  # a list of PIL images or of same-shape arrays
+            return list_table(x, skipped)
         if row_vector and x and isinstance(x[0], str):
             texts = text_table(x)  # a batch of texts: one row per text, never one feature each
             if texts is not None:
@@ -401,6 +404,8 @@ def extract(
         return _from_sequence(x, row_vector, skipped)
     if is_container(x):  # an XGBoost DMatrix, a CatBoost Pool
         return read_container(x, skipped)
+    if is_pil(x):
+        return pil_table([x], skipped)
     add(skipped, SKIP_UNSUPPORTED)
     return None
 

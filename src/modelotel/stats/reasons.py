@@ -41,6 +41,8 @@ SKIP_MAX_FEATURES = "stats.max_features"
 SKIP_UNREADABLE = "stats.unreadable_input"
 #: The tokenizer given for text columns raised (the batch's token counts are nulls).
 SKIP_TOKENIZER = "stats.tokenizer_failed"
+#: Images with a NaN or inf pixel (counted per image; their pixel descriptors are nulls).
+SKIP_NONFINITE_IMAGE = "stats.nonfinite_image"
 
 #: Rows left out of a batch larger than ``row_cap`` (a uniform sample is kept): dropped on
 #: purpose, ``ml.telemetry.dropped``.
@@ -61,6 +63,7 @@ __all__ = [
     "SKIP_HIGH_RANK",
     "SKIP_MAX_FEATURES",
     "SKIP_NONE",
+    "SKIP_NONFINITE_IMAGE",
     "SKIP_NON_NUMERIC",
     "SKIP_NON_TABULAR",
     "SKIP_RAGGED",

@@ -39,6 +39,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
+from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
@@ -92,6 +93,7 @@ class Side:
         rng: the model's random generator (row sampling).
         tokenizer: adds a token count to the descriptors of text columns (:mod:`.text`).
         wide: the baseline's summary of wide unnamed batches (:mod:`.wide`), or None.
+        image: the baseline's image shape (height, width, channels; :mod:`.image`), or None.
 
     Attributes:
         cut: columns of the baseline beyond ``max_features`` (they get no statistics).
@@ -116,8 +118,11 @@ class Side:
         rng: np.random.Generator,
         tokenizer: Any = None,
         wide: WideSummary | None = None,
+        image: tuple[int, int, int] | None = None,
     ) -> None:
         self.output = output
+        # the shape of images (height, width, channels): the baseline's, else the first batch's
+        self.image = image
         # wide unnamed batches (embeddings): the baseline's summary, else the first batch's
         self.wide = wide
         self.wide_ok = wide is not None or (not profiles and names is None)
@@ -303,10 +308,14 @@ class Side:
         if (
             isinstance(x, (list, tuple))
             and len(x) > self.row_cap
-            and (not self.row_vector or isinstance(x[0], (list, tuple, dict, np.ndarray, str)))
+            and (
+                not self.row_vector
+                or isinstance(x[0], (list, tuple, dict, np.ndarray, str))
+                or is_pil(x[0])
+            )
         ) or (type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")):
-            # rows of Python objects (or a frame) are converted value by value for some
-            # columns: sample the rows before converting, not after
+            # rows of Python objects, PIL images (or a frame) are converted one by one: sample
+            # the rows before converting, not after
             rows_in = len(x)
             pre = self._row_sample(rows_in)
             if pre is not None:
@@ -329,12 +338,20 @@ class Side:
                 add(skipped, SKIP_TOKENIZER, text.failed)
                 text.failed = 0
         wide_issue = None
-        if table.matrix is not None and self.wide_ok:
+        image_issues: list[tuple[str, str]] = []
+        if type(table) is ImageTable:
+            image_issues = self._check_image(table)
+        elif table.matrix is not None and self.wide_ok:
             table, wide_issue = self._summarize_wide(table)
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
         if wide_issue is not None:
             issues.append(wide_issue)
+        if image_issues:
+            if image_issues[0][1] == CHANNELS:
+                # other channels give other descriptor names: one problem, not one per name
+                issues = [i for i in issues if not is_image_name(i[1])]
+            issues.extend(image_issues)
         output = self.output
         if issues:
             issues = self._first_in_window(issues)
@@ -386,6 +403,23 @@ class Side:
         elif width < wide.width:
             issue = (A.CHECK_SCHEMA_MISSING_FEATURE, str(width))
         return wide.apply(table), issue
+
+    def _check_image(self, table: ImageTable) -> list[tuple[str, str]]:
+        """The schema problems of a batch of images whose shape is not the side's
+        (channels first, then height and width), and the side's shape set from the first
+        batch of images when there is none."""
+        expected = self.image
+        got = table.shape
+        if expected is None:
+            with self.lock:  # (another thread may have decided meanwhile)
+                if self.image is None:
+                    self.image = got
+                expected = self.image
+        if got == expected:
+            return []
+        check = A.CHECK_SCHEMA_SHAPE_CHANGE
+        return [(check, name) for name, i in ((CHANNELS, 2), (HEIGHT, 0), (WIDTH, 1))
+                if got[i] != expected[i]]
 
     def _first_in_window(self, issues: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The schema problems not yet reported in this window (each is reported once per
