@@ -76,7 +76,8 @@ def test_fastapi_request_spans_parent_predict_spans_with_redacted_payloads_and_o
         assert "@example.com" not in json.dumps(r)
         assert r["spanId"] in span_ids
 
-    sel = '{ml_model_name="churn",ml_model_version="1"}'
+    # job = the service name: the quickstart example serves churn version 1 too
+    sel = '{job="churn-api",ml_model_name="churn",ml_model_version="1"}'
     wait_until(lambda: _value(stack, f"sum(ml_prediction_calls_total{sel})") == REQUESTS, 30,
                what=f"{REQUESTS} calls in Prometheus")
     wait_until(lambda: _value(stack, f"sum(ml_outcome_count_total{sel})") == REQUESTS // 2, 30,

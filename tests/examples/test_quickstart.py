@@ -36,12 +36,14 @@ def test_quickstart_spans_and_metrics_reach_the_collector(stack: Stack) -> None:
     assert methods == ["predict"] * 20 + ["predict_proba"] * 20
     assert {s["_attrs"]["ml.input.rows"] for s in got} == {50}
 
-    sel = '{ml_model_name="churn",ml_model_version="1"}'
+    # job = the service name: the fastapi example serves a model of the same name and
+    # version into the same session's Prometheus
+    sel = '{job="quickstart",ml_model_name="churn",ml_model_version="1"}'
     wait_until(lambda: _value(stack, f"ml_prediction_calls_total{sel}") == 40, 30,
                what="40 calls in Prometheus")
     # 20 predict calls of 50 rows feed the statistics (predict_proba is not the primary one)
     assert _value(stack, f"ml_prediction_rows_total{sel}") == 40 * 50
-    assert _value(stack, 'sum(ml_feature_bin_total{ml_model_name="churn",'
+    assert _value(stack, 'sum(ml_feature_bin_total{job="quickstart",ml_model_name="churn",'
                          'ml_feature="tenure"})') == 20 * 50
     names = stack.prometheus.metric_names()
     assert {"ml_feature_drift", "ml_output_bin_total",
