@@ -22,13 +22,13 @@ from typing import Any
 # MLflow sends anonymous usage data to its own servers unless told not to
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.linear_model import LogisticRegression
 
-import modelotel  # noqa: E402
+import modelotel
 
 NAME = "churn-mlflow"
 ALIAS = "champion"

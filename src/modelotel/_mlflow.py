@@ -49,7 +49,7 @@ class RegisteredModel:
 
 def _client() -> Any:
     try:
-        import mlflow  # noqa: PLC0415 - heavy and optional: only a registry lookup needs it
+        import mlflow  # heavy and optional: imported only when a registry must be read
     except ImportError:
         raise ModuleNotFoundError(
             "modelotel: model_uri= with an alias, or wrap() of an MLflow pyfunc model, reads "
@@ -73,7 +73,7 @@ def _why(exc: BaseException) -> str:
 
 def _where(client: Any) -> str:
     try:
-        return f"the registry at {client._registry_uri}"  # noqa: SLF001 - for the message only
+        return f"the registry at {client._registry_uri}"  # private: for the message only
     except Exception:  # noqa: BLE001 - the message still says what went wrong
         return "the MLflow registry"
 
