@@ -162,24 +162,25 @@ class Registry:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A local MLflow registry with versions 1 and 2 of NAME; alias champion on version 1."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    mlflow = pytest.importorskip("mlflow")
-    root = tmp_path_factory.mktemp("mlflow")
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
-            "tests", artifact_location=(root / "artifacts").as_uri()))
-        reg = Registry(mlflow, root)
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, 3))
-        y = (x[:, 0] > 0).astype(int)
-        for c in (1.0, 0.01):
-            reg.log(LogisticRegression(C=c).fit(x, y))
-        reg.client.set_registered_model_alias(NAME, "champion", "1")
-        yield reg
-    finally:
-        mlflow.set_tracking_uri(before)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports to MLflow's servers
+        mlflow = pytest.importorskip("mlflow")
+        root = tmp_path_factory.mktemp("mlflow")
+        before = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+        try:
+            mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+                "tests", artifact_location=(root / "artifacts").as_uri()))
+            reg = Registry(mlflow, root)
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=(200, 3))
+            y = (x[:, 0] > 0).astype(int)
+            for c in (1.0, 0.01):
+                reg.log(LogisticRegression(C=c).fit(x, y))
+            reg.client.set_registered_model_alias(NAME, "champion", "1")
+            yield reg
+        finally:
+            mlflow.set_tracking_uri(before)
 
 
 # MLflow's own deprecation and safety warnings are not ours (pytest turns warnings into
