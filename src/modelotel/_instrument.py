@@ -450,7 +450,7 @@ def _decorate(
         raise TypeError(f"modelotel.instrument: {fn!r} is not callable")
     if resolved is None:
         config = model_config(model=model, default_model=_default_name(fn), **options)
-    elif model is None:
+    elif model is None and resolved.model_uri is None:  # model_uri= named it already
         config = dataclasses.replace(resolved, model=_default_name(fn))
     else:
         config = resolved

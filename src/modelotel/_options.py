@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from modelotel._mlflow import RegisteredModel, registered_model
 from modelotel._payload.config import PayloadConfig, resolve_payload
 from modelotel._runtime import runtime
 from modelotel._settings import Settings, pick
@@ -37,6 +38,11 @@ class ModelOptions(TypedDict, total=False):
     """Keyword options of ``modelotel.instrument``, ``wrap`` and ``observe``.
 
     Attributes:
+        model_uri: an MLflow registered-model URI, ``models:/NAME/VERSION`` or
+            ``models:/NAME@ALIAS`` (the alias resolved once, now, through the registry): the
+            model name and version come from it (an explicit ``model=`` or ``version=`` that
+            differs is an error). ``wrap()`` of a loaded ``mlflow.pyfunc`` model finds them in
+            the registry by itself when neither ``model_uri=`` nor ``version=`` is given.
         version: model version (``ml.model.version``; else ``MODELOTEL_MODEL_VERSION``).
         task: ``"classification"``, ``"regression"`` or ``"other"``.
         owner: owning team or person (else ``MODELOTEL_MODEL_OWNER``), on ``ml.model.info``.
@@ -54,6 +60,7 @@ class ModelOptions(TypedDict, total=False):
             to its tokens. ``wrap()`` of a Hugging Face pipeline takes the pipeline's own.
     """
 
+    model_uri: str | None
     version: str | int | None
     task: str | None
     owner: str | None
@@ -73,10 +80,12 @@ class ModelConfig:
     """Everything modelotel needs to know about one instrumented model (immutable).
 
     ``model`` is the model name (``ml.model.name``; the function's qualified name by
-    default); the other fields are the resolved :class:`ModelOptions`.
+    default); the other fields are the resolved :class:`ModelOptions` (``model_uri``: the
+    registered model version it names, or None).
     """
 
     model: str
+    model_uri: RegisteredModel | None = None
     version: str = ""
     task: str = ""
     owner: str = ""
@@ -110,10 +119,23 @@ def _check_positive_int(name: str, value: object) -> int:
 Resolver = Callable[[Any, Settings, dict[str, Any]], Any]
 
 
+def _model_uri(value: Any, s: Settings, done: dict[str, Any]) -> RegisteredModel | None:
+    return None if value is None else registered_model(value)
+
+
 def _version(value: Any, s: Settings, done: dict[str, Any]) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # version=3 is a common, harmless spelling
-    return _check_str("version", pick(value, s.model_version))
+    registered: RegisteredModel | None = done["model_uri"]
+    if registered is None:
+        return _check_str("version", pick(value, s.model_version))
+    # the registry's version is an argument: it wins over MODELOTEL_MODEL_VERSION
+    if value is not None and _check_str("version", value) != registered.version:
+        raise ValueError(
+            f"modelotel: version={value!r} differs from version {registered.version} of "
+            f"{registered.uri}; drop version= (the registry's version is used)"
+        )
+    return registered.version
 
 
 def _task(value: Any, s: Settings, done: dict[str, Any]) -> str:
@@ -233,6 +255,7 @@ def _tokenizer(value: Any, s: Settings, done: dict[str, Any]) -> Any:
 
 #: How each option is resolved, in order (a resolver sees the options resolved before it).
 RESOLVERS: dict[str, Resolver] = {
+    "model_uri": _model_uri,
     "version": _version,
     "task": _task,
     "owner": _owner,
@@ -254,7 +277,8 @@ def model_config(
     """Validate the options of ``instrument`` / ``wrap`` / ``observe`` and resolve them once.
 
     Args:
-        model: model name; ``default_model`` (the function's qualified name) when None.
+        model: model name; the registered model's name with ``model_uri=``, else
+            ``default_model`` (the function's qualified name) when None.
         default_model: the name to use when ``model`` is None.
         **options: see :class:`ModelOptions`.
 
@@ -279,6 +303,15 @@ def model_config(
     done: dict[str, Any] = {}
     for option, resolve in RESOLVERS.items():
         done[option] = resolve(given.get(option), settings, done)
+    registered: RegisteredModel | None = done["model_uri"]
+    if registered is not None:
+        if model is not None and name != registered.name:
+            raise ValueError(
+                f"modelotel: model={name!r} differs from the registered model "
+                f"{registered.name!r} of {registered.uri}; drop model= (the registry's "
+                "name is used)"
+            )
+        name = registered.name
     return ModelConfig(model=name, **done)
 
 

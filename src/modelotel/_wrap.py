@@ -20,6 +20,7 @@ framework by :mod:`modelotel._frameworks` (an ``xgboost.Booster`` serves with
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
 import logging
@@ -36,6 +37,7 @@ from modelotel._frameworks import (
     unreadable_primary,
 )
 from modelotel._instrument import _decorate, _instrument_with, _is_instrumented
+from modelotel._mlflow import is_pyfunc_model, pyfunc_framework, pyfunc_registered_model
 from modelotel._options import ModelConfig, ModelOptions, model_config
 from modelotel._runtime import runtime
 
@@ -183,7 +185,8 @@ def wrap(
         obj: a scikit-learn / XGBoost / LightGBM / CatBoost model, a PyTorch ``nn.Module``, a
             Hugging Face pipeline, or any callable. A plain function is instrumented like
             :func:`instrument` would.
-        model: model name; defaults to the class name.
+        model: model name; defaults to the class name (for a loaded MLflow pyfunc model
+            that is registered, the registered name: see ``**options``).
         methods: names of the methods to instrument, the *primary* one first; by default
             the framework's (:mod:`modelotel._frameworks`, found from the class's module,
             without importing the framework): ``inplace_predict`` then ``predict`` for an
@@ -204,7 +207,12 @@ def wrap(
             The choice is logged once per class on the ``modelotel`` logger: INFO when a
             framework default moved the primary method or its inputs cannot be read, else
             DEBUG.
-        **options: as for :func:`instrument` (see :class:`modelotel.ModelOptions`).
+        **options: as for :func:`instrument` (see :class:`modelotel.ModelOptions`). An
+            ``mlflow.pyfunc.PyFuncModel`` registered in the MLflow model registry gets its
+            registered name and version (``ml.model.name``, ``ml.model.version``) from the
+            registry, found by its run and model id, unless ``model_uri=`` or ``version=``
+            is given; ``model_uri="models:/NAME/VERSION"`` or ``"models:/NAME@ALIAS"`` names
+            them for any model.
 
     Returns:
         A proxy that passes ``isinstance`` checks and behaves like ``obj``, with its predict
@@ -212,12 +220,20 @@ def wrap(
 
     Raises:
         TypeError: no predict-like method was found, or an option is invalid.
-        ValueError: a name in ``methods`` is not a method of ``obj``, or an option is invalid.
+        ValueError: a name in ``methods`` is not a method of ``obj``, or an option is invalid
+            (a ``model_uri=`` the registry cannot resolve, a ``model=`` or ``version=`` that
+            contradicts it, a pyfunc model registered more than once).
     """
     if _is_instrumented(obj):
         return obj  # already wrapped: a no-op, not a second span
     if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
         return _decorate(obj, model, options)  # type: ignore[no-any-return]
+    pyfunc = is_pyfunc_model(obj)
+    if pyfunc and options.get("model_uri") is None and options.get("version") is None:
+        # the registry knows the name and version this model was registered as
+        registered = pyfunc_registered_model(obj)
+        if registered is not None:
+            options["model_uri"] = registered.uri
     if "tokenizer" not in options and type(obj).__module__.startswith("transformers"):
         # a Hugging Face pipeline carries the tokenizer its texts are served with
         found = getattr(obj, "tokenizer", None)
@@ -225,6 +241,8 @@ def wrap(
             options["tokenizer"] = found
     config = model_config(model=model, default_model=type(obj).__qualname__, **options)
     choice = choose(obj)
+    if pyfunc:  # ml.model.framework: the flavor under the pyfunc model (sklearn, ...)
+        choice = dataclasses.replace(choice, framework=pyfunc_framework(obj))
     if methods is None:
         if not choice.methods:
             raise TypeError(
