@@ -112,3 +112,42 @@ def test_a_wider_embedding_fires_one_check_naming_the_first_new_position() -> No
     rep = p.observe(rng.normal(size=(4, 120)), ABSENT)
     assert rep is not None and rep.checks == [(A.CHECK_SCHEMA_UNEXPECTED_FEATURE, "100", False)]
     assert p.observe(rng.normal(size=(4, 120)), ABSENT) is None  # once per window
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_an_embedding_array_gives_the_statistics_of_the_general_reader(
+    with_baseline: bool,
+) -> None:
+    # an ndarray of the summary's width takes the hot path; the same rows as nested lists go
+    # through the general reader: both must leave the same window, checks and drift
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(2000, 96))
+    baseline = Baseline.from_data(train) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    for i in range(12):
+        X = rng.normal(size=(16, 96)) + (0.5 if i > 6 else 0.0)
+        if i == 3:
+            X[2, 5] = np.nan
+        if i == 4:
+            X[7, 9] = np.inf
+        rf = fast.observe(X, ABSENT)
+        rg = general.observe(X.tolist(), ABSENT)
+        assert (rf and rf.checks) == (rg and rg.checks)
+    a, b = fast.close().inputs, general.close().inputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names == NAMES
+    assert len(a.gauges) == len(b.gauges) > 0
+    for (ka, na, va), (kb, nb, vb) in zip(a.gauges, b.gauges, strict=True):
+        assert (ka, na) == (kb, nb)
+        assert va == pytest.approx(vb, rel=1e-12, abs=1e-12, nan_ok=True)
+
+
+def test_row_norms_agree_on_every_numpy_the_summary_supports() -> None:
+    # numpy >= 2.0 takes vecdot, older numpy einsum: the same squared norms either way
+    from modelotel.stats import wide
+
+    X = np.random.default_rng(5).normal(size=(32, 384))
+    expected = (X * X).sum(axis=1)
+    np.testing.assert_allclose(wide._einsum_row_dots(X), expected, rtol=1e-12)
+    if hasattr(np, "vecdot"):
+        np.testing.assert_allclose(wide._vecdot_row_dots(X), expected, rtol=1e-12)

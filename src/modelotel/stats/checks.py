@@ -152,15 +152,24 @@ def output_checks(X: Array, low: Array | None, high: Array | None) -> list[tuple
         elif low is not None and high is not None and (lo < low[0] or hi > high[0]):
             fired.append((A.CHECK_OUTPUT_OUT_OF_RANGE, 0))
         return fired
+    if X.shape[0] == 0:
+        return fired
     finite = True
+    cmin: Array | None = None
+    cmax: Array | None = None
     if X.dtype.kind == "f":
-        bad_cols = nonfinite(X)
-        finite = not bad_cols
-        fired.extend((A.CHECK_OUTPUT_NONFINITE, j) for j in bad_cols)
+        # the per-column min / max serve both checks (NaN propagates, +-inf is an extreme)
+        cmin, cmax = _min_reduce(X, axis=0), _max_reduce(X, axis=0)
+        bad = ~(np.isfinite(cmin) & np.isfinite(cmax))
+        if bad.any():
+            finite = False
+            fired.extend((A.CHECK_OUTPUT_NONFINITE, j) for j in _cols(bad))
     if low is None or high is None:
         return fired
     if finite:
-        cols = out_of_range_fast(X.min(axis=0), X.max(axis=0), low, high)
+        if cmin is None or cmax is None:
+            cmin, cmax = _min_reduce(X, axis=0), _max_reduce(X, axis=0)
+        cols = out_of_range_fast(cmin, cmax, low, high)
     else:
         cols = out_of_range(X, low, high)
     fired.extend((A.CHECK_OUTPUT_OUT_OF_RANGE, j) for j in cols)

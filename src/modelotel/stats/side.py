@@ -45,8 +45,12 @@ from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
 from modelotel.stats.text import TextColumns
+from modelotel.stats.wide import NAMES as WIDE_NAMES
 from modelotel.stats.wide import WideSummary, is_wide
 from modelotel.stats.window import SideSummary, bin_labels, summarize
+
+#: features of a wide batch's summary (the plan of a side that summarizes)
+WIDE_FEATURES = len(WIDE_NAMES)
 
 Array = np.ndarray[Any, Any]
 
@@ -243,6 +247,21 @@ class Side:
                 self.cat_window[0].add(values)
             return rep
         width = self.fast_width
+        wide = self.wide
+        if (
+            wide is not None
+            and width == WIDE_FEATURES
+            and type(x) is np.ndarray
+            and x.ndim == 2
+            and x.shape[1] == wide.width
+            and x.dtype.kind in "fiub"
+            and x.dtype.itemsize <= 8
+            and 0 < x.shape[0] <= self.buffer.max_batch
+        ):
+            # an embedding batch of the summary's width: its summary (what the general path
+            # makes of it, the same rows x 6 float64 matrix) takes the hot path below
+            with np.errstate(all="ignore"):
+                x = wide.summarize(x)
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
             # a scalar score (a dict record's or a str's prediction): what extract() makes of
             # it, a one-value float64 column, without its isinstance chain and errstate
