@@ -10,7 +10,7 @@ import pytest
 import modelotel
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats.baseline import Baseline
-from modelotel.stats.profiler import Profiler
+from modelotel.stats.profiler import ABSENT, Profiler
 from modelotel.stats.text import TextColumns, describe, looks_like_text, text_table
 from modelotel.testing import capture
 
@@ -189,3 +189,27 @@ def test_a_real_tokenizer_gives_the_tokens_descriptor_in_baseline_and_serving() 
 def test_tokenizer_option_must_count_tokens() -> None:
     with pytest.raises(TypeError, match="tokenizer= must be"):
         _model("text-bad-tokenizer", tokenizer=3)
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_a_str_or_list_of_str_gives_the_statistics_of_the_general_reader(
+    with_baseline: bool,
+) -> None:
+    # a str and a list of str take the hot path; the same texts as a tuple go through the
+    # general reader (extract, expand, align): both must leave the same window and drift
+    rng = np.random.default_rng(7)
+    baseline = Baseline.from_data(_texts(rng, 500)) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    for i in range(40):
+        batch = _texts(rng, 1 + i % 5, scale=1 + (i > 30))
+        if i % 3 == 0:
+            batch = batch[:1]
+            assert fast.observe(batch[0], ABSENT) == general.observe(tuple(batch), ABSENT)
+        else:
+            assert fast.observe(batch, ABSENT) == general.observe(tuple(batch), ABSENT)
+    a, b = fast.close().inputs, general.close().inputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names == _DESCRIPTORS
+    assert len(a.gauges) == len(b.gauges) > 0
+    assert a.gauges == b.gauges
+    assert a.drift == b.drift

@@ -44,13 +44,15 @@ from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
-from modelotel.stats.text import TextColumns
+from modelotel.stats.text import DESCRIPTORS, TEXT_NAME, Text, TextColumns, describe
 from modelotel.stats.wide import NAMES as WIDE_NAMES
 from modelotel.stats.wide import WideSummary, is_wide
 from modelotel.stats.window import SideSummary, bin_labels, summarize
 
 #: features of a wide batch's summary (the plan of a side that summarizes)
 WIDE_FEATURES = len(WIDE_NAMES)
+#: the plan of a side read as one lone text column without a tokenizer
+LONE_TEXT = tuple(f"{TEXT_NAME}.{d}" for d in DESCRIPTORS)
 
 Array = np.ndarray[Any, Any]
 
@@ -155,6 +157,7 @@ class Side:
         # array's, which describes itself anew on every call
         self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
+        self.text_fast = False
         self.labels_only = False
         self.one_category = False
         #: schema problems reported in the current window (``(check, feature)``)
@@ -194,6 +197,8 @@ class Side:
             if d == 1 and lo[0] is not None and hi[0] is not None:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
         self.fast_width = d if d and not plan.categorical else 0
+        #: a str (or list of str) input is its descriptors, straight onto the hot path
+        self.text_fast = self.fast_width == len(LONE_TEXT) and tuple(plan.numeric) == LONE_TEXT
         self.labels_only = self.output and not d and len(plan.categorical) == 1
         #: one categorical column and nothing else: a str input or output is its one value
         self.one_category = not d and len(plan.categorical) == 1
@@ -262,6 +267,19 @@ class Side:
             # makes of it, the same rows x 6 float64 matrix) takes the hot path below
             with np.errstate(all="ignore"):
                 x = wide.summarize(x)
+        elif self.text_fast and self.text.tokenizer is None:
+            # one text column (what extract + expand make of a str input, a list of str
+            # inputs, a stream's joined text): its descriptors, the same rows x 4 matrix
+            texts: list[Any] | None = None
+            if type(x) is str:
+                texts = [x] if self.row_vector else None
+            elif type(x) is Text:
+                texts = [x]
+            elif (type(x) is list and self.row_vector and 0 < len(x) <= self.buffer.max_batch
+                  and all(type(v) is str for v in x)):
+                texts = x
+            if texts is not None:
+                x = describe(texts)[0]
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
             # a scalar score (a dict record's or a str's prediction): what extract() makes of
             # it, a one-value float64 column, without its isinstance chain and errstate
