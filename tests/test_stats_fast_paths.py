@@ -253,3 +253,52 @@ def test_class_labels_counted_per_class(labels: np.ndarray) -> None:
     count = [p.value for p in points if p.name == A.METRIC_OUTPUT_COUNT
              and p.attributes.get(A.ML_MODEL_NAME) == model]
     assert count == [15]
+
+
+def _said(rep: Any) -> Any:
+    if rep is None:
+        return None
+    return rep.checks, dict(rep.skipped), rep.dropped, rep.sample_rate
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_a_dict_record_gives_the_statistics_of_the_general_reader(with_baseline: bool) -> None:
+    # a dict keyed by the plan's columns in order takes the hot path; the same record as a
+    # read-only mapping goes through the general reader: same window, checks and drift,
+    # also for the records the hot path must hand over (None, a str, other key order, an
+    # int beyond float64, a long double)
+    from types import MappingProxyType
+
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    rng = np.random.default_rng(11)
+    names = [f"f{i}" for i in range(6)]
+    train = rng.normal(size=(800, 6))
+    baseline = Baseline.from_data(train, feature_names=names) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    odd: list[dict[str, Any]] = [
+        {**dict.fromkeys(names, 0.5), "f2": None},
+        {**dict.fromkeys(names, 0.5), "f3": "x"},
+        dict(reversed(list(dict.fromkeys(names, 0.25).items()))),
+        {**dict.fromkeys(names, 0.5), "f1": 10**400},
+        {**dict.fromkeys(names, 0.5), "f4": np.longdouble(2.0)},
+        {**dict.fromkeys(names, 1.0), "f0": float("nan")},
+        dict.fromkeys(names, True),
+    ]
+    for i in range(60):
+        rec: dict[str, Any] = dict(zip(names, (rng.normal(size=6) + (i > 40)).tolist(),
+                                       strict=True))
+        if i % 9 == 0:
+            rec = odd[(i // 9) % len(odd)]
+        assert _said(fast.observe(rec, ABSENT)) == _said(
+            general.observe(MappingProxyType(rec), ABSENT))
+    a, b = fast.close().inputs, general.close().inputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names
+    assert len(a.gauges) == len(b.gauges) > 0
+    assert a.gauges == b.gauges
+    assert a.drift == b.drift
+    ta, tb = a.totals, b.totals
+    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
+    assert ta.bins == tb.bins
+    assert sum(ta.seen) > 0

@@ -158,6 +158,7 @@ class Side:
         self.check_lo = self.check_hi = memoryview(b"")
         self.fast_width = 0
         self.text_fast = False
+        self.record_names: tuple[str, ...] | None = None
         self.labels_only = False
         self.one_category = False
         #: schema problems reported in the current window (``(check, feature)``)
@@ -197,6 +198,8 @@ class Side:
             if d == 1 and lo[0] is not None and hi[0] is not None:
                 self.base_lo0, self.base_hi0 = float(lo[0]), float(hi[0])
         self.fast_width = d if d and not plan.categorical else 0
+        #: a dict record with these keys in this order is one row of the plan's columns
+        self.record_names = tuple(plan.numeric) if self.fast_width else None
         #: a str (or list of str) input is its descriptors, straight onto the hot path
         self.text_fast = self.fast_width == len(LONE_TEXT) and tuple(plan.numeric) == LONE_TEXT
         self.labels_only = self.output and not d and len(plan.categorical) == 1
@@ -267,6 +270,13 @@ class Side:
             # makes of it, the same rows x 6 float64 matrix) takes the hot path below
             with np.errstate(all="ignore"):
                 x = wide.summarize(x)
+        elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
+            # one record of numbers keyed by the plan's columns in order: what the general
+            # reader makes of it (np.array of the values, one row); anything else (None, a
+            # str, an int beyond float64) gives another dtype and takes the general path
+            m = np.array(list(x.values()))
+            if m.dtype.kind in "fiub" and m.dtype.itemsize <= 8 and m.ndim == 1:
+                x = m.reshape(1, width)
         elif self.text_fast and self.text.tokenizer is None:
             # one text column (what extract + expand make of a str input, a list of str
             # inputs, a stream's joined text): its descriptors, the same rows x 4 matrix
