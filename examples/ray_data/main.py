@@ -51,8 +51,9 @@ class Scorer:
     process; ``__del__`` shuts it down: Ray Data calls it when it releases the actor at the
     end of the job (``__ray_shutdown__``), before the process exits, so what the replica
     still holds (its last spans, its counters since the last periodic export) is exported,
-    not lost. (modelotel's ``atexit`` hook would do the same at a graceful exit; ``__del__``
-    is Ray Data's own cleanup hook and does not depend on how the worker process ends.)"""
+    not lost. (modelotel's ``atexit`` hook also runs when Ray ends the actor gracefully;
+    ``__del__`` is Ray Data's own cleanup hook and says so here. Neither runs for an actor
+    killed with ``ray.kill`` or by a crash: what it held is lost.)"""
 
     def __init__(self, model: LogisticRegression, baseline: modelotel.Baseline) -> None:
         # service.instance.id: a new UUID per process (configure() sets it); the pid tells
@@ -158,7 +159,8 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--blocks", type=int, default=8, help="blocks of the input dataset")
     p.add_argument("--batch-size", type=int, default=5_000)
-    p.add_argument("--replicas", type=int, default=2, help="actors of the pool (1 CPU each)")
+    p.add_argument("--replicas", type=int, default=2,
+                   help="actors of the pool, 1 CPU each: at most 2 (Ray gets 2 CPUs here)")
     p.add_argument("--keep-ray-logs", action="store_true")
     args = p.parse_args()
 
