@@ -21,8 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,12 +30,11 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 import modelotel
-from modelotel import attributes as A  # noqa: N812
-from modelotel import cli, rules
-from modelotel.stats import drift
-from modelotel.testing import capture
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import fleet  # noqa: E402 - examples/fleet.py, shared with ray_data
+
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age"]
 SHIFTED = "monthly_charges"
 MODEL = "batch-scorer"
@@ -58,21 +55,6 @@ def fit(workdir: Path) -> tuple[LogisticRegression, modelotel.Baseline, Path]:
     path = workdir / f"{MODEL}-v1.baseline.json"
     baseline.save(path)
     return model, baseline, path
-
-
-def load_rules(baseline_path: Path, rules_dir: str, prometheus: str) -> None:
-    """`modelotel rules` for the baseline, into Prometheus' rules directory; then reload."""
-    out = Path(rules_dir) / "spark-batch-drift.yml"
-    cli.main(["rules", f"{MODEL}@1={baseline_path}", "-o", str(out), "--interval", "1s"])
-    req = urllib.request.Request(f"{prometheus}/-/reload", method="POST")
-    urllib.request.urlopen(req, timeout=10).close()
-
-
-def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as r:
-        result: list[dict[str, Any]] = json.load(r)["data"]["result"]
-        return result
 
 
 def job(spark: Any, frame: Any, model: LogisticRegression, baseline_file: str,
@@ -106,74 +88,6 @@ def job(spark: Any, frame: Any, model: LogisticRegression, baseline_file: str,
     return wall, sum(r["sum(cpu)"] for r in result), {int(r["pid"]) for r in result}
 
 
-def reference_counts(baseline: modelotel.Baseline, model: LogisticRegression,
-                     serving: pd.DataFrame, batch: int) -> dict[tuple[str, str], dict[str, float]]:
-    """Bin counts of ONE process that scored every row (in memory: modelotel.testing)."""
-
-    @modelotel.instrument(model="one-process", baseline=baseline)
-    def predict(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-        return np.asarray(model.predict_proba(frame)[:, 1])
-
-    with capture() as cap:
-        for start in range(0, len(serving), batch):
-            predict(serving.iloc[start:start + batch])
-        points = cap.collect()
-    out: dict[tuple[str, str], dict[str, float]] = {}
-    for p in points:
-        if p.name == A.METRIC_FEATURE_BIN:
-            out.setdefault(("feature", p.attributes[A.ML_FEATURE]), {})[
-                p.attributes[A.ML_BIN]] = p.value
-        elif p.name == A.METRIC_OUTPUT_BIN:
-            out.setdefault(("output", p.attributes[A.ML_OUTPUT]), {})[
-                p.attributes[A.ML_BIN]] = p.value
-    return out
-
-
-def fleet_vs_one_process(prometheus: str, baseline: modelotel.Baseline,
-                         ref: dict[tuple[str, str], dict[str, float]], total: int,
-                         timeout: float = 90.0) -> dict[str, Any]:
-    """Wait until the lifetime rules count every row, then compare them with ``ref``."""
-    sel = f'{{ml_model_name="{MODEL}",ml_model_version="1"}}'
-    deadline = time.monotonic() + timeout
-    want = total * (len(FEATURES) + 1)
-    while True:
-        got = query(prometheus, f"sum(ml_fleet:feature_rows:lifetime{sel})"
-                                f" + sum(ml_fleet:output_rows:lifetime{sel})")
-        if got and float(got[0]["value"][1]) == want:
-            break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"Prometheus' lifetime rules did not reach {want} values: {got}")
-        time.sleep(1)
-    time.sleep(2)  # one more evaluation of the drift rules on these counts
-    columns: dict[str, Any] = {}
-    worst = 0.0
-    mismatched_bins = compared_bins = 0
-    profiles = {("feature", p.name): p for p in baseline.features}
-    profiles.update({("output", p.name): p for p in baseline.outputs})
-    for kind in ("feature", "output"):
-        label = "ml_feature" if kind == "feature" else "ml_output"
-        psi = {s["metric"][label]: float(s["value"][1])
-               for s in query(prometheus, f"ml_fleet:{kind}_psi:lifetime{sel}")}
-        js = {s["metric"][label]: float(s["value"][1])
-              for s in query(prometheus, f"ml_fleet:{kind}_js:lifetime{sel}")}
-        for s in query(prometheus, f"ml_fleet:{kind}_bin:lifetime{sel}"):
-            counts = ref[(kind, s["metric"][label])]
-            mismatched_bins += float(s["value"][1]) != counts.get(s["metric"]["ml_bin"], 0.0)
-            compared_bins += 1
-        for (k, name), counts in ref.items():
-            if k != kind:
-                continue
-            bins = rules.column_bins(profiles[(k, name)])
-            c = [counts.get(b, 0.0) for b, _ in bins]
-            q = [share for _, share in bins]
-            one_psi, one_js = drift.psi(c, q), drift.js_distance(c, q)
-            worst = max(worst, abs(psi[name] - one_psi), abs(js[name] - one_js))
-            columns[f"{kind}:{name}"] = {"fleet_psi": psi[name], "one_process_psi": one_psi,
-                                         "fleet_js": js[name], "one_process_js": one_js}
-    return {"columns": columns, "max_abs_error": worst, "mismatched_bins": mismatched_bins,
-            "bins": compared_bins}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=400_000)
@@ -186,7 +100,8 @@ def main() -> int:
     prometheus = os.environ.get("MODELOTEL_EXAMPLE_PROMETHEUS")
     model, baseline, baseline_path = fit(workdir)
     if prometheus:
-        load_rules(baseline_path, os.environ["MODELOTEL_EXAMPLE_RULES_DIR"], prometheus)
+        rules_file = Path(os.environ["MODELOTEL_EXAMPLE_RULES_DIR"]) / "spark-batch-drift.yml"
+        fleet.load_rules(MODEL, baseline_path, rules_file, prometheus)
 
     # pyspark's own notice about pandas 3, printed at every conversion
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
@@ -240,17 +155,19 @@ def main() -> int:
     if prometheus:
         # one process that scored every row of every instrumented job (the warm-up too): the
         # counts of one pass, times the number of passes (the same rows each time)
-        one_pass = reference_counts(baseline, model, serving, batch)
+        one_pass = fleet.reference_counts(
+            baseline, lambda f: np.asarray(model.predict_proba(f)[:, 1]), serving, batch)
         ref = {k: {b: v * passes for b, v in c.items()} for k, c in one_pass.items()}
-        fleet = fleet_vs_one_process(prometheus, baseline, ref, args.rows * passes)
-        summary["fleet"] = fleet
-        for column, f in fleet["columns"].items():
+        compared = fleet.fleet_vs_one_process(prometheus, MODEL, baseline, ref,
+                                              args.rows * passes)
+        summary["fleet"] = compared
+        for column, f in compared["columns"].items():
             print(f"  {column:26s} fleet PSI {f['fleet_psi']:.6f}  one process "
                   f"{f['one_process_psi']:.6f}   JS {f['fleet_js']:.6f} / "
                   f"{f['one_process_js']:.6f}")
         print(f"fleet drift from the workers' summed bins vs one process over all rows: "
-              f"max abs difference {fleet['max_abs_error']:.3g}, "
-              f"{fleet['mismatched_bins']} of {fleet['bins']} bins differ")
+              f"max abs difference {compared['max_abs_error']:.3g}, "
+              f"{compared['mismatched_bins']} of {compared['bins']} bins differ")
     else:
         print("MODELOTEL_EXAMPLE_PROMETHEUS is not set: the fleet drift comparison is left out "
               "(bash examples/run_example.sh spark_batch runs it)")
