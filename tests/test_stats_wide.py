@@ -151,3 +151,35 @@ def test_row_norms_agree_on_every_numpy_the_summary_supports() -> None:
     np.testing.assert_allclose(wide._einsum_row_dots(X), expected, rtol=1e-12)
     if hasattr(np, "vecdot"):
         np.testing.assert_allclose(wide._vecdot_row_dots(X), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_an_embedding_output_gives_the_statistics_of_the_general_reader(
+    with_baseline: bool,
+) -> None:
+    # float inputs with an embedding output take the fused step (the kernel's, when built)
+    # on the output's summary; the same output as nested lists goes through the general
+    # reader: same output window, checks and drift
+    rng = np.random.default_rng(6)
+    X_train, Y_train = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 96))
+    baseline = Baseline.from_data(X_train, outputs=Y_train) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    for i in range(12):
+        X = rng.normal(size=(16, 8))
+        Y = rng.normal(size=(16, 96)) * (3.0 if i > 8 else 1.0)
+        if i == 3:
+            Y[2, 5] = np.nan
+        rf, rg = fast.observe(X, Y), general.observe(X, Y.tolist())
+        assert (rf and rf.checks) == (rg and rg.checks)
+    a, b = fast.close().outputs, general.close().outputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names == NAMES
+    assert len(a.gauges) == len(b.gauges) > 0
+    for (ka, na, va), (kb, nb, vb) in zip(a.gauges, b.gauges, strict=True):
+        assert (ka, na) == (kb, nb)
+        assert va == pytest.approx(vb, rel=1e-12, abs=1e-12, nan_ok=True)
+    assert len(a.drift) == len(b.drift) == (len(b.drift) if with_baseline else 0)
+    assert not with_baseline or len(a.drift) > 0
+    for (fa, ma, da), (fb, mb, db) in zip(a.drift, b.drift, strict=True):
+        assert (fa, ma) == (fb, mb)
+        assert da == pytest.approx(db, rel=1e-9, abs=1e-12)

@@ -255,21 +255,8 @@ class Side:
                 self.cat_window[0].add(values)
             return rep
         width = self.fast_width
-        wide = self.wide
-        if (
-            wide is not None
-            and width == WIDE_FEATURES
-            and type(x) is np.ndarray
-            and x.ndim == 2
-            and x.shape[1] == wide.width
-            and x.dtype.kind in "fiub"
-            and x.dtype.itemsize <= 8
-            and 0 < x.shape[0] <= self.buffer.max_batch
-        ):
-            # an embedding batch of the summary's width: its summary (what the general path
-            # makes of it, the same rows x 6 float64 matrix) takes the hot path below
-            with np.errstate(all="ignore"):
-                x = wide.summarize(x)
+        if self.wide is not None:
+            x = self.hot_wide(x)
         elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
             # one record of numbers keyed by the plan's columns in order: what the general
             # reader makes of it (np.array of the values, one row); anything else (None, a
@@ -326,6 +313,25 @@ class Side:
                     return rep
         with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
             return self._observe_any(x, rep)
+
+    def hot_wide(self, x: Any) -> Any:
+        """``x`` as its wide summary (the rows x 6 float64 matrix the general path makes of
+        it) when it is an embedding batch of the summary's width that fits the hot path;
+        else ``x`` as it is."""
+        wide = self.wide
+        if (
+            wide is not None
+            and self.fast_width == WIDE_FEATURES
+            and type(x) is np.ndarray
+            and x.ndim == 2
+            and x.shape[1] == wide.width
+            and x.dtype.kind in "fiub"
+            and x.dtype.itemsize <= 8
+            and 0 < x.shape[0] <= self.buffer.max_batch
+        ):
+            with np.errstate(all="ignore"):
+                return wide.summarize(x)
+        return x
 
     def check_outputs(self, X: Array, rep: Report | None) -> Report | None:
         """Run the per-call output checks on a ``rows x k`` batch of this side's numeric
