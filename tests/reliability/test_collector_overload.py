@@ -158,10 +158,17 @@ def test_overload_stays_bounded_and_the_sdk_retries_and_counts(
         assert row["statuses"].get("503", 0) > 0, row
         assert row["refused_grpc"] > 0, row  # the SDK's own requests were refused too
     assert set(row["statuses"]) <= {"200", "503"}, row
-    # every span of the application: delivered once, or counted by modelotel
+    # every span of the application: delivered once, or counted by modelotel. An overloaded
+    # collector can accept a request whose answer comes after the exporter's timeout or the
+    # shutdown deadline: the SDK cannot tell that batch from a lost one and counts it
+    # (export_failed / export_cut), so only those two reasons may count spans that arrived
     dropped = sum(row["sdk_dropped"].values())
+    unknowable = sum(v for k, v in row["sdk_dropped"].items()
+                     if k in ("span_export_failed", "span_export_cut"))
     assert row["sdk_calls"] > 0
-    assert row["sdk_delivered"] + dropped == row["sdk_calls"], row
+    assert row["sdk_delivered"] <= row["sdk_calls"], row
+    assert row["sdk_delivered"] + dropped >= row["sdk_calls"], row  # nothing lost uncounted
+    assert row["sdk_delivered"] + dropped - unknowable <= row["sdk_calls"], row
     assert row["sdk_internal_errors"] == {}, row
     assert row["app_returncode"] == 0, row
     # attempts beyond the spans made are the SDK's retries of refused requests
