@@ -1,6 +1,7 @@
 """The fleet view of a batch job's replicas, checked against one process over all rows.
 
-Used by the examples whose scoring runs in several processes (spark_batch, ray_data): each
+Used by the examples whose scoring runs in several processes (spark_batch, ray_data), with
+the job's data and model they share (:func:`rows`, :func:`fit`): each
 replica exports its own bin counters; the lifetime form of ``modelotel rules`` sums them in
 Prometheus into the fleet's drift. Here: write those rules for a baseline and reload
 Prometheus; compute the bin counts of ONE process that scored every row (in memory,
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 import modelotel
 from modelotel import attributes as A  # noqa: N812
@@ -28,6 +30,28 @@ from modelotel.stats import drift
 from modelotel.testing import capture
 
 Counts = dict[tuple[str, str], dict[str, float]]
+
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age"]
+#: the column the serving rows shift (drift the fleet view must show)
+SHIFTED = "monthly_charges"
+
+
+def rows(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
+    frame[SHIFTED] += shift
+    return frame
+
+
+def fit(workdir: Path, model_name: str) -> tuple[LogisticRegression, modelotel.Baseline, Path]:
+    """The job's model on 20,000 training rows, and its baseline saved under ``workdir``."""
+    x = rows(20_000, seed=1)
+    y = (x.monthly_charges + 0.5 * x.support_calls - 0.3 * x.tenure_months > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    baseline = modelotel.Baseline.from_data(x, outputs=model.predict_proba(x)[:, 1])
+    path = workdir / f"{model_name}-v1.baseline.json"
+    baseline.save(path)
+    return model, baseline, path
 
 
 def load_rules(model: str, baseline_path: Path, rules_file: Path, prometheus: str) -> None:

@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import fleet  # noqa: E402 - examples/fleet.py, shared with spark_batch
 
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age"]
-SHIFTED = "monthly_charges"
+# a plain list in __main__: the worker-side code ships it by value, with no import of fleet
+FEATURES = list(fleet.FEATURES)
 MODEL = "ray-batch-scorer"
 SERVICE = "ray-data-scoring"
 
@@ -75,23 +75,6 @@ class Scorer:
 
     def __del__(self) -> None:
         modelotel.shutdown()  # bounded by MODELOTEL_SHUTDOWN_TIMEOUT (5 s); never raises
-
-
-def rows(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
-    frame[SHIFTED] += shift
-    return frame
-
-
-def fit(workdir: Path) -> tuple[LogisticRegression, modelotel.Baseline, Path]:
-    x = rows(20_000, seed=1)
-    y = (x.monthly_charges + 0.5 * x.support_calls - 0.3 * x.tenure_months > 0).astype(int)
-    model = LogisticRegression().fit(x, y)
-    baseline = modelotel.Baseline.from_data(x, outputs=model.predict_proba(x)[:, 1])
-    path = workdir / f"{MODEL}-v1.baseline.json"
-    baseline.save(path)
-    return model, baseline, path
 
 
 def wait_exited(pids: set[int], timeout: float) -> bool:
@@ -166,12 +149,12 @@ def main() -> int:
 
     workdir = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR") or tempfile.mkdtemp())
     prometheus = os.environ.get("MODELOTEL_EXAMPLE_PROMETHEUS")
-    model, baseline, baseline_path = fit(workdir)
+    model, baseline, baseline_path = fleet.fit(workdir, MODEL)
     if prometheus:
         rules_file = Path(os.environ["MODELOTEL_EXAMPLE_RULES_DIR"]) / "ray-data-drift.yml"
         fleet.load_rules(MODEL, baseline_path, rules_file, prometheus)
 
-    serving = rows(args.rows, seed=2, shift=0.5)
+    serving = fleet.rows(args.rows, seed=2, shift=0.5)
     scored, wall, exited, exit_wait = score(model, baseline, serving, args)
     scored = scored.sort_values("row_id")
     expected = model.predict_proba(serving)[:, 1]

@@ -29,32 +29,13 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-import modelotel
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import fleet  # noqa: E402 - examples/fleet.py, shared with ray_data
 
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age"]
-SHIFTED = "monthly_charges"
+# a plain list in __main__: the worker-side code ships it by value, with no import of fleet
+FEATURES = list(fleet.FEATURES)
 MODEL = "batch-scorer"
-
-
-def rows(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
-    frame[SHIFTED] += shift
-    return frame
-
-
-def fit(workdir: Path) -> tuple[LogisticRegression, modelotel.Baseline, Path]:
-    x = rows(20_000, seed=1)
-    y = (x.monthly_charges + 0.5 * x.support_calls - 0.3 * x.tenure_months > 0).astype(int)
-    model = LogisticRegression().fit(x, y)
-    baseline = modelotel.Baseline.from_data(x, outputs=model.predict_proba(x)[:, 1])
-    path = workdir / f"{MODEL}-v1.baseline.json"
-    baseline.save(path)
-    return model, baseline, path
 
 
 def job(spark: Any, frame: Any, model: LogisticRegression, baseline_file: str,
@@ -98,7 +79,7 @@ def main() -> int:
 
     workdir = Path(os.environ.get("MODELOTEL_EXAMPLE_DIR") or tempfile.mkdtemp())
     prometheus = os.environ.get("MODELOTEL_EXAMPLE_PROMETHEUS")
-    model, baseline, baseline_path = fit(workdir)
+    model, baseline, baseline_path = fleet.fit(workdir, MODEL)
     if prometheus:
         rules_file = Path(os.environ["MODELOTEL_EXAMPLE_RULES_DIR"]) / "spark-batch-drift.yml"
         fleet.load_rules(MODEL, baseline_path, rules_file, prometheus)
@@ -117,7 +98,7 @@ def main() -> int:
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.addPyFile(str(HERE / "scoring.py"))
     spark.sparkContext.addFile(str(baseline_path))
-    serving = rows(args.rows, seed=2, shift=0.5)
+    serving = fleet.rows(args.rows, seed=2, shift=0.5)
     frame = spark.createDataFrame(serving).repartition(args.partitions).cache()
     frame.count()
     # warm the workers up (imports, configure()): not timed, but its rows count in the fleet

@@ -59,3 +59,16 @@ def last_json(stdout: str) -> dict[str, Any]:
     """The JSON summary an example prints as its last line."""
     result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return result
+
+
+def assert_fleet_equals_one_process(fleet: dict[str, Any]) -> None:
+    """The fleet check of examples/fleet.py (spark_batch, ray_data): the bins summed over the
+    replicas in Prometheus equal one process over all rows, and only the shifted column drifts."""
+    assert fleet["bins"] == 5 * 12  # 10 deciles, below and above, per column
+    assert fleet["mismatched_bins"] == 0
+    assert fleet["max_abs_error"] <= 1e-9
+    assert len(fleet["columns"]) == 5  # 4 features and the output
+    psi = {c: v["fleet_psi"] for c, v in fleet["columns"].items()}
+    assert psi["feature:monthly_charges"] > 0.1  # shifted by half a standard deviation
+    for column in ("feature:tenure_months", "feature:support_calls", "feature:age"):
+        assert psi[column] < 0.05

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from examples_support import last_json, run_example
+from examples_support import assert_fleet_equals_one_process, last_json, run_example
 from harness import Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -73,12 +73,4 @@ def test_ray_replicas_each_export_every_batch_once_and_fleet_drift_equals_one_pr
     calls = sorted(float(s["value"][1]) for s in _result(stack, f"ml_prediction_calls_total{SEL}"))
     assert calls == sorted(float(r["batches"]) for r in replicas.values())
 
-    fleet = summary["fleet"]
-    assert fleet["bins"] == 5 * 12  # 10 deciles, below and above, per column
-    assert fleet["mismatched_bins"] == 0
-    assert fleet["max_abs_error"] <= 1e-9
-    assert len(fleet["columns"]) == 5  # 4 features and the output
-    psi = {c: v["fleet_psi"] for c, v in fleet["columns"].items()}
-    assert psi["feature:monthly_charges"] > 0.1  # shifted by half a standard deviation
-    for column in ("feature:tenure_months", "feature:support_calls", "feature:age"):
-        assert psi[column] < 0.05
+    assert_fleet_equals_one_process(summary["fleet"])
