@@ -114,6 +114,15 @@ def test_a_wider_embedding_fires_one_check_naming_the_first_new_position() -> No
     assert p.observe(rng.normal(size=(4, 120)), ABSENT) is None  # once per window
 
 
+def _assert_same_window(a: Any, b: Any) -> None:
+    """The hot path's window ``a`` equals the general reader's ``b`` (float rounding aside)."""
+    assert a.plan.names == b.plan.names == NAMES
+    assert len(a.gauges) == len(b.gauges) > 0
+    for (ka, na, va), (kb, nb, vb) in zip(a.gauges, b.gauges, strict=True):
+        assert (ka, na) == (kb, nb)
+        assert va == pytest.approx(vb, rel=1e-12, abs=1e-12, nan_ok=True)
+
+
 @pytest.mark.parametrize("with_baseline", [True, False])
 def test_an_embedding_array_gives_the_statistics_of_the_general_reader(
     with_baseline: bool,
@@ -135,11 +144,7 @@ def test_an_embedding_array_gives_the_statistics_of_the_general_reader(
         assert (rf and rf.checks) == (rg and rg.checks)
     a, b = fast.close().inputs, general.close().inputs
     assert a is not None and b is not None
-    assert a.plan.names == b.plan.names == NAMES
-    assert len(a.gauges) == len(b.gauges) > 0
-    for (ka, na, va), (kb, nb, vb) in zip(a.gauges, b.gauges, strict=True):
-        assert (ka, na) == (kb, nb)
-        assert va == pytest.approx(vb, rel=1e-12, abs=1e-12, nan_ok=True)
+    _assert_same_window(a, b)
 
 
 def test_row_norms_agree_on_every_numpy_the_summary_supports() -> None:
@@ -173,11 +178,7 @@ def test_an_embedding_output_gives_the_statistics_of_the_general_reader(
         assert (rf and rf.checks) == (rg and rg.checks)
     a, b = fast.close().outputs, general.close().outputs
     assert a is not None and b is not None
-    assert a.plan.names == b.plan.names == NAMES
-    assert len(a.gauges) == len(b.gauges) > 0
-    for (ka, na, va), (kb, nb, vb) in zip(a.gauges, b.gauges, strict=True):
-        assert (ka, na) == (kb, nb)
-        assert va == pytest.approx(vb, rel=1e-12, abs=1e-12, nan_ok=True)
+    _assert_same_window(a, b)
     assert len(a.drift) == len(b.drift) == (len(b.drift) if with_baseline else 0)
     assert not with_baseline or len(a.drift) > 0
     for (fa, ma, da), (fb, mb, db) in zip(a.drift, b.drift, strict=True):
