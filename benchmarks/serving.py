@@ -201,8 +201,11 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
 Variant = tuple[str, Callable[[], Any]]
 
 
-def build_variants(quick: bool) -> tuple[list[Variant], list[str]]:
-    """Every timed variant: the bare function, S, and each case with / without a baseline."""
+def build_variants(
+    quick: bool, only: frozenset[str] | None = None
+) -> tuple[list[Variant], list[str]]:
+    """Every timed variant: the bare function, S, and each case with / without a baseline
+    (``only``: these cases, by name)."""
     from opentelemetry import trace
 
     import modelotel
@@ -220,6 +223,8 @@ def build_variants(quick: bool) -> tuple[list[Variant], list[str]]:
     variants.append((SPAN, spanned))
     labels: list[str] = []
     for i, (case, (x, f, train)) in enumerate(cases.items()):
+        if only is not None and case not in only:
+            continue
         variants.append((f"{case} | bare function", _bind(f, x)))
         for with_baseline in (False, True):
             opts: dict[str, Any] = {"payload_sample_rate": 0.01}
@@ -443,7 +448,8 @@ def run_sections(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
                         export_interval_ms=1000 if args.quick else 2000)
     results: dict[str, Any] = {"trace_ratio": args.trace_ratio}
     try:
-        variants, labels = build_variants(args.quick)
+        only = frozenset(c.strip() for c in args.cases.split(",")) if args.cases else None
+        variants, labels = build_variants(args.quick, only)
         sections = set(args.sections.split(","))
         if "paced" in sections:
             results["paced"] = paced(variants, labels, 30 if args.quick else args.rounds,
@@ -515,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--sections", default="paced,loop,batch")
+    p.add_argument("--cases", default="",
+                   help="comma-separated case names (default: every case)")
     p.add_argument("--trace-ratio", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=600, help="paced calls per case")
     p.add_argument("--pause-ms", type=float, default=1.0)
@@ -526,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         if "loop" in args.sections and args.trace_ratio == 1.0 and not args.no_1pct:
             with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
                 cmd = [sys.executable, __file__, "--sections", "loop", "--trace-ratio", "0.01",
-                       "--json", tmp.name, "--no-1pct"] + (["--quick"] if args.quick else [])
+                       "--json", tmp.name, "--no-1pct", "--cases", args.cases]
+                cmd += ["--quick"] if args.quick else []
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 results["loop_1pct"] = json.loads(Path(tmp.name).read_text())["loop"]
     results["uptime_end"] = _uptime()

@@ -256,13 +256,15 @@ def main(argv: list[str] | None = None) -> int:
                 pair.append(fn)
             frame_cases += [(f"{label}, on", pair[0], frame), (f"{label}, off", pair[1], frame)]
 
-        compiled = (kernel.stage, kernel.accumulate)
+        compiled = {name: getattr(kernel, name) for name in kernel.FUNCTIONS}
 
         def nothing() -> None:  # every other case runs with the kernel modelotel loaded
-            kernel.stage, kernel.accumulate = compiled
+            for name, fn in compiled.items():
+                setattr(kernel, name, fn)
 
         def numpy_only() -> None:  # as if installed without a C compiler
-            kernel.stage = kernel.accumulate = None
+            for name in compiled:
+                setattr(kernel, name, None)
 
         # Timed as in overhead.py (the harness: calibrated runs of ~20 ms, GC on, cases
         # round-robin), with many short repeats and "on" / "off" swapping places every other
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         runs4 = interleaved_repeats(cases4, calibrate(cases4, 0.005 if quick else 0.02),
                                     9 if quick else 61, alternate=(1, 2))
     finally:
-        kernel.stage, kernel.accumulate = compiled
+        nothing()
         runtime.set_providers(*saved)
         tp.shutdown()
     res4 = {label: statistics.median(v) for label, v in runs4.items()}  # microseconds

@@ -24,8 +24,8 @@ from modelotel.testing import capture
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
 def _kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "numpy":
-        monkeypatch.setattr(kernel, "stage", None)
-        monkeypatch.setattr(kernel, "accumulate", None)
+        for name in kernel.FUNCTIONS:
+            monkeypatch.setattr(kernel, name, None)
     elif not kernel.COMPILED:
         pytest.skip("the C kernel is not built here")
     return str(request.param)
@@ -302,3 +302,133 @@ def test_a_dict_record_gives_the_statistics_of_the_general_reader(with_baseline:
     assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
     assert ta.bins == tb.bins
     assert sum(ta.seen) > 0
+
+
+@pytest.fixture
+def taken(_kernel: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Batches each compiled reader wrote (counted, so that a test sees the path it holds
+    to the general reader was taken)."""
+    counts = {"put_records": 0, "put_scores": 0, "put_texts": 0}
+    for name in counts:
+        real = getattr(kernel, name)
+        if real is None:
+            continue
+
+        def counted(*args: Any, _real: Any = real, _name: str = name) -> int:
+            got: int = _real(*args)
+            counts[_name] += got != 0
+            return got
+
+        monkeypatch.setattr(kernel, name, counted)
+    return counts
+
+
+def _same_side(a: Any, b: Any) -> None:
+    """Two closed windows of one side agree in schema, statistics, drift, checks, totals."""
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names
+    assert a.gauges == b.gauges
+    assert a.drift == b.drift
+    assert a.checks == b.checks
+    ta, tb = a.totals, b.totals
+    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
+    assert ta.bins == tb.bins
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_a_list_of_records_gives_the_statistics_of_the_general_reader(
+    with_baseline: bool, taken: dict[str, int]
+) -> None:
+    # a list of dicts keyed by the plan's columns in order is written straight into the
+    # buffer (put_records); the same records as a tuple go through the general reader:
+    # same window, drift and reports, also for every list the compiled reader hands over
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    rng = np.random.default_rng(5)
+    names = [f"f{i}" for i in range(5)]
+    train = rng.normal(size=(800, 5))
+    baseline = Baseline.from_data(train, feature_names=names) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    ok = dict.fromkeys(names, 0.5)
+    odd: list[dict[str, Any]] = [
+        {**ok, "f2": None},
+        {**ok, "f3": "x"},
+        dict(reversed(list(ok.items()))),
+        {**ok, "f1": 2**63},
+        {**ok, "f1": -(2**63)},
+        {**ok, "f1": 10**400},
+        {**ok, "f4": np.float32(2.0)},
+        {**ok, "f4": np.float64(2.5)},
+        {**ok, "f4": np.int64(3)},
+        {**ok, "f0": float("nan"), "f1": float("inf")},
+        {**ok, "f0": True, "f1": False},
+        {**ok, "f0": 2**53 + 1},
+        {**ok, "extra": 1.0},
+        {k: v for k, v in ok.items() if k != "f3"},
+        dict.fromkeys(names, 1),
+    ]
+    for i in range(80):
+        batch: list[Any] = [dict(zip(names, (rng.normal(size=5) + (i > 50)).tolist(),
+                                     strict=True)) for _ in range(1 + i % 7)]
+        if i % 4 == 1:
+            batch[-1] = odd[(i // 4) % len(odd)]
+        if i % 4 == 3:
+            batch = [odd[(i // 4) % len(odd)]] * 3
+        assert _said(fast.observe(batch, ABSENT)) == _said(general.observe(tuple(batch), ABSENT))
+    snap_a, snap_b = fast.close(), general.close()
+    _same_side(snap_a.inputs, snap_b.inputs)
+    assert sum(snap_a.inputs.totals.seen) > 0  # type: ignore[union-attr]
+    assert (taken["put_records"] >= 40) == (kernel.put_records is not None)
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_python_scores_give_the_statistics_and_checks_of_the_general_reader(
+    with_baseline: bool, taken: dict[str, int]
+) -> None:
+    # a float or int score, or a list of them, is written straight into the buffer
+    # (put_scores) and checked there; the same scores as a tuple go through the general
+    # reader: same window, checks fired and totals, for values that fire every check and
+    # for those the compiled reader hands over (bools, ints beyond int64, numpy scalars)
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    baseline = _baseline(3) if with_baseline else None
+    fast, general = Profiler(baseline), Profiler(baseline)
+    first = [0.1, 0.2]
+    assert _said(fast.observe(ABSENT, first)) == _said(general.observe(ABSENT, tuple(first)))
+    rng = np.random.default_rng(9)
+    odd: list[Any] = [float("nan"), float("inf"), -float("inf"), 1.5, -3.0, _HI, 7, 2**63,
+                      10**400, True, np.float64(0.3), np.float32(0.3), 0]
+    fired = 0
+    for i in range(90):
+        scores: list[Any] = rng.uniform(_LO, _HI, size=1 + i % 6).tolist()
+        if i % 3 == 1:
+            scores[i % len(scores)] = odd[(i // 3) % len(odd)]
+        one = i % 2 == 0
+        said = _said(fast.observe(ABSENT, scores[0] if one else scores))
+        assert said == _said(general.observe(ABSENT, tuple(scores[:1] if one else scores)))
+        fired += bool(said and said[0])
+    snap_a, snap_b = fast.close(), general.close()
+    _same_side(snap_a.outputs, snap_b.outputs)
+    assert fired >= 5 if with_baseline else fired >= 3
+    assert (taken["put_scores"] >= 60) == (kernel.put_scores is not None)
+
+
+def test_labels_as_str_or_a_list_of_str_count_as_the_general_reader_counts() -> None:
+    # one label, or a list of labels, of a classifier whose outputs are one categorical
+    # column: counted straight into the column; a tuple goes through the general reader
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    fast, general = Profiler(), Profiler()
+    rng = np.random.default_rng(2)
+    classes = ["cat", "dog", "bird", "ünïcode", ""]
+    for i in range(60):
+        labels = [classes[j] for j in rng.integers(len(classes), size=1 + i % 5)]
+        if i % 2:
+            fast.observe(ABSENT, labels)
+        else:
+            fast.observe(ABSENT, labels[0])
+            labels = labels[:1]
+        general.observe(ABSENT, tuple(labels))
+    snap_a, snap_b = fast.close(), general.close()
+    _same_side(snap_a.outputs, snap_b.outputs)
+    assert snap_a.outputs is not None and snap_a.outputs.totals.bins

@@ -35,8 +35,8 @@ STATS_DIR = Path(__file__).resolve().parents[1] / "src" / "modelotel" / "stats"
 @pytest.fixture(params=["compiled", "numpy"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "numpy":
-        monkeypatch.setattr(kernel, "stage", None)
-        monkeypatch.setattr(kernel, "accumulate", None)
+        for name in kernel.FUNCTIONS:
+            monkeypatch.setattr(kernel, name, None)
     elif not kernel.COMPILED:
         pytest.skip("the C kernel is not built here")
     return str(request.param)

@@ -191,17 +191,33 @@ def test_tokenizer_option_must_count_tokens() -> None:
         _model("text-bad-tokenizer", tokenizer=3)
 
 
+# whitespace str.split() splits on beyond the ASCII space (the compiled reader must agree)
+_ODD_TEXTS = ["a\u2003b\u00a0c", "x\x1cy\x1dz\x1e\x1f", "\u3000\u2028\x85", "\t\n\r\x0b\x0c",
+              "emoji \U0001f600 here", "ß" * 30, "", " "]
+
+
+@pytest.mark.parametrize("kernel_on", [True, False])
 @pytest.mark.parametrize("with_baseline", [True, False])
 def test_a_str_or_list_of_str_gives_the_statistics_of_the_general_reader(
-    with_baseline: bool,
+    with_baseline: bool, kernel_on: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a str and a list of str take the hot path; the same texts as a tuple go through the
-    # general reader (extract, expand, align): both must leave the same window and drift
+    # a str and a list of str take the hot path (the compiled put_texts, or describe()
+    # without the kernel); the same texts as a tuple go through the general reader
+    # (extract, expand, align): both must leave the same window and drift
+    from modelotel.stats import kernel
+
+    if not kernel_on:
+        for name in kernel.FUNCTIONS:
+            monkeypatch.setattr(kernel, name, None)
+    elif not kernel.COMPILED:
+        pytest.skip("the C kernel is not built here")
     rng = np.random.default_rng(7)
     baseline = Baseline.from_data(_texts(rng, 500)) if with_baseline else None
     fast, general = Profiler(baseline), Profiler(baseline)
     for i in range(40):
         batch = _texts(rng, 1 + i % 5, scale=1 + (i > 30))
+        if i % 4 == 2:
+            batch[-1] = _ODD_TEXTS[(i // 4) % len(_ODD_TEXTS)]
         if i % 3 == 0:
             batch = batch[:1]
             assert fast.observe(batch[0], ABSENT) == general.observe(tuple(batch), ABSENT)

@@ -1,5 +1,6 @@
 /*
- * modelotel.stats._kernel: the two hot loops of the statistics, compiled.
+ * modelotel.stats._kernel: the hot loops of the statistics and its readers of Python
+ * records, scores and texts, compiled.
  *
  * Optional: modelotel works without it (numpy does the same work; see
  * modelotel/stats/kernel.py, which picks one and which the tests hold to the same results).
@@ -26,6 +27,29 @@
  *       number of finite values ``>= T[k, j]`` (``ge``, ``K x d``: added to). Thresholds
  *       of a column ascend; +inf pads a column with fewer. The GIL is released meanwhile.
  *
+ *   put_records(dst, off, keys, x) -> int
+ *       Write one record (a dict) or each record of a list of dicts as a row of float64
+ *       into ``dst`` at byte offset ``off``: a record's keys must be ``keys`` (a tuple of
+ *       str) in that order, its values floats, ints within int64 or bools. Returns the rows
+ *       written, or 0 when ``x`` is anything else (the caller takes the general reader,
+ *       which is the reference: what it makes of such records, this makes too).
+ *
+ *   put_scores(dst, off, y, lo, hi) -> int
+ *       Write a float or an int (one row), or a list of them, as float64 into ``dst`` at
+ *       ``off``. Returns the rows written when every value is finite and within [lo, hi],
+ *       minus the rows when one is not (the caller finds out which check fired), 0 (nothing
+ *       to use) when ``y`` is anything else (bools, ints beyond int64, other types).
+ *
+ *   put_texts(dst, off, x) -> int
+ *       Write the descriptors of a str, or of each str of a list, into ``dst`` at ``off``:
+ *       per text its characters, words (as ``len(s.split())``), blank (1.0 with no word) and
+ *       share of non-ASCII characters. Returns the rows written, or 0 when ``x`` holds
+ *       anything but str (the general reader counts those as nulls).
+ *
+ *       The three read Python objects without running any Python code of theirs (exact
+ *       dicts, lists, str, int and float only): inside an instrumented call one compiled
+ *       call costs less than the numpy conversions it replaces, whose code is cold there.
+ *
  * Every buffer is checked for size, contiguity, writability and (where it matters) the
  * float64 format before anything is read or written.
  */
@@ -41,8 +65,8 @@
    in L2 while each column is gathered from it; a column's values (at most MAX_BLOCK_ROWS,
    16 KiB) stay in L1 for the vector loops. Measured per value: 4096 -> 16384 values per
    block took 100 and 200 columns from 2.4-2.7 ns to 1.8 ns, 20 columns unchanged (1.9). */
-/* Bump when stage() or accumulate() change their arguments or meaning (and kernel.py's ABI). */
-#define MODELOTEL_KERNEL_ABI 3
+/* Bump when a function changes its arguments or meaning, or one is added (and kernel.py's ABI). */
+#define MODELOTEL_KERNEL_ABI 4
 
 #define BLOCK_VALUES 16384
 #define MAX_BLOCK_ROWS 2048
@@ -433,6 +457,228 @@ done:
     return result;
 }
 
+/* ---- put_records / put_scores / put_texts ----------------------------------------- */
+
+/* A record's value as a double: a float, an int within int64, a bool; 0 for anything else
+   (None, str, an int beyond int64, numpy scalars but float64: what numpy's own conversion
+   would make another dtype of, or refuse). Runs no Python code. */
+static int
+record_value(PyObject *v, double *out)
+{
+    if (PyFloat_Check(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) {
+            return 0;
+        }
+        *out = (double)n;
+        return 1;
+    }
+    if (v == Py_True || v == Py_False) {
+        *out = v == Py_True ? 1.0 : 0.0;
+        return 1;
+    }
+    return 0;
+}
+
+/* One record's d values in the order of keys into row; 0 if it is not such a record. */
+static int
+record_row(PyObject *rec, PyObject *keys, Py_ssize_t d, double *row)
+{
+    if (!PyDict_CheckExact(rec) || PyDict_GET_SIZE(rec) != d) {
+        return 0;
+    }
+    Py_ssize_t pos = 0, j = 0;
+    PyObject *k, *v;
+    while (j < d && PyDict_Next(rec, &pos, &k, &v)) {
+        PyObject *want = PyTuple_GET_ITEM(keys, j);
+        /* str == str never fails nor runs Python code */
+        if (k != want && (!PyUnicode_CheckExact(k) || PyUnicode_Compare(k, want) != 0)) {
+            return 0;
+        }
+        if (!record_value(v, &row[j])) {
+            return 0;
+        }
+        j++;
+    }
+    return j == d;
+}
+
+/* The output buffer at off for n float64 values (borrowed into *view), or NULL with an
+   exception set. */
+static double *
+place(PyObject *dst, Py_ssize_t off, Py_ssize_t n, Py_buffer *view, const char *who)
+{
+    if (get_buffer(dst, view, 1, -1, who) < 0) {
+        return NULL;
+    }
+    if (off < 0 || n > view->len / 8 || off > view->len - n * 8) {
+        PyErr_Format(PyExc_ValueError, "%s: the rows do not fit the buffer there", who);
+        PyBuffer_Release(view);
+        return NULL;
+    }
+    return (double *)((char *)view->buf + off);
+}
+
+static PyObject *
+put_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 4 || !PyTuple_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "put_records(dst, off, keys: tuple, x)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *keys = args[2], *x = args[3];
+    Py_ssize_t d = PyTuple_GET_SIZE(keys);
+    int one = PyDict_CheckExact(x);
+    Py_ssize_t rows = one ? 1 : (PyList_CheckExact(x) ? PyList_GET_SIZE(x) : 0);
+    if (rows == 0 || d == 0 || rows > PY_SSIZE_T_MAX / 8 / d) {
+        return PyLong_FromLong(0);
+    }
+    Py_buffer view;
+    double *out = place(args[0], off, rows * d, &view, "put_records");
+    if (out == NULL) {
+        return NULL;
+    }
+    int ok = 1;
+    if (one) {
+        ok = record_row(x, keys, d, out);
+    }
+    else {
+        for (Py_ssize_t i = 0; ok && i < rows; i++) {
+            ok = record_row(PyList_GET_ITEM(x, i), keys, d, out + i * d);
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(ok ? rows : 0);
+}
+
+/* A score as a double: an exact float, or an exact int within int64 (not a bool). */
+static int
+score_value(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) {
+            return 0;
+        }
+        *out = (double)n;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+put_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "put_scores(dst, off, y, lo, hi)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double lo = PyFloat_AsDouble(args[3]), hi = PyFloat_AsDouble(args[4]);
+    if ((lo == -1.0 || hi == -1.0) && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *y = args[2];
+    int list = PyList_CheckExact(y);
+    Py_ssize_t rows = list ? PyList_GET_SIZE(y) : 1;
+    if (rows == 0) {
+        return PyLong_FromLong(0);
+    }
+    Py_buffer view;
+    double *out = place(args[0], off, rows, &view, "put_scores");
+    if (out == NULL) {
+        return NULL;
+    }
+    int usable = 1, ok = 1;
+    for (Py_ssize_t i = 0; usable && i < rows; i++) {
+        double v = 0.0;
+        usable = score_value(list ? PyList_GET_ITEM(y, i) : y, &v);
+        out[i] = v;
+        ok &= (v - v == 0.0) & (v >= lo) & (v <= hi);
+    }
+    PyBuffer_Release(&view);
+    if (!usable) {
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromSsize_t(ok ? rows : -rows);
+}
+
+/* The descriptors of one str into row (see put_texts), as Python computes them. */
+static void
+describe_text(PyObject *s, double *row)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s), words = 0, high = 0;
+    int kind = PyUnicode_KIND(s), in_word = 0;
+    const void *data = PyUnicode_DATA(s);
+    int ascii = PyUnicode_IS_ASCII(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        /* str.split()'s whitespace */
+        int space = Py_UNICODE_ISSPACE(ch);
+        words += !space && !in_word;
+        in_word = !space;
+        high += ch > 127;
+    }
+    row[0] = (double)n;
+    row[1] = (double)words;
+    row[2] = words ? 0.0 : 1.0;
+    row[3] = ascii ? 0.0 : (double)high / (double)n;
+}
+
+static PyObject *
+put_texts(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "put_texts(dst, off, x)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *x = args[2];
+    int one = PyUnicode_CheckExact(x);
+    Py_ssize_t rows = one ? 1 : (PyList_CheckExact(x) ? PyList_GET_SIZE(x) : 0);
+    if (rows == 0 || rows > PY_SSIZE_T_MAX / 32) {
+        return PyLong_FromLong(0);
+    }
+    for (Py_ssize_t i = 0; !one && i < rows; i++) {
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(x, i))) {
+            return PyLong_FromLong(0);
+        }
+    }
+    Py_buffer view;
+    double *out = place(args[0], off, rows * 4, &view, "put_texts");
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        describe_text(one ? x : PyList_GET_ITEM(x, i), out + 4 * i);
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(rows);
+}
+
 static PyMethodDef methods[] = {
     {"stage", stage, METH_VARARGS,
      "stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None: write a float64 / "
@@ -442,12 +688,21 @@ static PyMethodDef methods[] = {
     {"accumulate", accumulate, METH_VARARGS,
      "accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None: reduce the "
      "first n rows of a rows-first float64 buffer (see the module source)."},
+    {"put_records", (PyCFunction)(void (*)(void))put_records, METH_FASTCALL,
+     "put_records(dst, off, keys, x) -> int: a dict record or a list of them as float64 "
+     "rows (0: not such records; see the module source)."},
+    {"put_scores", (PyCFunction)(void (*)(void))put_scores, METH_FASTCALL,
+     "put_scores(dst, off, y, lo, hi) -> int: a float / int or a list of them as float64; "
+     "rows if all finite and in [lo, hi], -rows if not, 0 if not such values."},
+    {"put_texts", (PyCFunction)(void (*)(void))put_texts, METH_FASTCALL,
+     "put_texts(dst, off, x) -> int: the descriptors of a str or a list of str as rows of "
+     "4 float64 (0: not such texts)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernel",
-    "The statistics' two hot loops, compiled (optional: see modelotel.stats.kernel).", -1,
+    "The statistics' hot loops and readers, compiled (optional: see modelotel.stats.kernel).", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -405,7 +405,15 @@ class CategoricalAccumulator:
 
     def add(self, values: Array) -> None:
         """Add a 1-D array of values (None / NaN / NaT count as null)."""
-        items = values.tolist()
+        self.add_items(values.tolist())
+
+    def add_one(self, value: str) -> None:
+        """Add one str (what :meth:`add` does with a one-value array of it)."""
+        self.counts[self._lookup(value)] += 1
+        self.count += 1
+
+    def add_items(self, items: list[Any]) -> None:
+        """Add a list of values (what :meth:`add` does with them as an array)."""
         try:
             # count distinct values in C first: class labels and categories repeat a lot
             tally = Counter(items)

@@ -1,4 +1,4 @@
-"""Which code runs the statistics' two hot loops: the compiled kernel, or numpy; and why.
+"""Which code runs the statistics' hot loops: the compiled kernel, or numpy; and why.
 
 Example:
     >>> from modelotel.stats import kernel
@@ -16,7 +16,10 @@ numpy operations:
 
 - :data:`stage`: copy a small float64 batch and its float64 scores into the row buffers
   and tell whether every score is finite and inside the training range (per call);
-- :data:`accumulate`: reduce a row buffer into a window (per buffer flush).
+- :data:`accumulate`: reduce a row buffer into a window (per buffer flush);
+- :data:`put_records`, :data:`put_scores`, :data:`put_texts`: write dict records, Python
+  scores and the descriptors of texts straight into a row buffer (per call), where numpy
+  would first build an array from the Python objects.
 
 The choice is made once, at import. ``MODELOTEL_STATS_KERNEL=numpy`` chooses numpy. An
 install without the kernel, or with a kernel built from other sources (a stale editable
@@ -36,7 +39,7 @@ from modelotel._settings import Settings
 from modelotel.environment_variables import MODELOTEL_STATS_KERNEL
 
 #: The calling convention this code expects of ``_kernel`` (its ``ABI``; see ``_kernel.c``).
-ABI = 3
+ABI = 4
 
 #: What :data:`STATUS` can be: the kernel runs; numpy runs because the environment asks
 #: for it; because the kernel was not built; because the one built is from other sources;
@@ -97,6 +100,10 @@ REASON: str = _reason
 #: True when the compiled kernel runs, False when numpy does.
 COMPILED: bool = _compiled is not None
 
+#: The kernel's functions below, each None without it (numpy, or the general reader, runs
+#: then); setting them to None switches the kernel off at run time (tests, benchmarks).
+FUNCTIONS = ("stage", "accumulate", "put_records", "put_scores", "put_texts")
+
 #: ``stage(in_dst, in_off, x, out_dst, out_off, y, lo, hi) -> bool | None`` (see
 #: ``_kernel.c``), or None without the kernel.
 stage: Callable[..., bool | None] | None = _compiled.stage if _compiled is not None else None
@@ -105,4 +112,19 @@ stage: Callable[..., bool | None] | None = _compiled.stage if _compiled is not N
 #: ``_kernel.c``), or None without the kernel.
 accumulate: Callable[..., None] | None = (
     _compiled.accumulate if _compiled is not None else None
+)
+
+#: ``put_records(dst, off, keys, x) -> int`` (see ``_kernel.c``), or None without the kernel.
+put_records: Callable[[Any, int, tuple[str, ...], Any], int] | None = (
+    _compiled.put_records if _compiled is not None else None
+)
+
+#: ``put_scores(dst, off, y, lo, hi) -> int`` (see ``_kernel.c``), or None without the kernel.
+put_scores: Callable[[Any, int, Any, float, float], int] | None = (
+    _compiled.put_scores if _compiled is not None else None
+)
+
+#: ``put_texts(dst, off, x) -> int`` (see ``_kernel.c``), or None without the kernel.
+put_texts: Callable[[Any, int, Any], int] | None = (
+    _compiled.put_texts if _compiled is not None else None
 )

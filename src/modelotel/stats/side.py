@@ -27,13 +27,14 @@ and every window update; reading, aligning and checking run outside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel.stats import kernel
+from modelotel.stats import direct, kernel
 from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
 from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
@@ -44,7 +45,7 @@ from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
-from modelotel.stats.text import DESCRIPTORS, TEXT_NAME, Text, TextColumns, describe
+from modelotel.stats.text import DESCRIPTORS, TEXT_NAME, TextColumns
 from modelotel.stats.wide import NAMES as WIDE_NAMES
 from modelotel.stats.wide import WideSummary, is_wide
 from modelotel.stats.window import SideSummary, bin_labels, summarize
@@ -159,6 +160,8 @@ class Side:
         self.fast_width = 0
         self.text_fast = False
         self.record_names: tuple[str, ...] | None = None
+        #: the compiled reader of the Python values this plan takes as they are (:mod:`.direct`)
+        self.direct: Callable[[object], int] | None = None
         self.labels_only = False
         self.one_category = False
         #: schema problems reported in the current window (``(check, feature)``)
@@ -211,6 +214,16 @@ class Side:
         else:
             lo_arr, hi_arr = np.full(d, -np.inf), np.full(d, np.inf)
         self.check_lo, self.check_hi = memoryview(lo_arr), memoryview(hi_arr)  # type: ignore[arg-type]
+        self.direct = None
+        if self.output and d == 1 and not plan.categorical:
+            self.direct = partial(direct.scores, self.buffer, self.lock, self.base_lo0,
+                                  self.base_hi0)
+        elif not self.output and self.wide is None:
+            if self.text_fast and self.text.tokenizer is None:
+                if self.row_vector:  # (else a list of str is one column, not texts)
+                    self.direct = partial(direct.texts, self.buffer, self.lock)
+            elif self.record_names is not None:
+                self.direct = partial(direct.records, self.buffer, self.lock, self.record_names)
         self.plan = plan
 
     def plan_for(self, table: Table, skipped: dict[str, int]) -> ColumnPlan:
@@ -246,37 +259,32 @@ class Side:
             with self.lock:
                 self.cat_window[0].add(x)
             return rep
-        if type(x) is str and self.one_category:
-            # one text (a str input, a label output): what extract + align make of it, one
-            # value of the one categorical column, without the sequence reader
-            values = np.empty(1, dtype=object)
-            values[0] = x
-            with self.lock:
-                self.cat_window[0].add(values)
-            return rep
+        if self.one_category:
+            # one text (a str input, a label output), or a list of them as one column: what
+            # extract + align make of it, values of the one categorical column
+            if type(x) is str:
+                with self.lock:
+                    self.cat_window[0].add_one(x)
+                return rep
+            if (type(x) is list and not self.row_vector and 0 < len(x) <= self.row_cap
+                    and all(type(v) is str for v in x)):
+                with self.lock:
+                    self.cat_window[0].add_items(x)
+                return rep
+        put = self.direct
+        if put is not None:
+            got = put(x)
+            if got > 0:
+                return rep
+            if got < 0:  # scores written; one is not finite or outside the training range
+                return self.check_outputs(direct.scores_column(x), rep)
         width = self.fast_width
         if self.wide is not None:
             x = self.hot_wide(x)
         elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
-            # one record of numbers keyed by the plan's columns in order: what the general
-            # reader makes of it (np.array of the values, one row); anything else (None, a
-            # str, an int beyond float64) gives another dtype and takes the general path
-            m = np.array(list(x.values()))
-            if m.dtype.kind in "fiub" and m.dtype.itemsize <= 8 and m.ndim == 1:
-                x = m.reshape(1, width)
+            x = direct.record_row(x, width)
         elif self.text_fast and self.text.tokenizer is None:
-            # one text column (what extract + expand make of a str input, a list of str
-            # inputs, a stream's joined text): its descriptors, the same rows x 4 matrix
-            texts: list[Any] | None = None
-            if type(x) is str:
-                texts = [x] if self.row_vector else None
-            elif type(x) is Text:
-                texts = [x]
-            elif (type(x) is list and self.row_vector and 0 < len(x) <= self.buffer.max_batch
-                  and all(type(v) is str for v in x)):
-                texts = x
-            if texts is not None:
-                x = describe(texts)[0]
+            x = direct.described(x, self.row_vector, self.buffer.max_batch)
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
             # a scalar score (a dict record's or a str's prediction): what extract() makes of
             # it, a one-value float64 column, without its isinstance chain and errstate
