@@ -4,7 +4,7 @@ Usage (traceloop-sdk is not a dependency of modelotel: use a separate environmen
 
     python3.11 -m venv /tmp/peers-venv
     /tmp/peers-venv/bin/pip install -e ".[pandas]" -r benchmarks/requirements-peers.txt
-    /tmp/peers-venv/bin/python benchmarks/peers.py                 # full run (about a minute)
+    /tmp/peers-venv/bin/python benchmarks/peers.py                 # full run (about 30 s)
     /tmp/peers-venv/bin/python benchmarks/peers.py --quick         # smoke run
     /tmp/peers-venv/bin/python benchmarks/peers.py --json out.json # also write the figures
 
