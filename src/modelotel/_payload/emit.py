@@ -87,8 +87,15 @@ def process_budget() -> ProcessBudget:
     return runtime.store(PROCESS_BUDGET, make)
 
 
+#: json.dumps(value, **these) is JSONEncoder(**these).encode(value): one encoder, built once
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_FLOAT_REPR = float.__repr__
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if type(value) is float and value - value == 0.0:
+        return _FLOAT_REPR(value)  # what the encoder writes for a finite float
+    return _ENCODE(value)
 
 
 def _columns(value: Any, feature_names: tuple[str, ...] | None) -> Any:

@@ -153,6 +153,15 @@ _BUILTINS: dict[str, Callable[[str], str]] = {
 }
 
 
+#: Values no rule changes (ints can be card numbers when the card pattern is on).
+_FLOATS = frozenset((float, bool, type(None)))
+_NUMBERS = _FLOATS | {int}
+
+#: Field names whose redacted form a :class:`Redactor` keeps, and their longest length.
+_NAMES_KEPT = 1024
+_NAME_CHARS = 128
+
+
 class Redactor:
     """Field rules, keyed hashing and patterns, compiled once per :class:`PayloadConfig`."""
 
@@ -174,6 +183,8 @@ class Redactor:
         self.hash = frozenset(f.lower() for f in hash_fields)
         self._key = hmac_key
         self.changed = False
+        # field name -> the name after the patterns, shared by the sessions of this config
+        self._names: dict[str, str] = {}
 
     def session(self) -> Redactor:
         """A copy for one record (``changed`` is per record; the compiled rules are shared)."""
@@ -205,6 +216,22 @@ class Redactor:
             return "[REDACTED:card]"
         return v
 
+    def _name(self, k: Any) -> Any:
+        """A field name through the patterns. Names repeat on every call (they are the
+        schema), so the result is kept: at most :data:`_NAMES_KEPT` names of at most
+        :data:`_NAME_CHARS` characters, in this process only (a model whose field names are
+        data, all different, fills the table once and then runs the patterns each time)."""
+        if type(k) is not str:
+            return self._scalar(k)
+        new = self._names.get(k)
+        if new is None:
+            new = self.text(k)
+            if len(self._names) < _NAMES_KEPT and len(k) <= _NAME_CHARS:
+                self._names[k] = new
+        if new != k:
+            self.changed = True
+        return new
+
     def _hashed(self, v: Any) -> Any:
         if isinstance(v, list):
             return [self._hashed(x) for x in v]
@@ -226,12 +253,14 @@ class Redactor:
                 if low in self.hash:
                     self.changed = True
                     x = self._hashed(x)
-                name = self._scalar(k)
+                name = self._name(k)
                 while name in out:
                     name += "_"
                 out[name] = self.walk(x)
             return out
         if isinstance(v, list):
+            if set(map(type, v)) <= (_FLOATS if self._card_ints else _NUMBERS):
+                return v.copy()  # a row of numbers (an array's): no rule applies to any
             return [self.walk(x) for x in v]
         return self._scalar(v)
 
