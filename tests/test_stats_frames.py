@@ -172,3 +172,99 @@ def test_big_batch_with_nulls_reduced_directly() -> None:
     assert got["c"]["nan"] == 1 and got["c"].get("null", 0) == 0
     b = np.array([r["b"] for r in records if r["b"] is not None], dtype=np.float64)
     assert got["b"]["mean"] == pytest.approx(b.mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("index_dtype", [None, object])
+def test_column_labels_are_reused_only_while_a_new_index_holds_the_same_labels(
+    index_dtype: Any,
+) -> None:
+    # each request's frame has a column index of its own: the labels of the last one are
+    # reused when the new one holds equal labels (compared where pandas stores them), and
+    # never when they differ in order, name or type (1 and 1.0 and "1" label differently)
+    from modelotel.stats.frames import FrameHint, _frame_labels, _same_labels
+
+    def index(cols: list[Any]) -> pd.Index:
+        return pd.Index(cols, dtype=index_dtype)
+
+    assert _same_labels(index(["a", "b"]), index(["a", "b"]))  # the shortcut is taken
+    assert not _same_labels(index(["a", "b"]), index(["b", "a"]))
+    assert not _same_labels(index([1, "a"]), index([1.0, "a"]))
+    assert not _same_labels(index(["a", "b"]), None)
+    hint = FrameHint()
+    cases: list[list[Any]] = [
+        ["a", "b", "c"], ["a", "b", "c"], ["a", "c", "b"], ["a", "c", "b"], ["a", "b", "d"],
+        [0, 1, 2], ["0", "1", "2"], [1, "a", "b"], [1.0, "a", "b"], [True, "a", "b"],
+        ["a", "b", "c", "d"], ["a", "b", "c"],
+    ]
+    for cols in cases:
+        df = pd.DataFrame(np.zeros((2, len(cols))), columns=index(cols))
+        assert _frame_labels(df, hint) == tuple(str(c) for c in cols)
+        assert hint.columns is df.columns
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_numeric_frames_give_the_statistics_of_the_general_reader(
+    with_baseline: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a frame of the plan's numeric columns in order (each with an index of its own) skips
+    # the table and the schema alignment; the same frames through the general reader leave
+    # the same window, drift, reports and totals, also for those the shortcut hands over
+    # (reordered or renamed columns, a categorical, NaN, ints, bools, no rows)
+    from modelotel.stats import side as side_module
+    from modelotel.stats.baseline import Baseline
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    names = [f"f{i}" for i in range(5)]
+    rng = np.random.default_rng(3)
+    baseline = (Baseline.from_data(pd.DataFrame(rng.normal(size=(600, 5)), columns=names))
+                if with_baseline else None)
+
+    def frames() -> list[pd.DataFrame]:
+        r = np.random.default_rng(4)
+        out = []
+        for i in range(60):
+            df = pd.DataFrame(r.normal(size=(1 + i % 4, 5)) + (i > 40), columns=list(names))
+            if i % 7 == 3:
+                df = df[names[::-1]]
+            elif i % 7 == 4:
+                df = df.rename(columns={"f2": "g2"})
+            elif i % 7 == 6:
+                df.iloc[0, 2] = np.nan
+                df["f3"] = np.arange(len(df))
+            if i == 50:
+                df = df.iloc[:0]
+            # (a stream that turns mixed stays on the general reader: these come last)
+            if i == 55:
+                df["f1"] = pd.Categorical(["a"] * len(df))
+            elif i == 57:
+                df["f4"] = df["f4"] > 0
+            out.append(df)
+        return out
+
+    def run(p: Profiler) -> tuple[Any, list[Any]]:
+        said = [p.observe(df, ABSENT) for df in frames()]
+        reports = [None if r is None else (r.checks, dict(r.skipped)) for r in said]
+        return p.close(), reports
+
+    taken = [0]
+    real = side_module.numeric_matrix
+
+    def counted(x: Any, names: Any, hint: Any) -> Any:
+        got = real(x, names, hint)
+        taken[0] += got is not x
+        return got
+
+    monkeypatch.setattr(side_module, "numeric_matrix", counted)
+    fast, fast_reports = run(Profiler(baseline))
+    assert taken[0] >= 25  # the shortcut was taken
+    monkeypatch.setattr(side_module, "numeric_matrix", lambda x, names, hint: x)
+    general, general_reports = run(Profiler(baseline))
+    assert fast_reports == general_reports
+    a, b = fast.inputs, general.inputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names
+    assert a.gauges == b.gauges and a.gauges
+    assert a.drift == b.drift
+    ta, tb = a.totals, b.totals
+    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
+    assert ta.bins == tb.bins

@@ -73,9 +73,11 @@ class FrameHint:
     the frames share the index object.
     """
 
-    __slots__ = ("blocks", "categories", "columns", "labels", "numeric")
+    __slots__ = ("blocks", "categories", "columns", "frame_type", "labels", "numeric")
 
     def __init__(self) -> None:
+        #: the type of the last frame read (pandas' DataFrame: an identity test per call)
+        self.frame_type: type | None = None
         self.numeric: bool | None = None
         self.columns: object = None
         self.labels: tuple[str, ...] = ()
@@ -87,7 +89,8 @@ class FrameHint:
 
 def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
     cols = x.columns
-    if hint is not None and cols is hint.columns:
+    if hint is not None and (cols is hint.columns or _same_labels(cols, hint.columns)):
+        hint.columns = cols
         return hint.labels
     labels = tuple(str(c) for c in cols.tolist())
     if hint is not None:
@@ -118,12 +121,39 @@ _MASKED_DTYPES = frozenset(
 )
 
 
+def _same_labels(a: Any, b: Any) -> bool:
+    """Whether two column indexes hold the same labels, compared where they are stored.
+
+    Each request's frame has a column index of its own; converting it to Python labels
+    (``tolist()``) costs ~130 us inside a call (pandas' and pyarrow's code is cold there),
+    comparing it with the last one ~30 us: pyarrow's ``equals`` on the string columns
+    (pandas' default from 3.0, a private attribute read defensively), numpy's ``tolist()``
+    for an object index. Anything else is not known to be the same (the caller converts).
+    """
+    if b is None:
+        return False
+    try:
+        va, vb = a._values, b._values
+        if type(va) is np.ndarray and type(vb) is np.ndarray:
+            if va.dtype != np.dtype(object) or vb.dtype != np.dtype(object):
+                return False
+            la = va.tolist()
+            # (str only: 1 == 1.0 and True == 1, but their labels are "1", "1.0", "True")
+            return la == vb.tolist() and all(type(v) is str for v in la)
+        pa, pb = va._pa_array, vb._pa_array
+        return type(pa) is type(pb) and bool(pa.equals(pb))
+    except Exception:  # noqa: BLE001 - another pandas: the public way
+        return False
+
+
 def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table | None:
     """A pandas DataFrame as a :class:`Table` (None: skipped, its reason added to ``skipped``)."""
     rows, width = x.shape
     if rows == 0 or width == 0:
         add(skipped, SKIP_EMPTY)
         return None
+    if hint is not None:
+        hint.frame_type = type(x)
     labels = _frame_labels(x, hint)
     unique = len(set(labels)) == len(labels)
     if unique:
@@ -259,6 +289,26 @@ def _from_blocks(
     return table
 
 
+def numeric_matrix(x: Any, names: tuple[str, ...], hint: FrameHint) -> Any:
+    """The (rows x columns) matrix of a frame whose columns are ``names`` in order and were
+    all numpy numeric in the last frame (the hint), as :func:`from_frame` reads it; ``x``
+    itself for any other frame (the general reader takes it).
+
+    What it skips is the general reader's table and schema alignment, which for such a
+    frame are the identity; what it keeps is the same ``to_numpy()`` and its dtype test.
+    """
+    if not hint.numeric or hint.labels != names:
+        return x
+    cols = x.columns
+    if cols is not hint.columns and not _same_labels(cols, hint.columns):
+        return x
+    hint.columns = cols
+    m = x.to_numpy()
+    if m.ndim == 2 and m.dtype.kind in "fiub" and m.shape[0]:
+        return m
+    return x
+
+
 def from_series(x: Any, skipped: dict[str, int]) -> Table | None:
     """A pandas Series as a one-column :class:`Table` (None: skipped, reason added)."""
     got = pandas_column(x)
@@ -275,4 +325,4 @@ def from_series(x: Any, skipped: dict[str, int]) -> Table | None:
                  nulls={name: n_null}, named=label is not None)
 
 
-__all__ = ["FrameHint", "from_frame", "from_series", "pandas_column"]
+__all__ = ["FrameHint", "from_frame", "from_series", "numeric_matrix", "pandas_column"]

@@ -40,6 +40,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
+from modelotel.stats.frames import numeric_matrix
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -283,6 +284,8 @@ class Side:
             x = self.hot_wide(x)
         elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
             x = direct.record_row(x, width)
+        elif type(x) is self.frame_hint.frame_type and self.record_names is not None:
+            x = numeric_matrix(x, self.record_names, self.frame_hint)
         elif self.text_fast and self.text.tokenizer is None:
             x = direct.described(x, self.row_vector, self.buffer.max_batch)
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
