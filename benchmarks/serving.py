@@ -458,7 +458,7 @@ def run_sections(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             results["loop"] = loop(variants, labels, 2 if args.quick else 5,
                                    0.02 if args.quick else 0.25)
         if "batch" in sections:
-            results["batch"] = batch(args.quick, 1 if args.quick else 3)
+            results["batch"] = batch(args.quick, 1 if args.quick else 5)
     finally:
         modelotel.shutdown()
     return results
