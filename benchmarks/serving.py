@@ -30,7 +30,8 @@ Sections:
 
 Cases (each with and without a training baseline, payloads sampled at 1%): numpy 1x20 and
 32x20, a dict record, a list of 32 records, 1-row and 32-row DataFrames of floats and mixed
-with a categorical column, a str, a list of 32 str.
+with a categorical column, a 1-row DataFrame built from a JSON-like record (19 floats and a
+str field), a str, a list of 32 str.
 """
 
 from __future__ import annotations
@@ -182,6 +183,11 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
     texts = [" ".join(rng.choice(words, size=8)) for _ in range(32)]
     train_texts = [" ".join(rng.choice(words, size=8)) for _ in range(500)]
     train_records = [dict(zip(names, map(float, row), strict=True)) for row in train[:500]]
+    # a request's JSON record as a frame: float fields and a str field (pandas' "str" dtype)
+    cities = ["Oslo", "Lyon", "Kyiv", "Lima"]
+    mixed_record = {**dict(zip(names[:-1], map(float, x1[0][:-1]), strict=True)),
+                    names[-1]: cities[0]}
+    train_mixed_records = [{**r, names[-1]: cities[i % 4]} for i, r in enumerate(train_records)]
     return {
         "numpy 1x20": (x1, score_matrix, train),
         "numpy 32x20": (x32, score_matrix, train),
@@ -193,6 +199,8 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
                                     pd.DataFrame(train, columns=names)),
         "DataFrame 1 row mixed": (frame(x1, True), score_frame, train_df_mixed),
         "DataFrame 32 rows mixed": (frame(x32, True), score_frame, train_df_mixed),
+        "DataFrame 1 row from a record": (pd.DataFrame([mixed_record]), score_frame,
+                                          pd.DataFrame(train_mixed_records)),
         "str": (texts[0], label_text, train_texts),
         "list of 32 str": (texts, label_texts, train_texts),
     }

@@ -66,8 +66,8 @@ def test_float_block_in_schema_order_is_taken_whole_as_a_view() -> None:
     assert issues == []
 
 
-def test_a_frame_with_a_string_column_is_read_column_by_column() -> None:
-    df = pd.DataFrame({"a": [1.0, 2.0], "s": ["p", None]})
+def test_a_frame_with_an_object_column_is_read_column_by_column() -> None:
+    df = pd.DataFrame({"a": [1.0, 2.0], "s": pd.Series(["p", None], dtype=object)})
     hint = FrameHint()
     table = from_frame(df, hint, {})
     assert table is not None
@@ -85,3 +85,26 @@ def test_a_missing_categorical_feature_is_still_reported() -> None:
     _, _, cats, issues = plan.align(later, {})
     assert (A.CHECK_SCHEMA_MISSING_FEATURE, "cat") in issues
     assert cats[0].tolist() == [None] * 4
+
+
+@pytest.mark.parametrize("rows", [1, 32])
+@pytest.mark.parametrize("dtype", ["str", "string", "string[python]"])
+@pytest.mark.parametrize("missing", [False, True])
+def test_blocks_and_columns_read_string_columns_the_same(
+    rows: int, dtype: str, missing: bool
+) -> None:
+    # a frame built from JSON records: float columns and string columns (pandas' "str",
+    # Arrow-backed when pyarrow is there, or "string"), read from its blocks as column by
+    # column: the same values (missing as None), kinds, nulls and schema
+    rng = np.random.default_rng(rows)
+    records = [{"a": float(v), "b": float(-v), "city": ["Oslo", "Lyon", "Kyiv"][i % 3],
+                "note": f"order {i}"} for i, v in enumerate(rng.normal(size=rows))]
+    df = pd.DataFrame(records).astype({"city": dtype, "note": dtype})
+    if missing:
+        df.loc[0, "city"] = None
+    no_blocks = FrameHint()
+    no_blocks.blocks = False
+    hint = FrameHint()
+    assert _read(df, hint) == _read(df, no_blocks)
+    assert hint.blocks  # the blocks were read, not the fallback
+    assert _read(df, hint)[5][0][0] == (None if missing else "Oslo")

@@ -217,7 +217,7 @@ def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table
 def _from_blocks(
     x: Any, rows: int, labels: tuple[str, ...], hint: FrameHint | None
 ) -> Table | None:
-    """A frame of numpy numeric blocks and categorical columns, read from its blocks.
+    """A frame of numpy numeric blocks, categorical and string columns, read from its blocks.
 
     pandas keeps a frame as a few 2-D blocks (one per dtype) plus one array per extension
     column; reading them costs about 0.5 us, where a Series per column costs 5-15 us each
@@ -278,6 +278,13 @@ def _from_blocks(
             cols[name] = values
             kinds[name] = CATEGORICAL
             nulls[name] = n_null
+        elif type(v.dtype).__name__ == "StringDtype" and len(locs) == 1:
+            # a string column (pandas' default for str from 3.0: a JSON record's text
+            # fields), as pandas_column reads it: objects, missing values as None
+            name = labels[locs[0]]
+            cols[name] = np.asarray(v.to_numpy(dtype=object, na_value=None), dtype=object)
+            kinds[name] = CATEGORICAL
+            nulls[name] = int(np.asarray(v.isna()).sum())
         else:
             return None
     if len(cols) != len(labels):
