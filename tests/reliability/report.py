@@ -17,13 +17,11 @@ from typing import Any
 HEADER = """# Reliability: measured, not assumed
 
 Written by the reliability suite (`tests/reliability`, long form: `pytest tests/reliability
---long`), {when}, at commit(s) {commit} (runs made apart, merged by report.py; between
-them only the test harness changed, and the statistics' 0-d-array fix, which none of the
-scenarios here exercises), Python {python}, {machine}. The machine is shared with
-other engineers: the load average is stated with each figure; latencies move with it,
-counts do not. Nothing here is a target typed in by hand: every number below was measured
-by the run that wrote this file. CI runs the short form of the same tests (smaller, with
-the same assertions; see tests/reliability/conftest.py).
+--long`), {when}, at commit {commit}{apart}, Python {python}, {machine}. The machine
+is shared with other engineers: the load average is stated with each figure; latencies
+move with it, counts do not. Nothing here is a target typed in by hand: every number below
+was measured by the run that wrote this file. CI runs the short form of the same tests
+(smaller, with the same assertions; see tests/reliability/conftest.py).
 
 What is asserted (each by a test; a run that fails one writes no file by itself, and a
 file merged by hand from runs made apart says below which assertion failed):
@@ -189,7 +187,8 @@ def write_reliability_md(data: dict[str, Any] | list[dict[str, Any]], path: Path
     figures = [f for run in runs for f in run["figures"]]
     meta = runs[0]["meta"]
     commits = ", ".join(dict.fromkeys(run["meta"].get("commit", "?") for run in runs))
-    text = [HEADER.format(when=time.strftime("%Y-%m-%d"), commit=commits,
+    apart = " (runs made apart, merged by report.py)" if len(runs) > 1 else ""
+    text = [HEADER.format(when=time.strftime("%Y-%m-%d"), commit=commits, apart=apart,
                           python=meta.get("python", "?"), machine=meta.get("machine", "?"))]
     by = {s: [f for f in figures if f["section"] == s]
           for s in ("scenario", "canary", "soak", "overload", "fuzz_inputs", "kernel_fuzz")}
