@@ -7,6 +7,7 @@ benchmarks/stats.py depends on it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -399,3 +400,95 @@ def test_accumulate_across_many_blocks_equals_numpy(d: int) -> None:
         assert np.array_equal(getattr(ours, name), getattr(ref, name)), name
     assert np.allclose(ours.mean, ref.mean, rtol=1e-12)
     assert np.allclose(ours.m2, ref.m2, rtol=1e-8)
+
+
+# ---- the readers of Python values (put_records / put_scores / put_texts) -------------
+
+_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70),
+    st.booleans(), st.none(), st.text(max_size=3),
+)
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), _VALUES, max_size=3),
+                     max_size=5))
+def test_put_records_writes_what_numpy_reads_or_declines(rows: list[dict[str, Any]]) -> None:
+    # the reference is np.array of the values in the keys' order: a record of other keys
+    # or order, a None, a str, an int beyond int64 makes the reader decline (0), and then
+    # nothing counts; what it writes is what numpy converts
+    assert kernel.put_records is not None
+    keys = ("a", "b", "c")
+    dst = np.full(len(rows) * 3 + 3, -7.0)
+    got = kernel.put_records(memoryview(dst).cast("B"), 8, keys, rows)
+    usable = bool(rows) and all(
+        tuple(r) == keys and all(type(v) in (float, int, bool) and
+                                 (type(v) is not int or -(2**63) <= v < 2**63)
+                                 for v in r.values()) for r in rows)
+    assert got == (len(rows) if usable else 0)
+    assert dst[0] == -7.0 and dst[1 + len(rows) * 3:].tolist() == [-7.0] * 2  # nothing beyond
+    if usable:
+        want = np.array([[float(v) for v in r.values()] for r in rows])
+        np.testing.assert_array_equal(dst[1:1 + len(rows) * 3].reshape(-1, 3), want)
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_VALUES, min_size=1, max_size=6), one=st.booleans())
+def test_put_scores_writes_and_checks_like_python_or_declines(
+    values: list[Any], one: bool
+) -> None:
+    assert kernel.put_scores is not None
+    y: Any = values[0] if one else values
+    ys = values[:1] if one else values
+    dst = np.full(len(ys) + 1, -7.0)
+    got = kernel.put_scores(memoryview(dst).cast("B"), 0, y, -1.0, 1.0)
+    usable = all(type(v) is float or (type(v) is int and -(2**63) <= v < 2**63) for v in ys)
+    if not usable:
+        assert got == 0
+        return
+    f = [float(v) for v in ys]
+    ok = all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in f)
+    assert got == (len(ys) if ok else -len(ys))
+    np.testing.assert_array_equal(dst[:len(ys)], np.array(f))
+    assert dst[len(ys)] == -7.0
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=5))
+def test_put_texts_describes_like_python(texts: list[str]) -> None:
+    from modelotel.stats.text import describe
+
+    assert kernel.put_texts is not None
+    dst = np.full(len(texts) * 4 + 4, -7.0)
+    assert kernel.put_texts(memoryview(dst).cast("B"), 0, texts) == len(texts)
+    np.testing.assert_array_equal(dst[:len(texts) * 4].reshape(-1, 4), describe(texts)[0])
+    assert dst[len(texts) * 4:].tolist() == [-7.0] * 4
+    assert kernel.put_texts(memoryview(dst).cast("B"), 0, [*texts, None]) == 0
+    assert kernel.put_texts(memoryview(dst).cast("B"), 0, tuple(texts)) == 0
+
+
+@needs_kernel
+def test_the_readers_refuse_to_write_outside_the_buffer_or_into_a_read_only_one() -> None:
+    assert kernel.put_records and kernel.put_scores and kernel.put_texts
+    dst = memoryview(np.zeros(4)).cast("B")
+    rec = {"a": 1.0, "b": 2.0}
+    for call in (
+        lambda: kernel.put_records(dst, 24, ("a", "b"), rec),        # one row past the end
+        lambda: kernel.put_records(dst, -8, ("a", "b"), rec),
+        lambda: kernel.put_scores(dst, 32, 0.5, -1.0, 1.0),
+        lambda: kernel.put_scores(dst, 0, [0.5] * 5, -1.0, 1.0),
+        lambda: kernel.put_texts(dst, 8, "two words"),
+    ):
+        with pytest.raises(ValueError, match="do not fit"):
+            call()
+    read_only = memoryview(bytes(32))
+    with pytest.raises((TypeError, BufferError)):
+        kernel.put_records(read_only, 0, ("a", "b"), rec)
+    with pytest.raises(TypeError):
+        kernel.put_records(dst, 0, ["a", "b"], rec)  # keys must be a tuple
+    with pytest.raises(TypeError):
+        kernel.put_scores(dst, 0, 0.5, "low", 1.0)
+    assert kernel.put_records(dst, 0, ("a", "b"), rec) == 1  # the valid call still works
