@@ -268,3 +268,28 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
     ta, tb = a.totals, b.totals
     assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
     assert ta.bins == tb.bins
+
+
+def test_a_single_block_frame_reads_as_to_numpy_does() -> None:
+    # the block shortcut gives to_numpy()'s matrix (values, dtype, shape) or declines
+    from modelotel.stats.frames import _single_block
+
+    names = ["a", "b", "c"]
+    df = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=names)
+    got = _single_block(df, 3)
+    assert got is not None
+    np.testing.assert_array_equal(got, df.to_numpy())
+    assert got.dtype == df.to_numpy().dtype
+    ints = pd.DataFrame(np.arange(6).reshape(2, 3), columns=names)
+    np.testing.assert_array_equal(_single_block(ints, 3), ints.to_numpy())
+    shuffled = [df[["c", "a", "b"]], df[["c", "a", "b"]].copy(), df.iloc[:, ::-1],
+                df.T.T, pd.concat([df[["a"]], df[["b", "c"]]], axis=1)]
+    for frame in shuffled:  # whenever the shortcut reads one, it is to_numpy()'s matrix
+        block = _single_block(frame, 3)
+        if block is not None:
+            np.testing.assert_array_equal(block, frame.to_numpy())
+    assert _single_block(df[["c", "a", "b"]].copy(), 3) is not None
+    two = df.assign(d=np.arange(4))  # a float and an int block
+    assert _single_block(two, 4) is None
+    assert _single_block(df, 4) is None
+    assert _single_block(np.zeros((2, 3)), 3) is None
