@@ -50,12 +50,10 @@ modelotel is lower).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,9 +63,9 @@ from serving import (
     _inputs,
     _uptime,
     collector,
-    finite,
     loop,
     paced,
+    report,
 )
 
 CASE = "dict record"
@@ -263,13 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             results.update(measure(variants, LABELS, args.quick, args.rounds, args.pause_ms))
         finally:
             modelotel.shutdown()
-    results["uptime_end"] = _uptime()
     print(f"uptime: {results['uptime']}")
-    print(table(results))
-    print(f"uptime at end: {results['uptime_end']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0 if finite(results) else 1
+    return report(results, table(results), args.json)
 
 
 if __name__ == "__main__":

@@ -546,11 +546,17 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--quick"] if args.quick else []
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 results["loop_1pct"] = json.loads(Path(tmp.name).read_text())["loop"]
+    return report(results, table(results), args.json)
+
+
+def report(results: dict[str, Any], text: str, json_path: str | None) -> int:
+    """Print ``text`` and the load at the end, write ``results`` as JSON if asked; the exit
+    status says whether every figure is finite."""
     results["uptime_end"] = _uptime()
-    print(table(results))
+    print(text)
     print(f"uptime at end: {results['uptime_end']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
     return 0 if finite(results) else 1
 
 

@@ -365,7 +365,7 @@ class Converter:
             if isinstance(dt, np.dtype) and dt.kind in "biuf":
                 groups.setdefault(dt, []).append(j)
         taken: dict[int, np.ndarray[Any, Any]] = {}
-        width = n_cols if fits else int(sub.shape[1])
+        width = min(n_cols, self.max_items)
         for idxs in groups.values():
             block = np.asarray((sub if len(idxs) == width else sub.iloc[:, idxs]).to_numpy())
             for k, j in enumerate(idxs):

@@ -459,6 +459,19 @@ done:
 
 /* ---- put_records / put_scores / put_texts ----------------------------------------- */
 
+/* An exact int as a double when it fits int64 (numpy's int64), else 0. */
+static int
+int64_value(PyObject *v, double *out)
+{
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow) {
+        return 0;
+    }
+    *out = (double)n;
+    return 1;
+}
+
 /* A record's value as a double: a float, an int within int64, a bool; 0 for anything else
    (None, str, an int beyond int64, numpy scalars but float64: what numpy's own conversion
    would make another dtype of, or refuse). Runs no Python code. */
@@ -470,13 +483,7 @@ record_value(PyObject *v, double *out)
         return 1;
     }
     if (PyLong_CheckExact(v)) {
-        int overflow = 0;
-        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (overflow) {
-            return 0;
-        }
-        *out = (double)n;
-        return 1;
+        return int64_value(v, out);
     }
     if (v == Py_True || v == Py_False) {
         *out = v == Py_True ? 1.0 : 0.0;
@@ -570,13 +577,7 @@ score_value(PyObject *v, double *out)
         return 1;
     }
     if (PyLong_CheckExact(v)) {
-        int overflow = 0;
-        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (overflow) {
-            return 0;
-        }
-        *out = (double)n;
-        return 1;
+        return int64_value(v, out);
     }
     return 0;
 }

@@ -41,10 +41,11 @@ from modelotel.stats.text import Text, describe
 Array = np.ndarray[Any, Any]
 
 
-def _rows(x: object, one: type, limit: int) -> int:
-    """How many rows ``x`` holds if it is one ``one`` or a list (0: none, or too many)."""
+def _rows(x: object, scalars: tuple[type, ...], limit: int) -> int:
+    """How many rows ``x`` holds if it is one of ``scalars`` or a list of up to ``limit``
+    items (0: none, or too many)."""
     t = type(x)
-    if t is one:
+    if t in scalars:
         return 1
     if t is list:
         n = len(x)  # type: ignore[arg-type]
@@ -52,32 +53,31 @@ def _rows(x: object, one: type, limit: int) -> int:
     return 0
 
 
+def _write(buf: RowBuffer, lock: threading.Lock, rows: int, put: Any, *args: object) -> int:
+    """Reserve ``rows`` rows, let the kernel's ``put`` write them, commit what it wrote
+    (its result; negative: written, with a score the checks must look at)."""
+    with lock:
+        got: int = put(buf.bytes, buf.reserve(rows), *args)
+        buf.n += abs(got)  # commit (0: nothing written that counts)
+    return got
+
+
 def records(buf: RowBuffer, lock: threading.Lock, names: tuple[str, ...], x: object) -> int:
     """A dict record keyed by ``names`` in order, or a list of them, as rows."""
     put = kernel.put_records  # read per call: the kernel can be switched off at run time
-    if put is None:
+    rows = _rows(x, (dict,), buf.max_batch)
+    if put is None or not rows:
         return 0
-    rows = _rows(x, dict, buf.max_batch)
-    if not rows:
-        return 0
-    with lock:
-        got = put(buf.bytes, buf.reserve(rows), names, x)
-        buf.n += got  # commit (0: nothing written that counts)
-    return got
+    return _write(buf, lock, rows, put, names, x)
 
 
 def texts(buf: RowBuffer, lock: threading.Lock, x: object) -> int:
     """A str, or a list of str, as rows of its descriptors (:data:`.text.DESCRIPTORS`)."""
     put = kernel.put_texts
-    if put is None:
+    rows = _rows(x, (str,), buf.max_batch)
+    if put is None or not rows:
         return 0
-    rows = _rows(x, str, buf.max_batch)
-    if not rows:
-        return 0
-    with lock:
-        got = put(buf.bytes, buf.reserve(rows), x)
-        buf.n += got
-    return got
+    return _write(buf, lock, rows, put, x)
 
 
 def scores(
@@ -86,23 +86,12 @@ def scores(
     """A float or an int, or a list of them, as one column of scores; negative when one is
     not finite or, with a training range ``lo`` / ``hi``, outside it."""
     put = kernel.put_scores
-    if put is None:
+    rows = _rows(x, (float, int), buf.max_batch)
+    if put is None or not rows:
         return 0
-    t = type(x)
-    if t is float or t is int:
-        rows = 1
-    elif t is list:
-        rows = len(x)  # type: ignore[arg-type]
-        if not 0 < rows <= buf.max_batch:
-            return 0
-    else:
-        return 0
-    low = -np.inf if lo is None or hi is None else lo
-    high = np.inf if lo is None or hi is None else hi
-    with lock:
-        got = put(buf.bytes, buf.reserve(rows), x, low, high)
-        buf.n += abs(got)
-    return got
+    if lo is None or hi is None:
+        return _write(buf, lock, rows, put, x, -np.inf, np.inf)
+    return _write(buf, lock, rows, put, x, lo, hi)
 
 
 def record_row(x: dict[str, Any], width: int) -> Any:

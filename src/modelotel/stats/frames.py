@@ -304,12 +304,8 @@ def numeric_matrix(x: Any, names: tuple[str, ...], hint: FrameHint) -> Any:
     What it skips is the general reader's table and schema alignment, which for such a
     frame are the identity; what it keeps is the same ``to_numpy()`` and its dtype test.
     """
-    if not hint.numeric or hint.labels != names:
+    if not hint.numeric or _frame_labels(x, hint) != names:
         return x
-    cols = x.columns
-    if cols is not hint.columns and not _same_labels(cols, hint.columns):
-        return x
-    hint.columns = cols
     m = _single_block(x, len(names))
     if m is None:
         m = x.to_numpy()
