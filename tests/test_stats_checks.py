@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats import checks
 
 
@@ -34,3 +35,25 @@ def test_class_collapse() -> None:
     assert not checks.class_collapse(np.array([0, 10]), [0.5, 0.5])    # window too small
     assert not checks.class_collapse(np.array([40, 60]), [0.5, 0.5])
     assert checks.class_collapse(np.array([0, 0, 100]), [0.5, 0.5])    # all "other": base 0
+
+
+def test_output_checks_of_a_long_spaced_column_equal_those_of_its_copy() -> None:
+    # one column of a wider output (predict_proba(X)[:, 1:2]), long enough to be copied
+    rng = np.random.default_rng(5)
+    lo, hi = np.array([0.0]), np.array([1.0])
+    for bad, fired in (
+        (None, []),
+        (1.5, [(A.CHECK_OUTPUT_OUT_OF_RANGE, 0)]),
+        (np.nan, [(A.CHECK_OUTPUT_NONFINITE, 0)]),
+        (np.inf, [(A.CHECK_OUTPUT_NONFINITE, 0)]),  # the range is of finite values
+    ):
+        proba = rng.uniform(size=(50_000, 2))
+        if bad is not None:
+            proba[31_337, 1] = bad
+        before = proba.copy()
+        spaced = proba[:, 1:2]
+        assert not spaced.flags.c_contiguous
+        got = checks.output_checks(spaced, lo, hi)
+        assert got == checks.output_checks(np.ascontiguousarray(spaced), lo, hi)
+        assert got == fired
+        assert np.array_equal(proba, before, equal_nan=True)  # the output is not modified

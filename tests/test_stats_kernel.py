@@ -183,6 +183,27 @@ def test_accumulate_equals_numpy(case: tuple[np.ndarray, list[np.ndarray], int])
 
 
 @needs_kernel
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_batches(), st.integers(1, 7), st.integers(0, 6))
+def test_accumulate_reads_a_row_sample_in_place_as_its_copy(
+    case: tuple[np.ndarray, list[np.ndarray], int], step: int, start: int
+) -> None:
+    buf, edges, _ = case
+    d = buf.shape[1]
+    view = buf[start::step]  # contiguous rows, evenly spaced: no copy is made for the kernel
+    n = view.shape[0]
+    ours, ref = _fresh(d, edges), _fresh(d, edges)
+    ours.add_rows(view, n)
+    ref.add(np.ascontiguousarray(view))
+    for name in ("count", "nan", "inf", "ge", "binned", "min", "max"):
+        assert np.array_equal(getattr(ours, name), getattr(ref, name)), name
+    assert np.array_equal(np.isnan(ours.mean), np.isnan(ref.mean))
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(ref.mean) & np.isfinite(ref.m2) & (np.abs(ref.mean) < 1e100)
+    assert np.allclose(ours.mean[finite], ref.mean[finite], rtol=1e-9, atol=1e-3)
+
+
+@needs_kernel
 def test_accumulate_folds_into_a_window_like_repeated_adds() -> None:
     rng = np.random.default_rng(3)
     edges = [np.linspace(-2, 2, 11)] * 4
@@ -238,8 +259,15 @@ def test_accumulate_refuses_what_it_cannot_read_or_write() -> None:
     ro[1].setflags(write=False)
     with pytest.raises((BufferError, ValueError)):
         acc(X, 4, d, T, K, *ro)
-    with pytest.raises((BufferError, ValueError)):  # not contiguous
+    with pytest.raises(ValueError, match="evenly spaced rows"):  # columns not contiguous
         acc(np.zeros((4, 2 * d))[:, ::2], 4, d, T, K, *outs())
+    with pytest.raises(ValueError, match="evenly spaced rows"):  # rows backwards
+        acc(np.zeros((8, d))[::-2], 4, d, T, K, *outs())
+    with pytest.raises(ValueError, match="evenly spaced rows"):  # a column short
+        acc(np.zeros((8, d + 1))[::2, :d - 1], 4, d, T, K, *outs())
+    with pytest.raises(ValueError, match="X: 4 rows, 5 needed"):
+        acc(np.zeros((8, d))[::2], 5, d, T, K, *outs())
+    acc(np.zeros((8, d))[1::2], 4, d, T, K, *outs())  # every other row: read in place
 
 
 @needs_kernel

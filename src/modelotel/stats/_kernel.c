@@ -19,7 +19,9 @@
  *       on an error.
  *
  *   accumulate(X, n, d, T, K, count, mean, m2, nan, inf, lo, hi, ge) -> None
- *       Reduce the first ``n`` rows of a rows-first float64 buffer ``X`` (``n x d``):
+ *       Reduce the first ``n`` rows of a rows-first float64 buffer ``X`` (``n x d``; a
+ *       C-contiguous buffer, or a 2-D array of ``d`` columns whose rows are contiguous but
+ *       spaced further apart, such as every k-th row of a batch, read in place):
  *       per column, the count of finite values, their mean and sum of squared deviations
  *       (``count``, ``mean``, ``m2``: overwritten with this batch's), NaN and +-inf counts
  *       (``nan``, ``inf``: added to), min / max of the finite values (``lo``, ``hi``:
@@ -66,7 +68,7 @@
    16 KiB) stay in L1 for the vector loops. Measured per value: 4096 -> 16384 values per
    block took 100 and 200 columns from 2.4-2.7 ns to 1.8 ns, 20 columns unchanged (1.9). */
 /* Bump when a function changes its arguments or meaning, or one is added (and kernel.py's ABI). */
-#define MODELOTEL_KERNEL_ABI 4
+#define MODELOTEL_KERNEL_ABI 5
 
 #define BLOCK_VALUES 16384
 #define MAX_BLOCK_ROWS 2048
@@ -318,19 +320,30 @@ count_ge(const double *v, Py_ssize_t c, double t)
     return g;
 }
 
-static void
-accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, const double *T, Py_ssize_t K,
-                int64_t *cnt, double *mean, double *m2, int64_t *nnan, int64_t *ninf,
-                double *lo, double *hi, int64_t *ge)
+/* Rows per block for d columns (see BLOCK_VALUES). */
+static Py_ssize_t
+block_rows(Py_ssize_t d)
 {
-    double col[MAX_BLOCK_ROWS];
     Py_ssize_t br = BLOCK_VALUES / d;
     if (br > MAX_BLOCK_ROWS) {
         br = MAX_BLOCK_ROWS;
     }
-    if (br < 16) {
-        br = 16;
-    }
+    return br < 16 ? 16 : br;
+}
+
+/* rs: the row stride of X in values (d when X is C-contiguous). With rs > d (a row sample
+   of a batch, usually not in cache) each block's rows are first copied to ``scratch``
+   (block_rows(d) x d values): row by row, the loads are independent and the memory
+   system fetches many rows at once, where gathering a column straight from spaced rows
+   waits on one row after the other (measured on a 50,000-row batch out of cache, 2,048
+   rows sampled: 290 us in place, 156 us with numpy's copy first). */
+static void
+accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rs, double *scratch,
+                const double *T, Py_ssize_t K, int64_t *cnt, double *mean, double *m2,
+                int64_t *nnan, int64_t *ninf, double *lo, double *hi, int64_t *ge)
+{
+    double col[MAX_BLOCK_ROWS];
+    Py_ssize_t br = block_rows(d);
     for (Py_ssize_t j = 0; j < d; j++) {
         cnt[j] = 0;
         mean[j] = 0.0;
@@ -338,7 +351,13 @@ accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, const double *T, Py
     }
     for (Py_ssize_t r0 = 0; r0 < n; r0 += br) {
         Py_ssize_t rb = n - r0 < br ? n - r0 : br;
-        const double *base = X + r0 * d;
+        const double *base = X + r0 * rs;
+        if (rs != d) {
+            for (Py_ssize_t i = 0; i < rb; i++) {
+                memcpy(scratch + i * d, base + i * rs, (size_t)d * 8);
+            }
+            base = scratch;
+        }
         for (Py_ssize_t j = 0; j < d; j++) {
             const double *p = base + j;
             /* gather the column; v - v is 0 for finite values, NaN for NaN and +-inf (an
@@ -396,6 +415,42 @@ accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, const double *T, Py
     }
 }
 
+/* The rows of X, a read-only view of n rows of d float64 values: a C-contiguous buffer,
+   or a 2-D array with d columns, contiguous rows and a positive row stride that is a whole
+   number of values (a row sample such as X[::k] of a C-contiguous batch). Returns the row
+   stride in values, or -1 with an exception set (nothing held). */
+static Py_ssize_t
+rows_view(PyObject *obj, Py_buffer *view, Py_ssize_t n, Py_ssize_t d)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    Py_ssize_t rs = -1;
+    if (PyBuffer_IsContiguous(view, 'C')) {
+        if (view->len < n * d * 8) {
+            PyErr_Format(PyExc_ValueError, "X: %zd bytes, %zd needed", view->len, n * d * 8);
+        }
+        else {
+            rs = d;
+        }
+    }
+    else if (view->ndim != 2 || view->shape[1] != d || view->strides[1] != 8 ||
+             view->strides[0] < 8 * d || view->strides[0] % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "X: not C-contiguous, nor d contiguous columns in evenly spaced rows");
+    }
+    else if (view->shape[0] < n) {
+        PyErr_Format(PyExc_ValueError, "X: %zd rows, %zd needed", view->shape[0], n);
+    }
+    else {
+        rs = view->strides[0] / 8;
+    }
+    if (rs < 0) {
+        PyBuffer_Release(view);
+    }
+    return rs;
+}
+
 static PyObject *
 accumulate(PyObject *self, PyObject *args)
 {
@@ -415,7 +470,8 @@ accumulate(PyObject *self, PyObject *args)
     Py_buffer vX, vT, v[8];
     int got = 0;
     PyObject *result = NULL;
-    if (get_buffer(oX, &vX, 0, n * d * 8, "X") < 0) {
+    Py_ssize_t rs = rows_view(oX, &vX, n, d);
+    if (rs < 0) {
         return NULL;
     }
     if (get_buffer(oT, &vT, 0, K * d * 8, "T") < 0) {
@@ -440,12 +496,22 @@ accumulate(PyObject *self, PyObject *args)
             goto done;
         }
     }
+    double *scratch = NULL;
+    if (rs != d && n > 0) {
+        scratch = PyMem_Malloc((size_t)block_rows(d) * (size_t)d * 8);
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    accumulate_impl((const double *)vX.buf, n, d, (const double *)vT.buf, K, (int64_t *)v[0].buf,
+    accumulate_impl((const double *)vX.buf, n, d, rs, scratch, (const double *)vT.buf, K,
+                    (int64_t *)v[0].buf,
                     (double *)v[1].buf, (double *)v[2].buf, (int64_t *)v[3].buf,
                     (int64_t *)v[4].buf, (double *)v[5].buf, (double *)v[6].buf,
                     (int64_t *)v[7].buf);
     Py_END_ALLOW_THREADS
+    PyMem_Free(scratch);
     result = Py_None;
     Py_INCREF(result);
 done:

@@ -163,7 +163,8 @@ class NumericAccumulator:
             self.nan -= nulls
 
     def add_rows(self, X: Array, n: int, nulls: Array | None = None) -> None:
-        """Add the first ``n`` rows of ``X``, a C-contiguous float64 ``rows x d`` buffer.
+        """Add the first ``n`` rows of ``X``, a float64 ``rows x d`` buffer: C-contiguous, or
+        with contiguous rows spaced evenly (a row sample of one, read in place).
 
         The same as ``add(X[:n], nulls)``, in one call of the compiled kernel when there is
         one (:mod:`modelotel.stats.kernel`).

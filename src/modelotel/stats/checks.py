@@ -136,6 +136,10 @@ def scores_ok(x: Array, lo: float | None, hi: float | None) -> bool:
     return math.isfinite(mn) and math.isfinite(mx)
 
 
+#: Rows of one spaced output column beyond which its checks read a contiguous copy.
+_COPY_ROWS = 4096
+
+
 def output_checks(X: Array, low: Array | None, high: Array | None) -> list[tuple[str, int]]:
     """The per-call checks that fire on a ``rows x k`` batch of outputs, as ``(check,
     column)``: non-finite values, finite values outside the training range ``low`` /
@@ -143,7 +147,11 @@ def output_checks(X: Array, low: Array | None, high: Array | None) -> list[tuple
     fired: list[tuple[str, int]] = []
     if X.shape[1] == 1:
         # the common case, one output column: two reductions and float compares
-        # (min / max propagate NaN and show +-inf, and never warn)
+        # (min / max propagate NaN and show +-inf, and never warn). A long column of a
+        # wider output (predict_proba(X)[:, 1]) is copied first: numpy's reductions over
+        # spaced values do not vectorize (50,000 scores: 88 us, 41 us with the copy)
+        if X.shape[0] > _COPY_ROWS and not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X)
         lo, hi = float(X.min()), float(X.max())
         if X.dtype.kind == "f" and not (math.isfinite(lo) and math.isfinite(hi)):
             fired.append((A.CHECK_OUTPUT_NONFINITE, 0))

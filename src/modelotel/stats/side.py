@@ -510,10 +510,11 @@ class Side:
         tmp = self.window.empty_like()
         # off the lock: a big batch must not stall other threads
         if kernel.accumulate is not None and X.dtype == np.float64:
-            # the compiled kernel: one pass, GIL released (other threads serve meanwhile); a
-            # row sample or a column block is copied to rows first, which costs less than
-            # the numpy reductions' several passes (and their columns-first copy) over it
-            if not X.flags.c_contiguous:
+            # the compiled kernel: one pass, GIL released (other threads serve meanwhile).
+            # A row sample of a batch (contiguous rows, evenly spaced) is read in place; any
+            # other layout (a column block of a frame) is copied to rows first, which costs
+            # less than the numpy reductions' several passes (and their columns-first copy)
+            if not X.flags.c_contiguous and not _spaced_rows(X):
                 X = np.ascontiguousarray(X)
             tmp.add_rows(X, rows, nulls)
         elif X.flags.f_contiguous and not X.flags.c_contiguous:
@@ -553,6 +554,12 @@ class Side:
             tot.merge(w)
         return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
                          self.cat_total, self.bin_labels)
+
+
+def _spaced_rows(X: Array) -> bool:
+    """Are ``X``'s rows contiguous and evenly spaced (what the kernel reads in place)?"""
+    st = X.strides
+    return X.ndim == 2 and st[1] == 8 and st[0] >= 8 * X.shape[1] and st[0] % 8 == 0
 
 
 def _sampled(rep: Report | None, rows: int, sample: slice) -> Report:
