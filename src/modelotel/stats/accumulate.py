@@ -421,6 +421,10 @@ class CategoricalAccumulator:
         except TypeError:  # an unhashable value somewhere: one by one
             self._add_each(items)
             return
+        self.add_tally(tally, len(items))
+
+    def add_tally(self, tally: Counter[Any], n: int) -> None:
+        """Add ``n`` values given as their counts (``Counter(values)``)."""
         counts = self.counts
         nulls = 0
         lookup = self._lookup
@@ -431,7 +435,7 @@ class CategoricalAccumulator:
             else:
                 counts[lookup(v)] += c
         self.null += nulls
-        self.count += len(items) - nulls
+        self.count += n - nulls
 
     def _add_each(self, items: list[Any]) -> None:
         counts = self.counts

@@ -27,6 +27,7 @@ and every window update; reading, aligning and checking run outside it.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -267,11 +268,12 @@ class Side:
                 with self.lock:
                     self.cat_window[0].add_one(x)
                 return rep
-            if (type(x) is list and not self.row_vector and 0 < len(x) <= self.row_cap
-                    and all(type(v) is str for v in x)):
-                with self.lock:
-                    self.cat_window[0].add_items(x)
-                return rep
+            if type(x) is list and not self.row_vector and 0 < len(x) <= self.row_cap:
+                tally = _str_tally(x)
+                if tally is not None:
+                    with self.lock:
+                        self.cat_window[0].add_tally(tally, len(x))
+                    return rep
         put = self.direct
         if put is not None:
             got = put(x)
@@ -554,6 +556,16 @@ class Side:
             tot.merge(w)
         return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
                          self.cat_total, self.bin_labels)
+
+
+def _str_tally(x: list[Any]) -> Counter[str] | None:
+    """The counts of a list of str (labels repeat: the distinct ones are checked, counted in
+    C, not every item); None when an item is anything but a str."""
+    try:
+        tally = Counter(x)
+    except TypeError:  # unhashable items
+        return None
+    return tally if all(type(k) is str for k in tally) else None
 
 
 def _spaced_rows(X: Array) -> bool:
