@@ -110,6 +110,43 @@ def _spans(provider: TracerProvider, n: int) -> None:
         tracer.start_span("s").end()
 
 
+def test_an_overflowing_queue_logs_once_per_interval_and_counts_every_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the processor's own check would log a warning for each record that falls out: on the
+    # calling thread, once per call while the process outruns its export thread
+    import logging
+
+    monkeypatch.setattr(_accounting, "FULL_REPORT_EVERY_S", 3600.0)
+    provider, gate, _, processor = _traced(SpanExportResult.SUCCESS)
+    batch = processor._batch_processor
+    heard: list[int] = []
+    inner = batch._metrics._inner
+    monkeypatch.setattr(inner, "drop_items", lambda count, *a, **k: heard.append(count))
+    seen: list[str] = []
+
+    class Seen(logging.Filter):  # sees every record made, before any other filter
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(record.getMessage())
+            return False
+
+    sdk_logger = logging.getLogger(type(batch).__module__)
+    spy = Seen()
+    sdk_logger.filters.insert(0, spy)
+    try:
+        _spans(provider, 10)  # a full batch: the worker takes it and blocks in the export
+        assert gate.entered.wait(5)
+        _spans(provider, 100 + 500)  # fills the queue of 100, then 500 fall out
+    finally:
+        sdk_logger.removeFilter(spy)
+    assert _dropped() == {"span_queue_full": 500}
+    assert sum(heard) == 500  # the SDK's own metrics hook heard of each
+    assert [m for m in seen if "Queue full" in m] == ["Queue full, dropping Span."]
+    gate.release.set()
+    provider.shutdown()
+    assert len(gate.exported) == 110
+
+
 def test_the_deadline_counts_the_export_in_flight_and_the_queue() -> None:
     provider, gate, ledger, _ = _traced(SpanExportResult.SUCCESS)
     _spans(provider, 10)  # a full batch: the worker takes it and blocks in the export

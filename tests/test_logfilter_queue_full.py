@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCENARIO = textwrap.dedent(
     """
     import json, logging, os, sys, threading
@@ -48,8 +50,12 @@ SCENARIO = textwrap.dedent(
         logging.getLogger(SDK_LOGGER).error("Failed to export %s batch code: %s", "span", 503)
     exporter = SlowExporter()
     tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000,
-                                             max_export_batch_size=2))
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000,
+                                   max_export_batch_size=2)
+    if sys.argv[1] == "tracked":  # as configure() builds it: the queue reports overflows
+        from modelotel import _accounting
+        assert _accounting.track(processor, exporter, logs=False) is not None
+    tp.add_span_processor(processor)
     tracer = tp.get_tracer("t")
     for _ in range(50):  # the worker is stuck in the first export: the queue of 4 overflows
         tracer.start_span("p").end()
@@ -67,8 +73,11 @@ def _run(mode: str) -> dict[str, object]:
     return result
 
 
-def test_queue_full_without_export_failures_names_the_call_rate_and_the_remedy() -> None:
-    result = _run("healthy")
+@pytest.mark.parametrize("mode", ["healthy", "tracked"])
+def test_queue_full_without_export_failures_names_the_call_rate_and_the_remedy(
+    mode: str,
+) -> None:
+    result = _run(mode)
     records = result["records"]
     assert isinstance(records, list)
     reports = [(level, m) for level, m in records if "queue" in m.lower()]
