@@ -494,6 +494,26 @@ def test_input_shapes_of_common_and_odd_inputs() -> None:
     assert _input_shape(None) == (None, None)
 
 
+def test_input_shape_of_a_frame_is_its_shape_however_it_is_read() -> None:
+    import pandas as pd
+
+    from modelotel._prediction import _input_shape
+    from modelotel.stats import frames
+
+    one_block = pd.DataFrame(np.zeros((3, 5)), columns=list("abcde"))
+    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "c": pd.Categorical(["x", "y"])})
+    reordered = one_block[["e", "a", "c"]]
+    wide_view = pd.DataFrame(np.zeros((4, 6)))[[5, 0]]
+    empty = pd.DataFrame(np.zeros((0, 2)))
+    frames.FRAME_TYPES.discard(pd.DataFrame)  # not read by the statistics yet: .shape
+    assert _input_shape(one_block) == one_block.shape
+    frames.FRAME_TYPES.add(pd.DataFrame)  # read from its block from now on
+    assert frames.frame_shape(one_block) == (3, 5)
+    assert frames.frame_shape(mixed) is None  # several blocks: .shape
+    for df in (one_block, mixed, reordered, wide_view, empty):
+        assert _input_shape(df) == df.shape
+
+
 def test_nested_models_get_nested_spans_and_their_own_statistics() -> None:
     @modelotel.instrument(model="host-inner")
     def inner(x: np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ from modelotel._runtime import runtime
 from modelotel._safety import count_skipped, record_error
 from modelotel._types import MISSING, Ended
 from modelotel.stats.containers import is_container
+from modelotel.stats.frames import FRAME_TYPES, frame_shape
 from modelotel.stats.image import layout
 from modelotel.stats.text import join_stream
 
@@ -166,6 +167,10 @@ def _input_shape(inputs: object) -> tuple[int | None, int | None]:
 
 
 def _read_shape(inputs: object) -> tuple[int | None, int | None]:
+    if type(inputs) in FRAME_TYPES:
+        got = frame_shape(inputs)
+        if got is not None:
+            return got
     shape = getattr(inputs, "shape", None)
     if type(shape) is tuple:  # numpy, pandas: a plain tuple of ints (the common case, fast)
         n = len(shape)

@@ -64,6 +64,26 @@ def pandas_column(s: Any) -> tuple[np.ndarray[Any, Any], str, int] | None:
     return np.asarray(s.to_numpy(dtype=object, na_value=None), dtype=object), CATEGORICAL, n_null
 
 
+#: The DataFrame types :func:`from_frame` has read (an identity test for :func:`frame_shape`'s
+#: callers, cheaper inside a call than recognising pandas by the type's name and module).
+FRAME_TYPES: set[type] = set()
+
+
+def frame_shape(x: Any) -> tuple[int, int] | None:
+    """(rows, columns) of a frame held in one 2-D numpy block, read from the block: ~6 us
+    inside a call against ~13 us for ``x.shape`` (pandas' Python code, cold there). None
+    for any other frame (several blocks, extension columns, another pandas)."""
+    try:
+        blocks = x._mgr.blocks
+        if type(blocks) is tuple and len(blocks) == 1:
+            v = blocks[0].values
+            if type(v) is np.ndarray and v.ndim == 2:
+                return v.shape[1], v.shape[0]  # a block is columns x rows
+    except Exception:  # noqa: BLE001 - pandas internals, read defensively: .shape instead
+        return None
+    return None
+
+
 class FrameHint:
     """What one monitor side learnt from the last DataFrame it read (a per-call shortcut).
 
@@ -154,6 +174,7 @@ def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table
         return None
     if hint is not None:
         hint.frame_type = type(x)
+    FRAME_TYPES.add(type(x))
     labels = _frame_labels(x, hint)
     unique = len(set(labels)) == len(labels)
     if unique:
@@ -349,4 +370,5 @@ def from_series(x: Any, skipped: dict[str, int]) -> Table | None:
                  nulls={name: n_null}, named=label is not None)
 
 
-__all__ = ["FrameHint", "from_frame", "from_series", "numeric_matrix", "pandas_column"]
+__all__ = ["FRAME_TYPES", "FrameHint", "frame_shape", "from_frame", "from_series",
+           "numeric_matrix", "pandas_column"]
