@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import FrameHint, from_frame, from_series, pandas_column
+from modelotel.stats.frames import (
+    FRAME_TYPES,
+    FrameHint,
+    from_frame,
+    from_series,
+    pandas_column,
+)
 from modelotel.stats.image import (
     image_table,
     is_images,
@@ -366,6 +372,8 @@ def extract(
         skipped = {}
     if isinstance(x, np.ndarray):
         return _from_ndarray(x, row_vector, skipped)
+    if type(x) in FRAME_TYPES:  # a frame type read before: no name tests (cold in a call)
+        return from_frame(x, hint, skipped)
     if x is None:
         add(skipped, SKIP_NONE)
         return None
