@@ -337,6 +337,26 @@ block_rows(Py_ssize_t d)
    system fetches many rows at once, where gathering a column straight from spaced rows
    waits on one row after the other (measured on a 50,000-row batch out of cache, 2,048
    rows sampled: 290 us in place, 156 us with numpy's copy first). */
+/* count_ge for four thresholds in one pass: each value is loaded once for the four. */
+MODELOTEL_CLONES
+static void
+count_ge4(const double *v, Py_ssize_t c, double t0, double t1, double t2, double t3,
+          int64_t *out)
+{
+    int64_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+    for (Py_ssize_t i = 0; i < c; i++) {
+        double x = v[i];
+        g0 += x >= t0;
+        g1 += x >= t1;
+        g2 += x >= t2;
+        g3 += x >= t3;
+    }
+    out[0] = g0;
+    out[1] = g1;
+    out[2] = g2;
+    out[3] = g3;
+}
+
 static void
 accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rs, double *scratch,
                 const double *T, Py_ssize_t K, int64_t *cnt, double *mean, double *m2,
@@ -404,12 +424,26 @@ accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rs, doub
             cnt[j] = nt;
             const double *t = T + j;
             int64_t *g = ge + j;
-            for (Py_ssize_t k = 0; k < K; k++) {
-                int64_t above = count_ge(col, c, t[k * d]);
-                g[k * d] += above;
-                if (above == 0) { /* ascending thresholds: none of the next counts either */
-                    break;
+            /* the block's min and max settle the thresholds outside them without a pass:
+               every value is >= one at or below the min, none >= one above the max (nor,
+               ascending, >= any after it) */
+            Py_ssize_t k = 0;
+            for (; k < K && t[k * d] <= mn; k++) {
+                g[k * d] += (int64_t)c;
+            }
+            Py_ssize_t end = k; /* the thresholds in (mn, mx]: a NaN one ends them too */
+            while (end < K && t[end * d] <= mx) {
+                end++;
+            }
+            for (; k + 4 <= end; k += 4) {
+                int64_t a[4];
+                count_ge4(col, c, t[k * d], t[(k + 1) * d], t[(k + 2) * d], t[(k + 3) * d], a);
+                for (int q = 0; q < 4; q++) {
+                    g[(k + q) * d] += a[q];
                 }
+            }
+            for (; k < end; k++) {
+                g[k * d] += count_ge(col, c, t[k * d]);
             }
         }
     }
