@@ -471,3 +471,20 @@ def _category_key(v: object) -> str:
 
 
 category_key = _category_key
+
+
+def str_tally(x: list[Any]) -> Counter[str] | None:
+    """The counts of a list of str (labels repeat: the distinct ones are checked, counted in
+    C, not every item); None when an item is anything but a str."""
+    try:
+        tally = Counter(x)
+    except TypeError:  # unhashable items
+        return None
+    return tally if all(type(k) is str for k in tally) else None
+
+
+def spaced_rows(X: Array) -> bool:
+    """Are ``X``'s rows contiguous and evenly spaced (what :meth:`NumericAccumulator.add_rows`
+    reads in place with the kernel)?"""
+    st = X.strides
+    return X.ndim == 2 and st[1] == 8 and st[0] >= 8 * X.shape[1] and st[0] % 8 == 0

@@ -27,7 +27,6 @@ and every window update; reading, aligning and checking run outside it.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -36,7 +35,12 @@ import numpy as np
 
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats import direct, kernel
-from modelotel.stats.accumulate import CategoricalAccumulator, NumericAccumulator
+from modelotel.stats.accumulate import (
+    CategoricalAccumulator,
+    NumericAccumulator,
+    spaced_rows,
+    str_tally,
+)
 from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
@@ -269,7 +273,7 @@ class Side:
                     self.cat_window[0].add_one(x)
                 return rep
             if type(x) is list and not self.row_vector and 0 < len(x) <= self.row_cap:
-                tally = _str_tally(x)
+                tally = str_tally(x)
                 if tally is not None:
                     with self.lock:
                         self.cat_window[0].add_tally(tally, len(x))
@@ -518,7 +522,7 @@ class Side:
             # A row sample of a batch (contiguous rows, evenly spaced) is read in place; any
             # other layout (a column block of a frame) is copied to rows first, which costs
             # less than the numpy reductions' several passes (and their columns-first copy)
-            if not X.flags.c_contiguous and not _spaced_rows(X):
+            if not X.flags.c_contiguous and not spaced_rows(X):
                 X = np.ascontiguousarray(X)
             tmp.add_rows(X, rows, nulls)
         elif X.flags.f_contiguous and not X.flags.c_contiguous:
@@ -558,22 +562,6 @@ class Side:
             tot.merge(w)
         return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
                          self.cat_total, self.bin_labels)
-
-
-def _str_tally(x: list[Any]) -> Counter[str] | None:
-    """The counts of a list of str (labels repeat: the distinct ones are checked, counted in
-    C, not every item); None when an item is anything but a str."""
-    try:
-        tally = Counter(x)
-    except TypeError:  # unhashable items
-        return None
-    return tally if all(type(k) is str for k in tally) else None
-
-
-def _spaced_rows(X: Array) -> bool:
-    """Are ``X``'s rows contiguous and evenly spaced (what the kernel reads in place)?"""
-    st = X.strides
-    return X.ndim == 2 and st[1] == 8 and st[0] >= 8 * X.shape[1] and st[0] % 8 == 0
 
 
 def _sampled(rep: Report | None, rows: int, sample: slice) -> Report:
