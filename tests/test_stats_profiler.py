@@ -215,6 +215,25 @@ def test_row_sampling_reports_its_rate_and_dropped_rows() -> None:
     assert snap.inputs is not None and snap.inputs.totals.seen == [100, 100]
 
 
+def test_a_row_sampled_batch_has_the_statistics_of_its_sample(engine: str) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 3))
+    X[:, 0] = np.arange(5000.0)  # the row number: tells which rows the sample took
+    X[rng.integers(5000, size=40), 2] = np.nan
+    p = Profiler(_baseline(), row_cap=500)
+    rep = p.observe(X, rng.uniform(-0.9, 0.9, size=5000))
+    assert rep is not None and rep.sample_rate == pytest.approx(0.1)
+    g = _gauges(p.close())
+    start = int(g[MIN, "f0"])
+    assert 0 <= start < 10
+    ref = X[start::10]  # every 10th row from a random start, read in place by the kernel
+    for j in range(3):
+        col = ref[:, j][~np.isnan(ref[:, j])]
+        assert g[MEAN, f"f{j}"] == pytest.approx(col.mean(), rel=1e-12, abs=1e-12)
+        assert g[STDDEV, f"f{j}"] == pytest.approx(col.std(), rel=1e-9)
+        assert (g[MIN, f"f{j}"], g[MAX, f"f{j}"]) == (col.min(), col.max())
+
+
 def test_max_features_cut_comes_back_once_with_the_schema() -> None:
     p = Profiler(max_features=3)
     rep = p.observe(np.ones((2, 5)), ABSENT)
