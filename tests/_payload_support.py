@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modelotel import attributes as tn
 from modelotel._runtime import runtime
-from modelotel.testing import drain
 from modelotel._types import MISSING
+from modelotel.testing import drain
 
 _ids = itertools.count(1)
 

@@ -175,7 +175,8 @@ class _Copier:
 
 def _is_pandas_frame(obj: object) -> bool:
     t = type(obj)
-    return t.__name__ == "DataFrame" and t.__module__.startswith("pandas.")
+    module = t.__module__
+    return t.__name__ == "DataFrame" and (module == "pandas" or module.startswith("pandas."))
 
 
 def _immutable_extension(dtype: Any) -> bool:
