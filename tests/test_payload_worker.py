@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 import modelotel
 from modelotel import attributes as tn
 from modelotel._payload.emit import PayloadPart
-from modelotel._payload.serialize import Converter
-from modelotel._payload.snapshot import NOT_COPIED, Caps, snapshot
+from modelotel._payload.serialize import Converter, input_rows
+from modelotel._payload.snapshot import NOT_COPIED, Caps, rows_of, snapshot
 from modelotel._payload.worker import Worker, payload_worker
 from modelotel._safety import health
 from modelotel.testing import Captured, capture
@@ -289,9 +289,8 @@ def test_jobs_queued_for_a_worker_thread_that_died_are_still_run() -> None:
     dead.start()
     dead.join()
     done: list[int] = []
-    with worker._lock:  # as if the thread had died with jobs in its queue
-        worker._thread = dead
-        worker._jobs.append(lambda: done.append(1))
+    worker._thread = dead  # as if the thread had died with a job in its queue
+    worker._jobs.put(lambda: done.append(1))
     assert worker.drain(10.0)
     assert done == [1]
 
@@ -384,6 +383,7 @@ def _same_conversion(value: Any, caps: dict[str, Any]) -> None:
     assert copied.reasons == direct.reasons
     assert copied.cut_bytes == direct.cut_bytes
     assert copied.remaining == direct.remaining
+    assert rows_of(copy) == input_rows(value)
 
 
 @settings(max_examples=300, deadline=None)

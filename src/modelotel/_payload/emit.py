@@ -33,7 +33,7 @@ from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
-from modelotel._payload.snapshot import NOT_COPIED, Caps, snapshot
+from modelotel._payload.snapshot import NOT_COPIED, Caps, rows_of, snapshot
 from modelotel._payload.worker import payload_worker
 from modelotel._runtime import runtime
 from modelotel._safety import count_dropped, count_skipped, guard
@@ -121,8 +121,10 @@ class Pending(NamedTuple):
 
     ``inputs`` / ``outputs``: ``(value, converted)`` (None: the call has no such side),
     where ``value`` is a call-time copy (:func:`~modelotel._payload.snapshot.snapshot`) for
-    the worker to convert with ``conv``, or, when ``converted``, plain data converted on
-    the calling thread. Nothing here is a user's object that may still change.
+    the worker to convert, or, when ``converted``, plain data converted on the calling
+    thread with ``conv`` (None when nothing was; the worker goes on with it: the byte cap
+    is shared by both sides) and ``rows`` the inputs' rows (else taken from the copy).
+    Nothing here is a user's object that may still change.
     """
 
     reason: str
@@ -132,7 +134,7 @@ class Pending(NamedTuple):
     span: Span | None
     logger: Logger
     time_ns: int
-    conv: Converter
+    conv: Converter | None
     inputs: tuple[Any, bool] | None
     outputs: tuple[Any, bool] | None
     rows: int | None
@@ -277,46 +279,53 @@ class PayloadPart:
 
     def prepare(self, call: Ended, reason: str) -> Pending | None:
         """What the worker needs, taken now: nothing in it changes when the user's do."""
-        cfg = self.config
-        conv = Converter(
-            max_rows=cfg.max_rows,
-            max_items=cfg.max_items,
-            max_string_length=cfg.max_string_length,
-            max_depth=cfg.max_depth,
-            max_bytes=cfg.max_bytes,
-        )
         missing = self.missing
         raw_in, raw_out = call.inputs, call.outputs
         has_in, has_out = raw_in is not missing, raw_out is not missing
         caps = self._caps
         out_v = snapshot(raw_out, caps) if has_out else None
         in_v = snapshot(raw_in, caps) if has_in else None
+        conv = None
+        rows = None
         # A side without a copy is converted now. Outputs are converted first (usually
         # small, and what a reader looks for first): the byte cap is shared in that order.
         out_done = out_v is NOT_COPIED or in_v is NOT_COPIED
         in_done = in_v is NOT_COPIED
-        try:
-            if out_done and has_out:
-                out_v = conv.convert(raw_out)
-            if in_done:
-                in_v = conv.convert(raw_in)
-            rows = input_rows(raw_in) if has_in else None
-        except Exception:  # noqa: BLE001 - user objects' methods (len, items, iloc) may raise
-            count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
-            return None
+        if out_done:
+            conv = self._converter()
+            try:
+                if has_out:
+                    out_v = conv.convert(raw_out)
+                if in_done:
+                    in_v = conv.convert(raw_in)
+                    rows = input_rows(raw_in)
+            except Exception:  # noqa: BLE001 - user objects' methods (len, items, iloc) may raise
+                count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
+                return None
         err = call.error
+        checks = call.checks_fired
         return Pending(
-            reason=reason,
-            prediction_id=str(call.prediction_id),
-            error_type=type(err).__qualname__ if err is not None else None,
-            checks=[str(c) for c in call.checks_fired] if call.checks_fired else None,
-            span=call.span,
-            logger=self._logger(),
-            time_ns=time.time_ns(),
-            conv=conv,
-            inputs=(in_v, in_done) if has_in else None,
-            outputs=(out_v, out_done) if has_out else None,
-            rows=rows,
+            reason,
+            str(call.prediction_id),
+            type(err).__qualname__ if err is not None else None,
+            [str(c) for c in checks] if checks else None,
+            call.span,
+            self._logger(),
+            time.time_ns(),
+            conv,
+            (in_v, in_done) if has_in else None,
+            (out_v, out_done) if has_out else None,
+            rows,
+        )
+
+    def _converter(self) -> Converter:
+        cfg = self.config
+        return Converter(
+            max_rows=cfg.max_rows,
+            max_items=cfg.max_items,
+            max_string_length=cfg.max_string_length,
+            max_depth=cfg.max_depth,
+            max_bytes=cfg.max_bytes,
         )
 
     def deliver(self, pending: Pending) -> None:
@@ -351,8 +360,9 @@ class PayloadPart:
     def complete(self, p: Pending) -> dict[str, Any] | None:
         """The record's attributes, capped and redacted; ``None`` if the record is dropped."""
         cfg = self.config
-        conv = p.conv
+        conv = p.conv if p.conv is not None else self._converter()
         has_in, has_out = p.inputs is not None, p.outputs is not None
+        rows = p.rows
         try:
             plain_out = plain_in = None
             if p.outputs is not None:
@@ -360,6 +370,8 @@ class PayloadPart:
                 plain_out = value if done else conv.convert(value)
             if p.inputs is not None:
                 value, done = p.inputs
+                if not done:
+                    rows = rows_of(value)
                 plain_in = value if done else conv.convert(value)
         except Exception:  # noqa: BLE001 - the copies are plain; kept like the calling side
             count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
@@ -441,8 +453,8 @@ class PayloadPart:
                 del attrs[key]
                 total -= n
             conv.reasons.add(tn.REASON_PAYLOAD_BYTES)
-        if p.rows is not None:
-            attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] = p.rows
+        if rows is not None:
+            attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] = rows
         if conv.truncated:
             attrs[tn.ML_PAYLOAD_TRUNCATED] = True
             attrs[tn.ML_PAYLOAD_ORIGINAL_BYTES] = int(total + conv.cut_bytes)

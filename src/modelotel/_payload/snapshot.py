@@ -62,7 +62,29 @@ class _UnsafeError(Exception):
 
 def snapshot(obj: Any, caps: Caps) -> Any:
     """A copy of ``obj`` that the converter reads as it would read ``obj``, or NOT_COPIED."""
-    if type(obj) in _ATOMS or (isinstance(obj, np.generic) and type(obj) is not np.void):
+    t = type(obj)
+    if t in _ATOMS:
+        return obj
+    # The two commonest inputs, without the walk: a record of numbers and strings, and an
+    # array within the caps (paced serving runs cold: every function touched costs).
+    if t is dict:
+        if (
+            len(obj) <= caps.max_items
+            and _ATOMS.issuperset(map(type, obj.values()))
+            and _ATOMS.issuperset(map(type, obj))
+        ):
+            return dict(obj)
+    elif t is np.ndarray:
+        shape = obj.shape
+        if (
+            shape
+            and shape[0] <= caps.max_rows
+            and max(shape[1:], default=0) <= caps.max_items
+            and obj.size <= caps.max_elements
+            and not obj.dtype.hasobject
+        ):
+            return obj.copy()
+    elif isinstance(obj, np.generic) and t is not np.void:
         return obj
     try:
         return _Copier(caps).copy(obj, 0, True)
@@ -70,6 +92,22 @@ def snapshot(obj: Any, caps: Caps) -> Any:
         return NOT_COPIED
     except Exception:  # noqa: BLE001 - pandas internals moved: convert now, as before
         return NOT_COPIED
+
+
+def rows_of(copy: Any) -> int | None:
+    """``input_rows`` of the original of ``copy`` (a :func:`snapshot`): len or shape[0]."""
+    if type(copy) is Capped:
+        size = copy.size
+        if isinstance(copy.value, dict):
+            return None
+        return size if isinstance(size, int) else int(size[0])
+    if type(copy) is list:
+        return len(copy)
+    if type(copy) is np.ndarray:
+        return int(copy.shape[0]) if copy.ndim else None
+    if _is_pandas_frame(copy):
+        return int(copy.shape[0])
+    return None
 
 
 class _Copier:
@@ -117,6 +155,10 @@ class _Copier:
         cap = self.caps.max_items
         self._spend(min(n, cap))
         atoms = _ATOMS
+        if n <= cap and atoms.issuperset(map(type, d.values())):
+            if atoms.issuperset(map(type, d)):
+                return dict(d)  # the common record: names to numbers and strings
+            raise _UnsafeError
         items = itertools.islice(d.items(), cap) if n > cap else d.items()
         out: dict[Any, Any] = {}
         inner = rows and depth == 0  # columns of a top-level mapping are rows
@@ -135,7 +177,10 @@ class _Copier:
         kept = seq[:cap] if n > cap else seq
         self._spend(len(kept))
         atoms = _ATOMS
-        out = [v if type(v) in atoms else self.copy(v, depth + 1, False) for v in kept]
+        if atoms.issuperset(map(type, kept)):
+            out = list(kept)
+        else:
+            out = [v if type(v) in atoms else self.copy(v, depth + 1, False) for v in kept]
         return out if n <= cap else Capped(out, n)
 
     def _array(self, a: np.ndarray[Any, Any], rows: bool) -> Any:

@@ -13,8 +13,8 @@ A kept call's record is converted, redacted, serialized and emitted here, after 
 has returned, so the calling thread pays only for the sampling decision, the record
 budgets and a copy of the values (:mod:`modelotel._payload.snapshot`). The queue is
 bounded (:data:`QUEUE_CAPACITY` jobs): a full queue refuses the job at once and the caller
-counts the drop (``payload_worker_queue_full``); the calling thread never waits, and holds
-the lock only to append.
+counts the drop (``payload_worker_queue_full``); the calling thread never waits and takes
+no lock of ours (a ``queue.SimpleQueue``: ``qsize`` and ``put`` are single C calls).
 
 The thread starts with the first job, and again in a forked child (threads do not survive
 a fork; the jobs the parent had queued are the parent's to finish) or if it ever died (the
@@ -27,9 +27,9 @@ hook registered when the thread first starts.
 from __future__ import annotations
 
 import atexit
-import collections
+import contextlib
+import queue
 import threading
-import time
 from collections.abc import Callable
 
 from modelotel import attributes as tn
@@ -46,6 +46,18 @@ WORKER = "payload.worker"
 Job = Callable[[], None]
 
 
+class _Marker:
+    """A job of the worker's own (a drain's wake-up): never counted as a record."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> None:
+        self.event.set()
+
+
 class Worker:
     """A bounded queue of jobs and the one daemon thread that runs them, in order."""
 
@@ -54,96 +66,94 @@ class Worker:
         self._new_state()
 
     def _new_state(self) -> None:
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)  # a job was queued
-        self._idle = threading.Condition(self._lock)  # queue empty, no job running
-        self._jobs: collections.deque[Job] = collections.deque()
-        self._running = 0
+        # SimpleQueue: put and qsize are single C calls, atomic under the GIL; the calling
+        # thread takes no lock of ours and runs no Condition's Python code
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     # --- calling thread ------------------------------------------------------------------
     def submit(self, job: Job) -> bool:
-        """Queue ``job``; ``False`` at once if the queue is full (the caller counts it)."""
-        with self._lock:
-            if len(self._jobs) >= self.capacity:
-                return False
-            self._jobs.append(job)
-            thread = self._thread
-            if thread is None or not thread.is_alive():
-                self._start()
-            else:
-                self._ready.notify()
+        """Queue ``job``; ``False`` at once if the queue is full (the caller counts it).
+
+        Two threads that find one free place may both take it: the bound is exceeded by at
+        most the number of threads submitting at that instant.
+        """
+        jobs = self._jobs
+        if jobs.qsize() >= self.capacity:
+            return False
+        jobs.put(job)
+        if self._thread is None:
+            self._start()
         return True
 
     def pending(self) -> int:
-        """Jobs queued or running now."""
-        with self._lock:
-            return len(self._jobs) + self._running
+        """Jobs queued now (not counting the one running)."""
+        return self._jobs.qsize()
 
     # --- flush, shutdown, exit ------------------------------------------------------------
     def drain(self, timeout: float) -> bool:
         """Wait until every job queued so far has run, ``timeout`` seconds at most."""
-        if threading.current_thread() is self._thread:
+        thread = self._thread
+        if thread is not None and thread is threading.current_thread():
             return False  # a job that flushes must not wait for itself
-        end = time.monotonic() + timeout
-        with self._lock:
-            while self._jobs or self._running:
-                thread = self._thread
-                if self._jobs and (thread is None or not thread.is_alive()):
-                    self._start()  # a worker that died: its queue is not lost
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        marker = _Marker()
+        self._jobs.put(marker)  # FIFO and one thread: when it runs, the jobs before it ran
+        if thread is None or not thread.is_alive():
+            self._start()  # none yet, or one that died: the queue is not lost
+        return marker.event.wait(timeout)
 
     def finish(self, timeout: float) -> bool:
         """:meth:`drain`; what is still queued when ``timeout`` is up is dropped and counted."""
         if self.drain(timeout):
             return True
-        with self._lock:
-            left = len(self._jobs)
-            self._jobs.clear()
+        left = sum(not isinstance(job, _Marker) for job in self._take_all())
         if left:
             count_dropped(tn.REASON_PAYLOAD_WORKER_SHUTDOWN_TIMEOUT, left)
         return False
 
+    def _take_all(self) -> list[Job]:
+        taken: list[Job] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                taken.append(self._jobs.get_nowait())
+        return taken
+
     # --- process state (runtime store) -----------------------------------------------------
     def reset(self) -> None:
         """Finish the jobs queued so far (5 s at most), forget the rest (tests)."""
-        self.drain(5.0)
-        with self._lock:
-            self._jobs.clear()
+        if not self.drain(5.0):
+            self._take_all()
 
     def after_fork(self) -> None:
-        """In a forked child: new locks, no thread yet; the parent's queued jobs are its own."""
+        """In a forked child: a new queue, no thread yet; the parent's queued jobs are its own."""
         self._new_state()
 
     # --- the thread --------------------------------------------------------------------------
     def _start(self) -> None:
-        # under self._lock; Thread.start() returns once the thread runs, before it takes it
-        thread = threading.Thread(target=self._run, name="modelotel-payload", daemon=True)
-        self._thread = thread
-        thread.start()
+        with self._start_lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                return
+            thread = threading.Thread(target=self._run, name="modelotel-payload", daemon=True)
+            self._thread = thread
+            thread.start()
         _register_exit_hook()
 
     def _run(self) -> None:
-        lock, ready, idle, jobs = self._lock, self._ready, self._idle, self._jobs
-        while True:
-            with lock:
-                while not jobs:
-                    ready.wait()
-                job = jobs.popleft()
-                self._running += 1
-            try:
-                job()
-            except BaseException as exc:  # noqa: BLE001 - the worker outlives anything a job does
-                record_error("payload.worker", exc)
-            finally:
-                with lock:
-                    self._running -= 1
-                    if not jobs and not self._running:
-                        idle.notify_all()
+        jobs = self._jobs
+        try:
+            while True:
+                job = jobs.get()
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - the worker outlives any job
+                    record_error("payload.worker", exc)
+        finally:
+            # never reached but by a failure of the loop itself: the next submit() or
+            # drain() starts a new thread on the same queue
+            if self._thread is threading.current_thread():
+                self._thread = None
 
 
 def payload_worker() -> Worker:
