@@ -95,6 +95,8 @@ class Worker:
     def drain(self, timeout: float) -> bool:
         """Wait until every job queued so far has run, ``timeout`` seconds at most."""
         thread = self._thread
+        if thread is None and not self._jobs.qsize():
+            return True  # nothing was ever queued here: no thread to start for it
         if thread is not None and thread is threading.current_thread():
             return False  # a job that flushes must not wait for itself
         marker = _Marker()
