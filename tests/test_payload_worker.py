@@ -423,3 +423,43 @@ def test_values_without_a_faithful_copy_are_converted_on_the_calling_thread() ->
         [[0.0] * 51],  # more values than the copy's budget
     ):
         assert snapshot(value, caps) is NOT_COPIED, value
+
+
+class _Ended:
+    def __init__(self, inputs: Any, outputs: Any) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.prediction_id = "0123456789abcdef"
+        self.error = None
+        self.checks_fired: list[str] = []
+        self.span = None
+
+
+MIXED = {
+    "array in, list out": (np.arange(30.0).reshape(15, 2), [0.1] * 12),
+    "records in, set out": ([{"a": i, "b": "x" * 30} for i in range(12)], {1, 2}),
+    "set in, array out": ({3, 4}, np.arange(4)),
+    "nested dict in, frame out": (
+        {"a": {"b": [1, 2, {"c": list(range(200))}]}, "e": "y" * 50},
+        pd.DataFrame({"s": [0.5] * 12}),
+    ),
+    "frame in, scalar out": (_frame(), np.float32(0.5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MIXED))
+def test_a_record_from_call_time_copies_equals_the_record_from_the_originals(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs, outputs = MIXED[case]
+    cfg = modelotel.PayloadConfig(max_rows=10, max_items=20, max_string_length=20,
+                                  max_depth=3, max_bytes=600, **BIG)
+    part = PayloadPart(model="m", version="1", rate=1.0, config=cfg, logger=lambda: None)
+    copied = part.build(_Ended(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
+    skipped = dict(health.skipped)
+    health.reset()
+    # the reference: no copies, every side converted from the user's objects on the spot
+    monkeypatch.setattr("modelotel._payload.emit.snapshot", lambda value, caps: NOT_COPIED)
+    direct = part.build(_Ended(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
+    assert copied == direct
+    assert skipped == dict(health.skipped)

@@ -227,6 +227,7 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     lp = LoggerProvider()
     lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     saved = runtime.providers()
+    drain()  # payload records of earlier calls go to their own providers, counted before
     # start from zero: counts of calls made before the capture are not the test's
     for model in list(runtime.models.values()):
         model.serving.reset()
