@@ -210,7 +210,7 @@ def shutdown(timeout: float | None = None) -> bool:
     deadline = _deadline(timeout, setup)
     end = time.monotonic() + deadline
     # Payload records first: the worker emits them into the logger provider shut down below.
-    drained = finish_payloads(deadline)
+    drained, cut = finish_payloads(deadline)
     if setup is None or not active:
         return drained
     deadline = max(end - time.monotonic(), 0.001)
@@ -234,6 +234,8 @@ def shutdown(timeout: float | None = None) -> bool:
     finished = finished and drained
     if not finished:
         counts = _count_unexported(setup)
+        if cut:
+            counts[A.REASON_PAYLOAD_WORKER_SHUTDOWN_TIMEOUT] = cut
         _logger.warning(
             "modelotel: shutdown did not finish within %.1f s (is the OTLP collector "
             "reachable?); unexported telemetry was dropped and counted in "

@@ -105,14 +105,18 @@ class Worker:
             self._start()  # none yet, or one that died: the queue is not lost
         return marker.event.wait(timeout)
 
-    def finish(self, timeout: float) -> bool:
-        """:meth:`drain`; what is still queued when ``timeout`` is up is dropped and counted."""
+    def finish(self, timeout: float) -> tuple[bool, int]:
+        """:meth:`drain`; what is still queued when ``timeout`` is up is dropped and counted.
+
+        Returns:
+            Whether every job ran in time, and how many were dropped.
+        """
         if self.drain(timeout):
-            return True
+            return True, 0
         left = sum(not isinstance(job, _Marker) for job in self._take_all())
         if left:
             count_dropped(tn.REASON_PAYLOAD_WORKER_SHUTDOWN_TIMEOUT, left)
-        return False
+        return False, left
 
     def _take_all(self) -> list[Job]:
         taken: list[Job] = []
@@ -163,10 +167,10 @@ def payload_worker() -> Worker:
     return runtime.store(WORKER, Worker)
 
 
-def finish_payloads(timeout: float) -> bool:
-    """Drain the payload worker within ``timeout`` s, counting what is left; True if none made."""
+def finish_payloads(timeout: float) -> tuple[bool, int]:
+    """Drain the payload worker within ``timeout`` s; (drained in time, records dropped)."""
     worker: Worker | None = runtime.existing_store(WORKER)
-    return True if worker is None else worker.finish(timeout)
+    return (True, 0) if worker is None else worker.finish(timeout)
 
 
 def drain_payloads(timeout: float) -> bool:
