@@ -463,3 +463,26 @@ def test_a_record_from_call_time_copies_equals_the_record_from_the_originals(
     direct = part.build(_Ended(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
     assert copied == direct
     assert skipped == dict(health.skipped)
+
+
+def test_every_kept_call_of_many_threads_is_delivered_or_counted(
+    cap: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(payload_worker(), "capacity", 8)  # small: records may be dropped
+    predict = _model("threads")
+    calls_per_thread, threads = 60, 6
+
+    def work(t: int) -> None:
+        for i in range(calls_per_thread):
+            assert predict([float(t * 1000 + i)]) == [0.5]
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    delivered = {_inputs(r)[""][0] for r in _records(cap)}
+    dropped = health.dropped[tn.REASON_PAYLOAD_WORKER_QUEUE_FULL]
+    assert len(delivered) + dropped == calls_per_thread * threads
+    sampled = [s for s in cap.spans() if (s.attributes or {}).get(tn.ML_PAYLOAD_SAMPLED)]
+    assert len(sampled) == len(delivered)  # the span says sampled exactly when it was queued
