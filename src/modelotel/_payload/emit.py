@@ -13,7 +13,10 @@ Example:
     ('rate', None)
 
 Per call, a call that is not kept costs one string compare. Everything else runs only for
-kept calls, inside the guard that the prediction puts around every part.
+kept calls: on the calling thread, inside the guard that the prediction puts around every
+part, the record budgets and a call-time copy of the values (:meth:`PayloadPart.prepare`);
+on the payload worker (:mod:`modelotel._payload.worker`), inside this part's own guard,
+conversion, redaction, JSON, the byte budgets and ``Logger.emit`` (:meth:`PayloadPart.deliver`).
 """
 
 from __future__ import annotations
