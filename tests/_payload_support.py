@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from modelotel import attributes as tn
 from modelotel._runtime import runtime
 from modelotel._types import MISSING
+from modelotel.testing import drain
 
 _ids = itertools.count(1)
 
@@ -58,6 +59,7 @@ class Sink:
         self.lp.shutdown()
 
     def logs(self, event: str | None = None) -> list[Any]:
+        drain()  # payload records are finished on the payload worker
         recs = [r.log_record for r in self.log_exporter.get_finished_logs()]
         return [r for r in recs if event is None or r.event_name == event]
 
@@ -121,6 +123,7 @@ def run(part: Any, call: SimpleNamespace) -> None:
     if logger is not None:
         part._logger = lambda: logger
     part.end(call)
+    drain()  # the worker finishes the record: read it (and its counters) after this
 
 
 def no_logger() -> Any:

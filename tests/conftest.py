@@ -25,6 +25,7 @@ import pytest
 from hypothesis import settings
 
 from modelotel import _safety
+from modelotel._payload.worker import drain_payloads
 from modelotel._runtime import runtime
 
 # CI replays the same examples every run (no flakes from a new random draw on a clean clone);
@@ -39,6 +40,8 @@ def _strict_mode(request: pytest.FixtureRequest) -> Iterator[None]:
     _safety.set_strict(True)
     _safety.health.reset()
     yield
+    # payload records of the test's calls are finished (and their errors counted) now
+    drain_payloads(30.0)
     # the settings are the environment as modelotel parsed it: a test that changed the
     # environment (monkeypatch, already undone here) leaves them as they were before it
     runtime.reload_settings()

@@ -142,6 +142,7 @@ class _Call:
         self.prediction_id = "0123456789abcdef"
         self.error = None
         self.checks_fired: list[str] = []
+        self.span = None
 
 
 @pytest.mark.parametrize("name", sorted(ARRAYS))

@@ -297,18 +297,20 @@ def test_inputs_are_not_mutated(sink: Sink) -> None:
     assert arr.flags.writeable
 
 
-def test_an_internal_failure_is_guarded_by_the_caller(expect_internal_errors: list[Any]) -> None:
+def test_an_internal_failure_on_the_payload_worker_is_guarded_there_and_counted(
+    expect_internal_errors: list[Any],
+) -> None:
     hook = _hook()
 
     class BrokenLogger:
         def emit(self, **kw: Any) -> None:
             raise RuntimeError("exporter bug")
 
-    with pytest.raises(RuntimeError):
-        run(hook, fake_call(inputs=[1], outputs=[1], logger=BrokenLogger()))
-    # Call.finish wraps every hook in the guard; here nothing was swallowed.
-    assert expect_internal_errors == []
-    assert health.errors == {}
+    call = fake_call(inputs=[1], outputs=[1], logger=BrokenLogger())
+    run(hook, call)  # returns: the record is built and emitted on the worker, in its guard
+    assert call.span_attributes == {tn.ML_PAYLOAD_SAMPLED: True}  # queued, then lost: counted
+    assert [(c, str(e)) for c, e in expect_internal_errors] == [("payload", "exporter bug")]
+    assert health.errors == {"payload": 1}
 
 
 def test_field_attributes_are_capped_below_the_sdk_attribute_limit(sink: Sink) -> None:

@@ -36,6 +36,12 @@ providers are created with ``shutdown_on_exit=False`` and one ``atexit`` hook of
 applies the same deadline at interpreter exit. Whatever is still queued then is dropped and
 counted (``ml.telemetry.dropped{ml.telemetry.reason="shutdown_timeout"}``).
 
+Payload records are finished by modelotel's payload worker after their call returned
+(:mod:`modelotel._payload.worker`): :func:`shutdown` and :func:`force_flush` first wait for
+the records it has queued, within the same deadline, and only then flush the logger
+provider; records still queued when a shutdown's deadline passes are counted
+(``payload_worker_shutdown_timeout``).
+
 Fork: after ``os.fork()`` (gunicorn, uvicorn workers, ``multiprocessing``) the SDK restarts
 its worker threads, clears the inherited span / log queues (nothing the parent buffered is
 exported by the child) and refreshes ``service.instance.id``. modelotel adds what it does
@@ -57,6 +63,7 @@ from typing import Any
 
 from modelotel import _accounting, _exporters, _instruments, _providers, _safety
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
+from modelotel._payload.worker import drain_payloads, finish_payloads
 from modelotel._runtime import runtime
 
 __all__ = ["configure", "force_flush", "shutdown"]
@@ -197,10 +204,16 @@ def shutdown(timeout: float | None = None) -> bool:
     done = _configured()
     with done.lock:
         setup = done.setup
-        if setup is None or setup.disabled or setup.shut_down:
-            return True
-        setup.shut_down = True
+        active = not (setup is None or setup.disabled or setup.shut_down)
+        if setup is not None and active:
+            setup.shut_down = True
     deadline = _deadline(timeout, setup)
+    end = time.monotonic() + deadline
+    # Payload records first: the worker emits them into the logger provider shut down below.
+    drained, cut = finish_payloads(deadline)
+    if setup is None or not active:
+        return drained
+    deadline = max(end - time.monotonic(), 0.001)
     ms = deadline * 1000.0
     tasks: list[tuple[str, Callable[[], object]]] = []
     if setup.tracer_provider is not None:
@@ -218,8 +231,11 @@ def shutdown(timeout: float | None = None) -> bool:
         if hasattr(provider, "force_flush"):
             tasks.append((f"flush-{name}", _bind(provider.force_flush, timeout_millis=ms)))
     finished, _ = _run_with_deadline("shutdown", tasks, deadline)
+    finished = finished and drained
     if not finished:
         counts = _count_unexported(setup)
+        if cut:
+            counts[A.REASON_PAYLOAD_WORKER_SHUTDOWN_TIMEOUT] = cut
         _logger.warning(
             "modelotel: shutdown did not finish within %.1f s (is the OTLP collector "
             "reachable?); unexported telemetry was dropped and counted in "
@@ -237,9 +253,13 @@ def force_flush(timeout: float | None = None) -> bool:
         True if every flush finished in time and succeeded.
     """
     setup = _configured().setup
-    if setup is None or setup.disabled or setup.shut_down:
-        return True
     deadline = _deadline(timeout, setup)
+    end = time.monotonic() + deadline
+    # Records queued for the payload worker reach the logger provider before it flushes.
+    drained = drain_payloads(deadline)
+    if setup is None or setup.disabled or setup.shut_down:
+        return drained
+    deadline = max(end - time.monotonic(), 0.001)
     ms = deadline * 1000.0
     targets = [c for c in (setup.tracer_provider, setup.logger_provider) if c is not None]
     targets += setup.metric_readers  # see shutdown(): not MeterProvider.force_flush()
@@ -251,7 +271,7 @@ def force_flush(timeout: float | None = None) -> bool:
         if hasattr(c, "force_flush")
     ]
     finished, results = _run_with_deadline("flush", tasks, deadline)
-    return finished and all(r is not False for r in results)
+    return drained and finished and all(r is not False for r in results)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -319,17 +339,18 @@ def _normalize_headers(headers: Mapping[str, str] | str | None) -> dict[str, str
 # --- deadlines ---------------------------------------------------------------------------
 
 
-def _deadline(timeout: float | None, setup: _providers.Setup) -> float:
+def _deadline(timeout: float | None, setup: _providers.Setup | None) -> float:
+    default = setup.shutdown_timeout if setup is not None else runtime.settings.shutdown_timeout
     if timeout is None:
-        return setup.shutdown_timeout
+        return default
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         _safety.health.warn_once(
             "setup.bad_timeout",
             "modelotel: timeout=%r is not a positive number of seconds; using %s",
             timeout,
-            setup.shutdown_timeout,
+            default,
         )
-        return setup.shutdown_timeout
+        return default
     return float(timeout)
 
 

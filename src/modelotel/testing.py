@@ -21,8 +21,11 @@ A window of statistics closes at a collection that finds new values: looking twi
 (``collect()``, ``metric()``) without a call in between sees the same window, so the drift
 of every feature can be read one ``metric()`` at a time.
 Spans are exported synchronously, so :meth:`Captured.spans` is
-complete as soon as a call returns; metrics are collected on demand (:meth:`Captured.collect`)
-and once more when the block ends, so both can be inspected after it.
+complete as soon as a call returns; payload records are finished by modelotel's payload
+worker, and :meth:`Captured.logs`, :meth:`Captured.collect` and :meth:`Captured.clear` wait
+for the records of the calls that already returned first (so do the end of the block and
+:func:`drain`); metrics are collected on demand (:meth:`Captured.collect`) and once more
+when the block ends, so both can be inspected after it.
 """
 
 from __future__ import annotations
@@ -47,10 +50,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from modelotel import _instruments
+from modelotel._payload.worker import drain_payloads
 from modelotel._runtime import runtime
 from modelotel._safety import health
 
-__all__ = ["Captured", "MetricPoint", "capture"]
+__all__ = ["Captured", "MetricPoint", "capture", "drain"]
+
+#: Seconds a reader waits at most for the payload worker (records of calls already made).
+DRAIN_TIMEOUT = 30.0
+
+
+def drain(timeout: float = DRAIN_TIMEOUT) -> bool:
+    """Wait until the payload records of the calls made so far are emitted (or dropped).
+
+    Payload records are built on a background worker after the call returns; read the
+    health counters (``ml.telemetry.dropped``) or your own log exporter after this.
+    """
+    return drain_payloads(timeout)
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,7 @@ class Captured:
         """
         if self._closed:
             return self._last
+        drain()  # the drops and cuts of payload records of calls already made are counted
         self._last = _flatten(self.metric_reader.get_metrics_data())
         return self._last
 
@@ -178,10 +195,12 @@ class Captured:
 
     def logs(self) -> list[Any]:
         """Emitted log records (``ReadableLogRecord``), in order."""
+        drain()
         return list(self.log_exporter.get_finished_logs())
 
     def clear(self) -> None:
         """Forget the spans and log records captured so far (metrics are cumulative)."""
+        drain()
         self.span_exporter.clear()
         self.log_exporter.clear()
         self._last = []
@@ -208,6 +227,7 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     lp = LoggerProvider()
     lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     saved = runtime.providers()
+    drain()  # payload records of earlier calls go to their own providers, counted before
     # start from zero: counts of calls made before the capture are not the test's
     for model in list(runtime.models.values()):
         model.serving.reset()
@@ -220,7 +240,8 @@ def capture(*, sampler: Sampler | None = None) -> Iterator[Captured]:
     try:
         yield captured
     finally:
-        # a final collection, so metrics can be inspected after the block, like spans
+        # a final collection, so metrics can be inspected after the block, like spans (it
+        # waits for the payload worker: records of the block's calls go to its provider)
         with contextlib.suppress(Exception):
             captured.collect()
         captured._closed = True

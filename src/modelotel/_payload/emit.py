@@ -13,27 +13,33 @@ Example:
     ('rate', None)
 
 Per call, a call that is not kept costs one string compare. Everything else runs only for
-kept calls, inside the guard that the prediction puts around every part.
+kept calls: on the calling thread, inside the guard that the prediction puts around every
+part, the record budgets and a call-time copy of the values (:meth:`PayloadPart.prepare`);
+on the payload worker (:mod:`modelotel._payload.worker`), inside this part's own guard,
+conversion, redaction, JSON, the byte budgets and ``Logger.emit`` (:meth:`PayloadPart.deliver`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from opentelemetry._logs import Logger, SeverityNumber
-from opentelemetry.trace import set_span_in_context
+from opentelemetry.trace import Span, set_span_in_context
 
 from modelotel import attributes as tn
 from modelotel._payload.config import PayloadConfig
 from modelotel._payload.redact import Redactor
 from modelotel._payload.sampling import TokenBucket, hex_limit, id_hash, key_hash, threshold
 from modelotel._payload.serialize import Converter, clean_text, input_rows
+from modelotel._payload.snapshot import NOT_COPIED, Caps, rows_of, snapshot
+from modelotel._payload.worker import payload_worker
 from modelotel._runtime import runtime
-from modelotel._safety import count_dropped, count_skipped
+from modelotel._safety import count_dropped, count_skipped, guard
 from modelotel._types import MISSING, Ended
 
 _MAX_KEY = 64
@@ -113,6 +119,30 @@ def _columns(value: Any, feature_names: tuple[str, ...] | None) -> Any:
     return value
 
 
+class Pending(NamedTuple):
+    """A kept call's record as the calling thread hands it to the worker.
+
+    ``inputs`` / ``outputs``: ``(value, converted)`` (None: the call has no such side),
+    where ``value`` is a call-time copy (:func:`~modelotel._payload.snapshot.snapshot`) for
+    the worker to convert, or, when ``converted``, plain data converted on the calling
+    thread with ``conv`` (None when nothing was; the worker goes on with it: the byte cap
+    is shared by both sides) and ``rows`` the inputs' rows (else taken from the copy).
+    Nothing here is a user's object that may still change.
+    """
+
+    reason: str
+    prediction_id: str
+    error_type: str | None
+    checks: list[str] | None
+    span: Span | None
+    logger: Logger
+    time_ns: int
+    conv: Converter | None
+    inputs: tuple[Any, bool] | None
+    outputs: tuple[Any, bool] | None
+    rows: int | None
+
+
 class PayloadPart:
     """The payload part of one model version: sampling decision, budgets, emission.
 
@@ -157,6 +187,16 @@ class PayloadPart:
             hash_fields=config.hash_fields,
             hmac_key=config._hmac_key,
         )
+        self._caps = Caps(
+            max_rows=config.max_rows,
+            max_items=config.max_items,
+            max_depth=config.max_depth,
+            # a copy stops here, where the converter would stop at max_bytes (a float is
+            # 24 bytes of its estimate, the smallest values a few)
+            max_elements=max(1024, config.max_bytes // 16),
+        )
+        self._worker = payload_worker()
+        self._guard = guard("payload")
         self.decide = self._decider(rate)
         self.end = self._ender()
 
@@ -219,52 +259,124 @@ class PayloadPart:
 
     # --- kept calls --------------------------------------------------------------------
     def emit(self, call: Ended, reason: str) -> bool:
-        """Build and emit the record for a kept call; ``False`` if it was dropped."""
+        """Queue the record of a kept call for the worker; ``False`` if it was dropped.
+
+        On the calling thread: the record budgets, a copy of the values
+        (:meth:`prepare`) and the queueing. The worker converts, redacts, serializes,
+        takes the byte budgets and emits (:meth:`deliver`).
+        """
         if not self._records.take():
             count_dropped(tn.REASON_PAYLOAD_BUDGET)
             return False
-        process = self._process
-        if not process.records.take():  # all models together
+        if not self._process.records.take():  # all models together
             count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS)
             return False
-        attrs = self.build(call, reason)
-        if attrs is None:
+        pending = self.prepare(call, reason)
+        if pending is None:
             return False
-        size = float(attrs[tn.ML_PAYLOAD_BYTES])
-        if not self._bytes.take(size):
-            count_dropped(tn.REASON_PAYLOAD_BUDGET_BYTES)
+        if not self._worker.submit(functools.partial(self.deliver, pending)):
+            count_dropped(tn.REASON_PAYLOAD_WORKER_QUEUE_FULL)
             return False
-        if not process.bytes.take(size):
-            count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS_BYTES)
-            return False
-        span = call.span
-        self._logger().emit(
-            event_name=tn.EVENT_PREDICTION_PAYLOAD,
-            severity_number=SeverityNumber.INFO,
-            attributes=attrs,
-            context=set_span_in_context(span) if span is not None else None,
-        )
         call.set_attribute(tn.ML_PAYLOAD_SAMPLED, True)
         return True
 
-    def build(self, call: Ended, reason: str) -> dict[str, Any] | None:
-        """The record's attributes, capped and redacted; ``None`` if the record is dropped."""
+    def prepare(self, call: Ended, reason: str) -> Pending | None:
+        """What the worker needs, taken now: nothing in it changes when the user's do."""
+        missing = self.missing
+        raw_in, raw_out = call.inputs, call.outputs
+        has_in, has_out = raw_in is not missing, raw_out is not missing
+        caps = self._caps
+        out_v = snapshot(raw_out, caps) if has_out else None
+        in_v = snapshot(raw_in, caps) if has_in else None
+        conv = None
+        rows = None
+        # A side without a copy is converted now. Outputs are converted first (usually
+        # small, and what a reader looks for first): the byte cap is shared in that order.
+        out_done = out_v is NOT_COPIED or in_v is NOT_COPIED
+        in_done = in_v is NOT_COPIED
+        if out_done:
+            conv = self._converter()
+            try:
+                if has_out:
+                    out_v = conv.convert(raw_out)
+                if in_done:
+                    in_v = conv.convert(raw_in)
+                    rows = input_rows(raw_in)
+            except Exception:  # noqa: BLE001 - user objects' methods (len, items, iloc) may raise
+                count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
+                return None
+        err = call.error
+        checks = call.checks_fired
+        return Pending(
+            reason,
+            str(call.prediction_id),
+            type(err).__qualname__ if err is not None else None,
+            [str(c) for c in checks] if checks else None,
+            call.span,
+            self._logger(),
+            time.time_ns(),
+            conv,
+            (in_v, in_done) if has_in else None,
+            (out_v, out_done) if has_out else None,
+            rows,
+        )
+
+    def _converter(self) -> Converter:
         cfg = self.config
-        conv = Converter(
+        return Converter(
             max_rows=cfg.max_rows,
             max_items=cfg.max_items,
             max_string_length=cfg.max_string_length,
             max_depth=cfg.max_depth,
             max_bytes=cfg.max_bytes,
         )
-        missing = self.missing
-        raw_in, raw_out = call.inputs, call.outputs
-        has_in, has_out = raw_in is not missing, raw_out is not missing
-        # Outputs first: they are usually small and are what a reader looks for first.
+
+    def deliver(self, pending: Pending) -> None:
+        """Build the record of ``pending``, take the byte budgets, emit it (worker thread)."""
+        with self._guard:
+            attrs = self.complete(pending)
+            if attrs is None:
+                return
+            size = float(attrs[tn.ML_PAYLOAD_BYTES])
+            if not self._bytes.take(size):
+                count_dropped(tn.REASON_PAYLOAD_BUDGET_BYTES)
+                return
+            if not self._process.bytes.take(size):
+                count_dropped(tn.REASON_PAYLOAD_BUDGET_PROCESS_BYTES)
+                return
+            span = pending.span
+            # the call's time, not the worker's; an ended span's context still links it
+            pending.logger.emit(
+                timestamp=pending.time_ns,
+                observed_timestamp=pending.time_ns,
+                event_name=tn.EVENT_PREDICTION_PAYLOAD,
+                severity_number=SeverityNumber.INFO,
+                attributes=attrs,
+                context=set_span_in_context(span) if span is not None else None,
+            )
+
+    def build(self, call: Ended, reason: str) -> dict[str, Any] | None:
+        """The record's attributes for ``call``, built now (tests, benchmarks)."""
+        pending = self.prepare(call, reason)
+        return None if pending is None else self.complete(pending)
+
+    def complete(self, p: Pending) -> dict[str, Any] | None:
+        """The record's attributes, capped and redacted; ``None`` if the record is dropped."""
+        cfg = self.config
+        conv = p.conv if p.conv is not None else self._converter()
+        has_in, has_out = p.inputs is not None, p.outputs is not None
+        rows = p.rows
         try:
-            plain_out = conv.convert(raw_out) if has_out else None
-            plain_in = conv.convert(raw_in) if has_in else None
-        except Exception:  # noqa: BLE001 - user objects' methods (len, items, iloc) may raise
+            plain_out = plain_in = None
+            if p.outputs is not None:
+                value, done = p.outputs
+                plain_out = value if done else conv.convert(value)
+            if p.inputs is not None:
+                value, done = p.inputs
+                if not done:
+                    rows = rows_of(value)
+                plain_in = value if done else conv.convert(value)
+        except Exception:  # noqa: BLE001 - the copies are plain; kept like the calling side
             count_dropped(tn.REASON_PAYLOAD_SERIALIZE_ERROR)
             return None
         plain_in = _columns(plain_in, self._feature_names)
@@ -303,8 +415,8 @@ class PayloadPart:
         attrs: dict[str, Any] = {
             tn.ML_MODEL_NAME: self.model,
             tn.ML_MODEL_VERSION: self.version,
-            tn.ML_PREDICTION_ID: str(call.prediction_id),
-            tn.ML_PAYLOAD_SAMPLE_REASON: reason,
+            tn.ML_PREDICTION_ID: p.prediction_id,
+            tn.ML_PAYLOAD_SAMPLE_REASON: p.reason,
         }
         sized: list[tuple[int, str]] = []
         # At most MAX_FIELD_ATTRIBUTES field attributes per record (the SDK keeps 128
@@ -344,10 +456,8 @@ class PayloadPart:
                 del attrs[key]
                 total -= n
             conv.reasons.add(tn.REASON_PAYLOAD_BYTES)
-        if has_in:
-            rows = input_rows(raw_in)
-            if rows is not None:
-                attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] = rows
+        if rows is not None:
+            attrs[tn.ML_PAYLOAD_ORIGINAL_ROWS] = rows
         if conv.truncated:
             attrs[tn.ML_PAYLOAD_TRUNCATED] = True
             attrs[tn.ML_PAYLOAD_ORIGINAL_BYTES] = int(total + conv.cut_bytes)
@@ -355,10 +465,10 @@ class PayloadPart:
                 count_skipped(r)
         if red.changed:
             attrs[tn.ML_PAYLOAD_REDACTED] = True
-        if call.error is not None:
-            attrs[tn.ERROR_TYPE] = type(call.error).__qualname__
-        if call.checks_fired:
-            attrs[tn.ML_CHECKS_FIRED] = [str(c) for c in call.checks_fired]
+        if p.error_type is not None:
+            attrs[tn.ERROR_TYPE] = p.error_type
+        if p.checks:
+            attrs[tn.ML_CHECKS_FIRED] = p.checks
         attrs[tn.ML_PAYLOAD_BYTES] = total
         return attrs
 

@@ -75,6 +75,23 @@ def input_rows(obj: object) -> int | None:
     return None
 
 
+class Capped:
+    """A capped copy of a user's container that still knows the original's size.
+
+    Made by :mod:`modelotel._payload.snapshot` on the calling thread, converted later on the
+    payload worker: the converter reads ``value`` (a list, dict, numpy array or DataFrame,
+    already cut to the caps) but counts cuts, reasons and ``original_bytes`` on ``size``
+    (``len()`` of a list or dict, ``shape`` of an array or frame), exactly as if it read
+    the original.
+    """
+
+    __slots__ = ("size", "value")
+
+    def __init__(self, value: Any, size: Any) -> None:
+        self.value = value
+        self.size = size
+
+
 class Converter:
     """One conversion's caps and bookkeeping. Make a new one (or :meth:`reset`) per record."""
 
@@ -166,6 +183,8 @@ class Converter:
             return self._marker("[depth]")
         if isinstance(obj, np.ndarray):
             return self._array(obj, depth, rows)
+        if type(obj) is Capped:
+            return self._capped(obj, depth, rows)
         if isinstance(obj, Mapping):
             return self._mapping(obj.items(), obj, len(obj), depth, rows)
         if isinstance(obj, (list, tuple, set, frozenset)):
@@ -190,6 +209,16 @@ class Converter:
         if isinstance(obj, (Iterator, AsyncIterator)) or inspect.isgenerator(obj):
             return self._marker("[iterator]")
         return self._repr(obj)
+
+    def _capped(self, obj: Capped, depth: int, rows: bool) -> Any:
+        value, size = obj.value, obj.size
+        if isinstance(value, np.ndarray):
+            return self._array(value, depth, rows, size)
+        if isinstance(value, dict):
+            return self._mapping(value.items(), value, size, depth, rows)
+        if isinstance(value, list):
+            return self._sequence(value, depth, rows, size)
+        return self._frame(value, depth, size)
 
     def _scalar(self, obj: np.generic, depth: int, rows: bool) -> Any:
         # Every numpy scalar type becomes a plain value; ``item()`` alone is not enough:
@@ -266,11 +295,13 @@ class Converter:
             return self._str(str(self._plain(key, 0, False)))
         return self._repr(key)
 
-    def _sequence(self, obj: Any, depth: int, rows: bool) -> list[Any] | str:
+    def _sequence(
+        self, obj: Any, depth: int, rows: bool, size: int | None = None
+    ) -> list[Any] | str:
         if not self._enter(obj):
             return self._marker("[circular]")
         try:
-            n = len(obj)
+            n = len(obj) if size is None else size
             cap = self.max_rows if rows else self.max_items
             out: list[Any] = []
             start = self.remaining
@@ -290,15 +321,24 @@ class Converter:
         finally:
             self._path.discard(id(obj))
 
-    def _array(self, a: np.ndarray[Any, Any], depth: int, rows: bool) -> Any:
+    def _array(
+        self,
+        a: np.ndarray[Any, Any],
+        depth: int,
+        rows: bool,
+        shape: tuple[int, ...] | None = None,
+    ) -> Any:
         if a.ndim == 0:
             return self._plain(a.item(), depth, rows)
         cap = self.max_rows if rows else self.max_items
         index = (slice(0, cap),) + (slice(0, self.max_items),) * (a.ndim - 1)
         view = a[index]
-        if view.shape[0] < a.shape[0]:
+        # ``shape``: the original's, when ``a`` is a capped copy of it (a Capped snapshot)
+        full = a.shape if shape is None else shape
+        size = math.prod(full)
+        if view.shape[0] < full[0]:
             self.reasons.add(tn.REASON_PAYLOAD_ROWS if rows else tn.REASON_PAYLOAD_ITEMS)
-        if view.size < a.size and view.shape[1:] != a.shape[1:]:
+        if view.size < size and view.shape[1:] != full[1:]:
             self.reasons.add(tn.REASON_PAYLOAD_ITEMS)
         kind = a.dtype.kind
         per = (
@@ -316,7 +356,7 @@ class Converter:
         if fit < view.shape[0]:
             self.reasons.add(tn.REASON_PAYLOAD_BYTES)
             view = view[:fit]
-        self.cut_bytes += (a.size - view.size) * a.dtype.itemsize
+        self.cut_bytes += (size - view.size) * a.dtype.itemsize
         if kind in "fc" and a.dtype.itemsize > (8 if kind == "f" else 16):
             # longdouble / clongdouble: tolist() would keep numpy scalars; float64 is plenty
             with np.errstate(all="ignore"):
@@ -346,10 +386,11 @@ class Converter:
             return [self._nested(v, depth + 1) for v in values]
         return self._plain(values, depth, False)
 
-    def _frame(self, df: Any, depth: int) -> dict[str, Any]:
-        n_rows, n_cols = (int(x) for x in df.shape)
+    def _frame(self, df: Any, depth: int, shape: tuple[int, int] | None = None) -> dict[str, Any]:
+        # ``shape``: the original's, when ``df`` is a capped copy of it (a Capped snapshot)
+        n_rows, n_cols = (int(x) for x in (df.shape if shape is None else shape))
         # (a frame within the caps is read as it is: a slice costs ~100 us of pandas)
-        fits = n_rows <= self.max_rows and n_cols <= self.max_items
+        fits = df.shape[0] <= self.max_rows and df.shape[1] <= self.max_items
         sub = df if fits else df.iloc[: self.max_rows, : self.max_items]
         if n_rows > self.max_rows:
             self._cut(tn.REASON_PAYLOAD_ROWS, (n_rows - self.max_rows) * n_cols * 8)
