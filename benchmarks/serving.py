@@ -301,6 +301,12 @@ def _flush() -> None:
     from opentelemetry import trace
     from opentelemetry._logs import get_logger_provider
 
+    from modelotel.testing import drain
+
+    # the payload records that the calls queued are built on modelotel's worker thread:
+    # their CPU belongs to the variant that made them, not to the next one measured
+    drain()
+
     for provider in (trace.get_tracer_provider(), get_logger_provider()):
         flush = getattr(provider, "force_flush", None)
         if flush is not None:
