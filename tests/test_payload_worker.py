@@ -197,21 +197,32 @@ def test_the_span_says_sampled_and_the_record_carries_the_calls_ids_and_time(
     assert record.observed_timestamp == record.timestamp
 
 
-def test_a_full_queue_drops_the_record_counted_and_the_call_is_unaffected(
+def test_with_the_queue_full_the_calling_thread_builds_the_record_and_none_is_lost(
     cap: Captured, gate: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(payload_worker(), "capacity", 1)
+    builders: list[int] = []
+    complete = PayloadPart.complete
+
+    def spy(self: PayloadPart, pending: Any) -> Any:
+        builders.append(threading.get_ident())
+        return complete(self, pending)
+
+    monkeypatch.setattr(PayloadPart, "complete", spy)
     predict = _model("full-queue")
     assert predict([1.0]) == [0.5]  # queued: the one free place
-    assert predict([2.0]) == [0.5]  # the queue is full: dropped, counted
-    assert health.dropped[tn.REASON_PAYLOAD_WORKER_QUEUE_FULL] == 1
+    assert predict([2.0]) == [0.5]  # the queue is full: built here, at once
+    assert builders == [threading.get_ident()]  # the first waits behind the gate
     first, second = cap.spans()
     assert first.attributes is not None
     assert second.attributes is not None
     assert first.attributes.get(tn.ML_PAYLOAD_SAMPLED) is True
-    assert tn.ML_PAYLOAD_SAMPLED not in second.attributes
+    assert second.attributes.get(tn.ML_PAYLOAD_SAMPLED) is True
     gate.open()
-    assert [_inputs(r) for r in _records(cap)] == [{"": [1.0]}]
+    assert sorted(_inputs(r)[""][0] for r in _records(cap)) == [1.0, 2.0]
+    assert len(builders) == 2
+    assert builders[1] != threading.get_ident()  # the first, built by the worker
+    assert not any(v for k, v in health.dropped.items() if k.startswith("payload"))
 
 
 @pytest.mark.parametrize("finish", ["force_flush", "shutdown"])
@@ -465,10 +476,10 @@ def test_a_record_from_call_time_copies_equals_the_record_from_the_originals(
     assert skipped == dict(health.skipped)
 
 
-def test_every_kept_call_of_many_threads_is_delivered_or_counted(
+def test_every_kept_call_of_many_threads_is_delivered(
     cap: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(payload_worker(), "capacity", 8)  # small: records may be dropped
+    monkeypatch.setattr(payload_worker(), "capacity", 8)  # small: often full
     predict = _model("threads")
     calls_per_thread, threads = 60, 6
 
@@ -481,8 +492,9 @@ def test_every_kept_call_of_many_threads_is_delivered_or_counted(
         th.start()
     for th in pool:
         th.join()
-    delivered = {_inputs(r)[""][0] for r in _records(cap)}
-    dropped = health.dropped[tn.REASON_PAYLOAD_WORKER_QUEUE_FULL]
-    assert len(delivered) + dropped == calls_per_thread * threads
+    delivered = [_inputs(r)[""][0] for r in _records(cap)]
+    assert sorted(delivered) == sorted(
+        float(t * 1000 + i) for t in range(threads) for i in range(calls_per_thread))
+    assert not any(v for k, v in health.dropped.items() if k.startswith("payload"))
     sampled = [s for s in cap.spans() if (s.attributes or {}).get(tn.ML_PAYLOAD_SAMPLED)]
-    assert len(sampled) == len(delivered)  # the span says sampled exactly when it was queued
+    assert len(sampled) == len(delivered)

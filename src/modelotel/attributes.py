@@ -40,9 +40,9 @@ ML_PREDICTION_ID: Final = "ml.prediction.id"
 ML_INPUT_ROWS: Final = "ml.input.rows"
 ML_INPUT_FEATURES: Final = "ml.input.features"
 #: Span attribute: a payload record was queued for this call (set before the span ends).
-#: The record is finished on the payload worker; if it is dropped there (byte budget,
-#: serialize error, redact hook, shutdown deadline), ``ml.telemetry.dropped`` counts it
-#: under its reason.
+#: The record is finished on the payload worker (on the calling thread while the worker's
+#: queue is full); if it is dropped then (byte budget, serialize error, redact hook,
+#: shutdown deadline), ``ml.telemetry.dropped`` counts it under its reason.
 ML_PAYLOAD_SAMPLED: Final = "ml.payload.sampled"
 #: Span attribute: the names of the silent-failure checks that fired in this call.
 ML_CHECKS_FIRED: Final = "ml.checks.fired"
@@ -196,9 +196,6 @@ REASON_PAYLOAD_BUDGET_PROCESS_BYTES: Final = "payload_budget_process_bytes"
 REASON_PAYLOAD_REDACT_HOOK_ERROR: Final = "payload_redact_hook_error"
 REASON_PAYLOAD_REDACT_HOOK_DROPPED: Final = "payload_redact_hook_dropped"
 REASON_PAYLOAD_SERIALIZE_ERROR: Final = "payload_serialize_error"
-#: The payload worker's queue was full: the kept call's record was not queued (and its
-#: span has no ``ml.payload.sampled``).
-REASON_PAYLOAD_WORKER_QUEUE_FULL: Final = "payload_worker_queue_full"
 #: Still queued for the payload worker when ``shutdown()`` (or the exit hook) ran out of time.
 REASON_PAYLOAD_WORKER_SHUTDOWN_TIMEOUT: Final = "payload_worker_shutdown_timeout"
 #: Skipped parts (``ml.telemetry.skipped``): the record was sent, capped (truncated=true).

@@ -263,7 +263,8 @@ class PayloadPart:
 
         On the calling thread: the record budgets, a copy of the values
         (:meth:`prepare`) and the queueing. The worker converts, redacts, serializes,
-        takes the byte budgets and emits (:meth:`deliver`).
+        takes the byte budgets and emits (:meth:`deliver`); with its queue full, the
+        calling thread does that itself.
         """
         if not self._records.take():
             count_dropped(tn.REASON_PAYLOAD_BUDGET)
@@ -275,8 +276,10 @@ class PayloadPart:
         if pending is None:
             return False
         if not self._worker.submit(functools.partial(self.deliver, pending)):
-            count_dropped(tn.REASON_PAYLOAD_WORKER_QUEUE_FULL)
-            return False
+            # the worker is behind (a burst the budgets let through): this record is built
+            # here, as it was before there was a worker, rather than lost; the calling
+            # threads pay for it only while the queue stays full
+            self.deliver(pending)
         call.set_attribute(tn.ML_PAYLOAD_SAMPLED, True)
         return True
 
