@@ -9,6 +9,11 @@ Example:
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
@@ -129,3 +134,22 @@ def run(part: Any, call: SimpleNamespace) -> None:
 def no_logger() -> Any:
     """The logger of a payload part whose records go to the fake call's logger (see run)."""
     raise AssertionError("a payload part built for a test logged without a logger")
+
+
+def in_child(body: Callable[[], object], alarm_s: int = 10) -> int:
+    """Run ``body`` in a forked child; its exit code: 0 when it returned something truthy,
+    2 when not, 1 when it raised (and SIGALRM's after ``alarm_s``: a deadlock fails)."""
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork() in a process with threads (pytest's, the SDK's)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            signal.alarm(alarm_s)
+            code = 0 if body() else 2
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import modelotel
+from _payload_support import fake_call
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
 from modelotel._payload.emit import PayloadPart, _dumps
@@ -135,21 +136,11 @@ def test_a_raw_void_longer_than_the_string_cap_is_cut_and_counted() -> None:
     assert A.REASON_PAYLOAD_STRING in conv.reasons
 
 
-class _Call:
-    def __init__(self, inputs: Any, outputs: Any) -> None:
-        self.inputs = inputs
-        self.outputs = outputs
-        self.prediction_id = "0123456789abcdef"
-        self.error = None
-        self.checks_fired: list[str] = []
-        self.span = None
-
-
 @pytest.mark.parametrize("name", sorted(ARRAYS))
 def test_records_of_every_dtype_are_built(name: str) -> None:
     part = PayloadPart(model="m", version="1", rate=1.0, logger=lambda: None,
                        config=modelotel.PayloadConfig(max_records_per_second=1e9))
-    attrs = part.build(_Call({"x": ARRAYS[name]}, ARRAYS[name]),  # type: ignore[arg-type]
+    attrs = part.build(fake_call(inputs={"x": ARRAYS[name]}, outputs=ARRAYS[name]),  # type: ignore[arg-type]
                        A.PAYLOAD_REASON_RATE)
     assert attrs is not None
     assert attrs[A.ML_PAYLOAD_BYTES] > 0

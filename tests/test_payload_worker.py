@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelotel
+from _payload_support import fake_call, in_child
 from modelotel import attributes as tn
 from modelotel._payload.emit import PayloadPart
 from modelotel._payload.serialize import Converter, input_rows
@@ -74,6 +72,23 @@ def _model(name: str, **cfg: Any) -> Any:
     return modelotel.instrument(
         model=name, payload=modelotel.PayloadConfig(sample_rate=1.0, **BIG, **cfg)
     )(predict)
+
+
+def _builders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The threads that build records from now on, in order (a spy on ``complete``)."""
+    builders: list[int] = []
+    complete = PayloadPart.complete
+
+    def spy(self: PayloadPart, pending: Any) -> Any:
+        builders.append(threading.get_ident())
+        return complete(self, pending)
+
+    monkeypatch.setattr(PayloadPart, "complete", spy)
+    return builders
+
+
+def _call(inputs: Any, outputs: Any) -> Any:
+    return fake_call(inputs=inputs, outputs=outputs, pid="0123456789abcdef")
 
 
 def _records(cap: Captured) -> list[Any]:
@@ -201,14 +216,7 @@ def test_with_the_queue_full_the_calling_thread_builds_the_record_and_none_is_lo
     cap: Captured, gate: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(payload_worker(), "capacity", 1)
-    builders: list[int] = []
-    complete = PayloadPart.complete
-
-    def spy(self: PayloadPart, pending: Any) -> Any:
-        builders.append(threading.get_ident())
-        return complete(self, pending)
-
-    monkeypatch.setattr(PayloadPart, "complete", spy)
+    builders = _builders(monkeypatch)
     predict = _model("full-queue")
     assert predict([1.0]) == [0.5]  # queued: the one free place
     assert predict([2.0]) == [0.5]  # the queue is full: built here, at once
@@ -257,14 +265,7 @@ def test_records_still_queued_at_the_shutdown_deadline_are_counted_dropped(
 def test_the_calling_thread_never_builds_the_record(
     cap: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builders: list[int] = []
-    complete = PayloadPart.complete
-
-    def spy(self: PayloadPart, pending: Any) -> Any:
-        builders.append(threading.get_ident())
-        return complete(self, pending)
-
-    monkeypatch.setattr(PayloadPart, "complete", spy)
+    builders = _builders(monkeypatch)
     predict = _model("off-thread")
     for i in range(3):
         predict({"f0": float(i)})
@@ -306,22 +307,6 @@ def test_jobs_queued_for_a_worker_thread_that_died_are_still_run() -> None:
     assert done == [1]
 
 
-def _in_child(body: Any) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            signal.alarm(10)  # a deadlock fails the test instead of hanging it
-            code = 0 if body() else 2
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_builds_its_records_on_its_own_worker(cap: Captured, gate: Gate) -> None:
     predict = _model("forked")
@@ -351,7 +336,7 @@ def test_a_forked_child_builds_its_records_on_its_own_worker(cap: Captured, gate
             and threading.get_ident() not in builders
         )
 
-    assert _in_child(child) == 0
+    assert in_child(child) == 0
     gate.open()
     assert [_inputs(r) for r in _records(cap)] == [{"": [1.0]}]
 
@@ -436,16 +421,6 @@ def test_values_without_a_faithful_copy_are_converted_on_the_calling_thread() ->
         assert snapshot(value, caps) is NOT_COPIED, value
 
 
-class _Ended:
-    def __init__(self, inputs: Any, outputs: Any) -> None:
-        self.inputs = inputs
-        self.outputs = outputs
-        self.prediction_id = "0123456789abcdef"
-        self.error = None
-        self.checks_fired: list[str] = []
-        self.span = None
-
-
 MIXED = {
     "array in, list out": (np.arange(30.0).reshape(15, 2), [0.1] * 12),
     "records in, set out": ([{"a": i, "b": "x" * 30} for i in range(12)], {1, 2}),
@@ -466,12 +441,12 @@ def test_a_record_from_call_time_copies_equals_the_record_from_the_originals(
     cfg = modelotel.PayloadConfig(max_rows=10, max_items=20, max_string_length=20,
                                   max_depth=3, max_bytes=600, **BIG)
     part = PayloadPart(model="m", version="1", rate=1.0, config=cfg, logger=lambda: None)
-    copied = part.build(_Ended(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
+    copied = part.build(_call(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
     skipped = dict(health.skipped)
     health.reset()
     # the reference: no copies, every side converted from the user's objects on the spot
     monkeypatch.setattr("modelotel._payload.emit.snapshot", lambda value, caps: NOT_COPIED)
-    direct = part.build(_Ended(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
+    direct = part.build(_call(inputs, outputs), tn.PAYLOAD_REASON_RATE)  # type: ignore[arg-type]
     assert copied == direct
     assert skipped == dict(health.skipped)
 
