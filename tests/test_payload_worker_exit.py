@@ -57,3 +57,35 @@ def test_records_queued_for_the_worker_are_exported_at_shutdown_and_exit(shutdow
         payloads = [r for r in rx.log_records() if "ml.payload.sample_reason" in r.attributes]
         inputs = sorted(json.loads(r.attributes["ml.payload.inputs"]) for r in payloads)
         assert inputs == [float(i) for i in range(20)]
+
+
+ONE_DEADLINE = """
+import atexit, json
+finished = []
+atexit.register(lambda: print(json.dumps(finished), flush=True))  # runs last: registered first
+import modelotel
+from modelotel import setup
+from modelotel._payload import worker
+
+finish = worker.Worker.finish
+def spy(self, timeout):
+    finished.append(timeout)
+    return finish(self, timeout)
+worker.Worker.finish = spy
+
+setup.configure(service_name="once", endpoint={url!r}, export_interval_ms=60000,
+                shutdown_timeout=2.5)
+predict = modelotel.instrument(model="m", version="1",
+                               payload=modelotel.PayloadConfig(sample_rate=1.0))(lambda x: x)
+predict(1.0)
+"""
+
+
+def test_at_exit_after_configure_the_worker_is_drained_once_within_its_deadline() -> None:
+    # the worker's own exit hook (for processes that never call configure()) would wait its
+    # own deadline before configure()'s shutdown waited another one
+    with OTLPHTTPReceiver() as rx:
+        proc = run_python(ONE_DEADLINE.format(url=rx.url), env=clean_env())
+        assert proc.returncode == 0, proc.stderr
+        (line,) = [x for x in proc.stdout.splitlines() if x.startswith("[")]
+        assert json.loads(line) == [2.5]  # once, by shutdown(), with configure()'s deadline

@@ -181,6 +181,10 @@ def drain_payloads(timeout: float) -> bool:
 
 
 _exit_hook: list[bool] = []
+#: Set by ``modelotel.configure()``: its exit hook runs ``shutdown()``, which drains this
+#: worker first within the one deadline it has; this hook then leaves it to that one (two
+#: hooks each waiting their own deadline would make an exit take twice as long).
+DRAINED_BY_SHUTDOWN: list[bool] = []
 
 
 def _register_exit_hook() -> None:
@@ -193,5 +197,7 @@ def _register_exit_hook() -> None:
 
 
 def _at_exit() -> None:
+    if DRAINED_BY_SHUTDOWN:
+        return
     with guard("payload.atexit"):
         finish_payloads(runtime.settings.shutdown_timeout)
