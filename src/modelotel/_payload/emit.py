@@ -277,8 +277,8 @@ class PayloadPart:
             return False
         if not self._worker.submit(functools.partial(self.deliver, pending)):
             # the worker is behind (a burst the budgets let through): this record is built
-            # here, as it was before there was a worker, rather than lost; the calling
-            # threads pay for it only while the queue stays full
+            # here rather than lost; the calling threads pay for it only while the queue
+            # stays full
             self.deliver(pending)
         call.set_attribute(tn.ML_PAYLOAD_SAMPLED, True)
         return True

@@ -13,9 +13,9 @@ A kept call's record is converted, redacted, serialized and emitted here, after 
 has returned, so the calling thread pays only for the sampling decision, the record
 budgets and a copy of the values (:mod:`modelotel._payload.snapshot`). The queue is
 bounded (:data:`QUEUE_CAPACITY` jobs): a full queue refuses the job at once and the caller
-builds that record itself (a burst is paid for by the calls that make it, as before there
-was a worker, and nothing is lost); the calling thread never waits and takes no lock of
-ours (a ``queue.SimpleQueue``: ``qsize`` and ``put`` are single C calls).
+builds that record itself (a burst is paid for by the calls that make it, and nothing is
+lost); the calling thread never waits and takes no lock of ours (a ``queue.SimpleQueue``:
+``qsize`` and ``put`` are single C calls).
 
 The thread starts with the first job, and again in a forked child (threads do not survive
 a fork; the jobs the parent had queued are the parent's to finish) or if it ever died (the
