@@ -63,8 +63,7 @@ from typing import Any
 
 from modelotel import _accounting, _exporters, _instruments, _providers, _safety
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
-from modelotel._payload import worker
-from modelotel._payload.worker import drain_payloads, finish_payloads
+from modelotel._payload.worker import defer_exit_drain, drain_payloads, finish_payloads
 from modelotel._runtime import runtime
 
 __all__ = ["configure", "force_flush", "shutdown"]
@@ -182,7 +181,7 @@ def configure(
         if not done.at_exit:
             done.at_exit = True
             atexit.register(_at_exit)
-            worker.DRAINED_BY_SHUTDOWN.append(True)  # _at_exit's shutdown() drains it
+            defer_exit_drain()  # _at_exit's shutdown() drains the payload worker
     # Monitors built before configure() hold tracers / meters of the API's proxies, which
     # forward to the new providers anyway; a new generation lets them take the SDK's own
     # objects directly (one indirection less per call).

@@ -388,9 +388,10 @@ class Converter:
 
     def _frame(self, df: Any, depth: int, shape: tuple[int, int] | None = None) -> dict[str, Any]:
         # ``shape``: the original's, when ``df`` is a capped copy of it (a Capped snapshot)
-        n_rows, n_cols = (int(x) for x in (df.shape if shape is None else shape))
+        own = df.shape
+        n_rows, n_cols = (int(x) for x in (own if shape is None else shape))
         # (a frame within the caps is read as it is: a slice costs ~100 us of pandas)
-        fits = df.shape[0] <= self.max_rows and df.shape[1] <= self.max_items
+        fits = own[0] <= self.max_rows and own[1] <= self.max_items
         sub = df if fits else df.iloc[: self.max_rows, : self.max_items]
         if n_rows > self.max_rows:
             self._cut(tn.REASON_PAYLOAD_ROWS, (n_rows - self.max_rows) * n_cols * 8)

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from modelotel._payload.serialize import Capped
+from modelotel._payload.serialize import Capped, input_rows
 
 #: Returned for a value that has no snapshot: convert it on the calling thread.
 NOT_COPIED: Any = object()
@@ -101,13 +101,7 @@ def rows_of(copy: Any) -> int | None:
         if isinstance(copy.value, dict):
             return None
         return size if isinstance(size, int) else int(size[0])
-    if type(copy) is list:
-        return len(copy)
-    if type(copy) is np.ndarray:
-        return int(copy.shape[0]) if copy.ndim else None
-    if _is_pandas_frame(copy):
-        return int(copy.shape[0])
-    return None
+    return input_rows(copy)  # an uncut copy has the original's rows
 
 
 class _Copier:

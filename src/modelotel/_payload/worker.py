@@ -181,10 +181,15 @@ def drain_payloads(timeout: float) -> bool:
 
 
 _exit_hook: list[bool] = []
-#: Set by ``modelotel.configure()``: its exit hook runs ``shutdown()``, which drains this
-#: worker first within the one deadline it has; this hook then leaves it to that one (two
-#: hooks each waiting their own deadline would make an exit take twice as long).
-DRAINED_BY_SHUTDOWN: list[bool] = []
+_exit_drain_deferred = False
+
+
+def defer_exit_drain() -> None:
+    """``modelotel.configure()``'s exit hook runs ``shutdown()``, which drains this worker
+    first within the one deadline it has: the worker's own exit hook leaves it to that one
+    (two hooks each waiting their own deadline would make an exit take twice as long)."""
+    global _exit_drain_deferred
+    _exit_drain_deferred = True
 
 
 def _register_exit_hook() -> None:
@@ -197,7 +202,7 @@ def _register_exit_hook() -> None:
 
 
 def _at_exit() -> None:
-    if DRAINED_BY_SHUTDOWN:
+    if _exit_drain_deferred:
         return
     with guard("payload.atexit"):
         finish_payloads(runtime.settings.shutdown_timeout)

@@ -331,12 +331,6 @@ block_rows(Py_ssize_t d)
     return br < 16 ? 16 : br;
 }
 
-/* rs: the row stride of X in values (d when X is C-contiguous). With rs > d (a row sample
-   of a batch, usually not in cache) each block's rows are first copied to ``scratch``
-   (block_rows(d) x d values): row by row, the loads are independent and the memory
-   system fetches many rows at once, where gathering a column straight from spaced rows
-   waits on one row after the other (measured on a 50,000-row batch out of cache, 2,048
-   rows sampled: 290 us in place, 156 us with numpy's copy first). */
 /* count_ge for four thresholds in one pass: each value is loaded once for the four. */
 MODELOTEL_CLONES
 static void
@@ -357,6 +351,12 @@ count_ge4(const double *v, Py_ssize_t c, double t0, double t1, double t2, double
     out[3] = g3;
 }
 
+/* rs: the row stride of X in values (d when X is C-contiguous). With rs > d (a row sample
+   of a batch, usually not in cache) each block's rows are first copied to ``scratch``
+   (block_rows(d) x d values): row by row, the loads are independent and the memory
+   system fetches many rows at once, where gathering a column straight from spaced rows
+   waits on one row after the other (measured on a 50,000-row batch out of cache, 2,048
+   rows sampled: 290 us in place, 156 us with numpy's copy first). */
 static void
 accumulate_impl(const double *X, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rs, double *scratch,
                 const double *T, Py_ssize_t K, int64_t *cnt, double *mean, double *m2,

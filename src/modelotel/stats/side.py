@@ -45,7 +45,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import FRAME_TYPES, numeric_matrix
+from modelotel.stats.frames import is_frame, numeric_matrix
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -383,9 +383,7 @@ class Side:
                 or isinstance(x[0], (list, tuple, dict, np.ndarray, str))
                 or is_pil(x[0])
             )
-        ) or type(x) in FRAME_TYPES or (
-            type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")
-        ):
+        ) or is_frame(x):
             # rows of Python objects, PIL images (or a frame) are converted one by one: sample
             # the rows before converting, not after
             rows_in = len(x)
