@@ -14,7 +14,7 @@ def test_defaults() -> None:
     cfg = model_config(default_model="pkg.predict")
     assert cfg == ModelConfig(model="pkg.predict")
     assert (cfg.version, cfg.task, cfg.owner, cfg.input_arg) == ("", "", "", None)
-    assert (cfg.max_features, cfg.row_cap, cfg.payload_sample_rate) == (200, 10_000, 0.0)
+    assert (cfg.max_features, cfg.row_cap, cfg.payload_sample_rate) == (200, 1024, 0.0)
     assert cfg.feature_names is None
 
 
@@ -35,7 +35,7 @@ def test_environment_then_argument(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("MODELOTEL_MAX_FEATURES", "lots", "max_features", 200),
         ("MODELOTEL_MAX_FEATURES", "-1", "max_features", 200),
-        ("MODELOTEL_ROW_CAP", "0", "row_cap", 10_000),
+        ("MODELOTEL_ROW_CAP", "0", "row_cap", 1024),
     ],
 )
 def test_bad_environment_warns_once_and_falls_back(

@@ -131,7 +131,8 @@ def test_shifted_features_cross_the_drift_threshold_others_do_not() -> None:
 def test_bins_match_an_offline_merge() -> None:
     train = _train(4000, 2)
     baseline = Baseline.from_data(train)
-    predict, model = _model(lambda df: np.zeros(len(df)), baseline=baseline)
+    # (a row_cap above the big batch: its every row is counted, as the offline merge's)
+    predict, model = _model(lambda df: np.zeros(len(df)), baseline=baseline, row_cap=3000)
     serve = _train(3000, 3)
     with capture() as cap:
         for start in range(0, 3000, 7):

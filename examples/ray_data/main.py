@@ -55,14 +55,17 @@ class Scorer:
     ``__del__`` is Ray Data's own cleanup hook and says so here. Neither runs for an actor
     killed with ``ray.kill`` or by a crash: what it held is lost.)"""
 
-    def __init__(self, model: LogisticRegression, baseline: modelotel.Baseline) -> None:
+    def __init__(self, model: LogisticRegression, baseline: modelotel.Baseline,
+                 batch_size: int) -> None:
         # service.instance.id: a new UUID per process (configure() sets it); the pid tells
         # which replica sent what
         modelotel.configure(service_name=SERVICE,
                             resource_attributes={"process.pid": os.getpid()})
 
+        # row_cap: every row of a batch goes into the statistics (the default row-samples a
+        # batch of more than 1,024), so the fleet's bins equal one process over all rows
         @modelotel.instrument(model=MODEL, version="1", task="classification",
-                              baseline=baseline)
+                              baseline=baseline, row_cap=batch_size)
         def predict(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
             return np.asarray(model.predict_proba(frame)[:, 1])
 
@@ -116,7 +119,8 @@ def score(model: LogisticRegression, baseline: modelotel.Baseline, serving: pd.D
         blocks = [frame.iloc[i * n // k:(i + 1) * n // k] for i in range(k)]
         t0 = time.perf_counter()
         scored = ray.data.from_pandas(blocks).map_batches(
-            Scorer, fn_constructor_kwargs={"model": model, "baseline": baseline},
+            Scorer, fn_constructor_kwargs={"model": model, "baseline": baseline,
+                                           "batch_size": args.batch_size},
             compute=ray.data.ActorPoolStrategy(size=args.replicas), num_cpus=1,
             batch_size=args.batch_size, batch_format="pandas").to_pandas()
         wall = time.perf_counter() - t0

@@ -52,7 +52,7 @@ class ModelOptions(TypedDict, total=False):
         baseline: training baseline (a path or a ``modelotel.Baseline``) for drift.
         feature_names: column names when the input carries none (numpy arrays).
         max_features: most input columns that get statistics (default 200).
-        row_cap: most rows of one batch reduced for statistics (default 10,000).
+        row_cap: most rows of one batch reduced for statistics (default 1,024).
         payload_sample_rate: fraction of calls whose payload is logged (default 0).
         payload: a ``modelotel.PayloadConfig``.
         tokenizer: counts the tokens of text inputs and outputs (the ``tokens`` descriptor):
@@ -94,7 +94,7 @@ class ModelConfig:
     baseline: Baseline | None = None
     feature_names: tuple[str, ...] | None = None
     max_features: int = 200
-    row_cap: int = 10_000
+    row_cap: int = 1024
     payload_sample_rate: float = 0.0
     payload: PayloadConfig | None = None
     tokenizer: Any = None

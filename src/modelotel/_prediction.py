@@ -75,6 +75,10 @@ _LAST_PREDICTION_ID: ContextVar[str] = ContextVar("modelotel.last_prediction_id"
 _set_last_prediction_id = _LAST_PREDICTION_ID.set
 _NO_ENDS: tuple[()] = ()
 
+#: Most items of one stream kept as its outputs. Not ``row_cap``: str items (tokens) are
+#: joined into one text, and a text cut at a batch's row sample would misstate its length.
+STREAM_ITEMS = 10_000
+
 
 def last_prediction_id() -> str | None:
     """The prediction id of the instrumented predict call that last returned in this context.
@@ -247,7 +251,8 @@ class Prediction:
     _ends: tuple[Callable[[Ended], None], ...] | None = None
     stream_items: int | None = None
     closed_early: bool = False
-    #: a stream's items kept for its outputs (at most ``row_cap``), None before the first
+    #: a stream's items kept for its outputs (at most :data:`STREAM_ITEMS`), None before the
+    #: first
     _items: list[Any] | None = None
     _first_ns: int = 0
     duration_s: float = 0.0
@@ -296,12 +301,12 @@ class Prediction:
 
     def add_item(self, item: Any) -> None:
         """A stream yielded ``item``: the first one's time is the time to first item; the
-        items (up to ``row_cap``) become the stream's outputs. Never raises."""
+        items (up to :data:`STREAM_ITEMS`) become the stream's outputs. Never raises."""
         items = self._items
         if items is None:
             self._first_ns = _perf_counter_ns()
             self._items = [item]
-        elif len(items) < self.monitor.config.row_cap:
+        elif len(items) < STREAM_ITEMS:
             items.append(item)
 
     # ------------------------------------------------------------------ lifecycle

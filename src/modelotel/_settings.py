@@ -112,7 +112,7 @@ class Settings:
     model_owner: str = _setting(env.MODELOTEL_MODEL_OWNER, _text, "")
     model_runbook_url: str = _setting(env.MODELOTEL_MODEL_RUNBOOK_URL, _text, "")
     max_features: int = _setting(env.MODELOTEL_MAX_FEATURES, _positive_int, 200)
-    row_cap: int = _setting(env.MODELOTEL_ROW_CAP, _positive_int, 10_000)
+    row_cap: int = _setting(env.MODELOTEL_ROW_CAP, _positive_int, 1024)
     payload_sample_rate: float = _setting(env.MODELOTEL_PAYLOAD_SAMPLE_RATE, _rate, 0.0)
     # a secret: kept out of repr (and so out of logs and error messages)
     payload_hmac_key: str = _setting(env.MODELOTEL_PAYLOAD_HMAC_KEY, _text, "", repr=False)

@@ -47,7 +47,7 @@ MODELOTEL_ROW_CAP: Final = "MODELOTEL_ROW_CAP"
 .. envvar:: MODELOTEL_ROW_CAP
 
 Most rows of one batch reduced for statistics; larger batches are row-sampled. Positive
-integer. Default: ``10000``.
+integer. Default: ``1024``.
 """
 
 MODELOTEL_PAYLOAD_SAMPLE_RATE: Final = "MODELOTEL_PAYLOAD_SAMPLE_RATE"
