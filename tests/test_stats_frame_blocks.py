@@ -3,6 +3,8 @@ statistics as the column-by-column reading, and anything unusual falls back to i
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,3 +110,89 @@ def test_blocks_and_columns_read_string_columns_the_same(
     assert _read(df, hint) == _read(df, no_blocks)
     assert hint.blocks  # the blocks were read, not the fallback
     assert _read(df, hint)[5][0][0] == (None if missing else "Oslo")
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_reader(
+    with_baseline: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # frames of one float64 block (the plan's numeric columns), a categorical and a string
+    # column are read from their blocks while they keep the layout of the frame that
+    # taught it; the same frames through the general reader leave the same window, drift,
+    # reports and totals, also for those the shortcut must hand over (columns reordered,
+    # renamed or added, an int block, missing values, no rows, more rows than row_cap)
+    from modelotel.stats import side as side_module
+    from modelotel.stats.baseline import Baseline
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    names = [f"f{i}" for i in range(4)]
+
+    def frame(r: np.random.Generator, rows: int, shift: float = 0.0) -> pd.DataFrame:
+        df = pd.DataFrame(r.normal(size=(rows, 4)) + shift, columns=names)
+        df["cat"] = pd.Categorical(r.choice(["x", "y", "z"], size=rows),
+                                   categories=["x", "y", "z"])
+        df["city"] = pd.array(r.choice(["Oslo", "Lyon", "Kyiv", "Lima"], size=rows),
+                              dtype="str")
+        return df
+
+    baseline = (Baseline.from_data(frame(np.random.default_rng(5), 600))
+                if with_baseline else None)
+
+    def frames() -> list[pd.DataFrame]:
+        r = np.random.default_rng(6)
+        out = []
+        for i in range(80):
+            df = frame(r, 1 + i % 5, shift=float(i > 45))
+            kind = i % 9
+            if kind == 2:
+                df.loc[0, "cat"] = None
+            elif kind == 3:
+                df.loc[0, "city"] = None
+            elif kind == 4:
+                df.iloc[0, 1] = np.nan
+            elif kind == 5:
+                df = df[["cat", *names[::-1], "city"]]
+            elif kind == 6:
+                df = df.rename(columns={"f2": "g2"})
+            elif kind == 7:
+                df["extra"] = 1.0
+            elif kind == 8:
+                df["f3"] = np.arange(len(df))
+            if i == 30:
+                df = df.iloc[:0]
+            elif i == 40:
+                df = frame(r, 100)  # more than row_cap: sampled by the general reader
+            out.append(df)
+        return out
+
+    def run() -> tuple[Any, list[Any]]:
+        p = Profiler(baseline, row_cap=64)
+        p.rng = np.random.default_rng(0)  # the same row sample in both runs
+        p.reset()
+        said = [p.observe(df, ABSENT) for df in frames()]
+        reports = [None if r is None else (r.checks, dict(r.skipped), r.dropped)
+                   for r in said]
+        return p.close(), reports
+
+    taken = [0]
+    real = side_module.block_columns
+
+    def counted(x: Any, hint: Any, layout: Any) -> Any:
+        got = real(x, hint, layout)
+        taken[0] += got is not None
+        return got
+
+    monkeypatch.setattr(side_module, "block_columns", counted)
+    fast, fast_reports = run()
+    assert taken[0] >= 30  # the shortcut was taken
+    monkeypatch.setattr(side_module, "block_columns", lambda x, hint, layout: None)
+    general, general_reports = run()
+    assert fast_reports == general_reports
+    a, b = fast.inputs, general.inputs
+    assert a is not None and b is not None
+    assert a.plan.names == b.plan.names and "cat" in a.plan.names and "city" in a.plan.names
+    assert a.gauges == b.gauges and a.gauges
+    assert a.drift == b.drift
+    ta, tb = a.totals, b.totals
+    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
+    assert ta.bins == tb.bins and ta.bins

@@ -106,7 +106,9 @@ _n = [0]
 def test_frame_statistics_equal_numpy(sequence: list[str]) -> None:
     _n[0] += 1
     model = f"frames-{_n[0]}"
-    predict = modelotel.instrument(model=model, feature_names=NAMES)(lambda X: np.zeros(len(X)))
+    # (a row_cap above the big frames' rows: every row is counted, as numpy's oracle counts)
+    predict = modelotel.instrument(model=model, feature_names=NAMES, row_cap=20_000)(
+        lambda X: np.zeros(len(X)))
     frames = [FRAMES[kind](40) for kind in sequence]
     copies = [f.copy(deep=True) for f in frames]
     with capture() as cap:
@@ -162,8 +164,8 @@ def test_big_batch_with_nulls_reduced_directly() -> None:
     for i in range(0, 9000, 50):
         records[i]["b"] = None
     records[7]["c"] = float("nan")
-    predict = modelotel.instrument(model="frames-big-nulls", feature_names=NAMES)(
-        lambda X: np.zeros(len(X)))
+    predict = modelotel.instrument(model="frames-big-nulls", feature_names=NAMES,
+                                   row_cap=9000)(lambda X: np.zeros(len(X)))
     with capture() as cap:
         predict(records)
         got = _exported(cap.collect(), "frames-big-nulls")
@@ -210,6 +212,7 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
     # the table and the schema alignment; the same frames through the general reader leave
     # the same window, drift, reports and totals, also for those the shortcut hands over
     # (reordered or renamed columns, a categorical, NaN, ints, bools, no rows)
+    from modelotel.stats import profiler as profiler_module
     from modelotel.stats import side as side_module
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
@@ -254,10 +257,13 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
         taken[0] += got is not x
         return got
 
-    monkeypatch.setattr(side_module, "numeric_matrix", counted)
+    # (the profiler hands such a frame's matrix to the fused step; a side, to its hot path)
+    for module in (side_module, profiler_module):
+        monkeypatch.setattr(module, "numeric_matrix", counted)
     fast, fast_reports = run(Profiler(baseline))
     assert taken[0] >= 25  # the shortcut was taken
-    monkeypatch.setattr(side_module, "numeric_matrix", lambda x, names, hint: x)
+    for module in (side_module, profiler_module):
+        monkeypatch.setattr(module, "numeric_matrix", lambda x, names, hint: x)
     general, general_reports = run(Profiler(baseline))
     assert fast_reports == general_reports
     a, b = fast.inputs, general.inputs

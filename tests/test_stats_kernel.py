@@ -326,10 +326,11 @@ _BOUNDS = [(-1.0, 1.0), (-np.inf, np.inf), (0.0, 0.0), (-2.0, 0.5)]
     specials=st.lists(st.tuples(st.integers(0, 319), st.sampled_from([*_SPECIAL, 2.0, -2.0]))),
     bounds=st.lists(st.sampled_from(_BOUNDS), min_size=4, max_size=4),
     offsets=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+    layouts=st.tuples(st.sampled_from(["C", "F", "spaced"]), st.sampled_from(["C", "spaced"])),
 )
 def test_stage_writes_and_checks_like_numpy(
     rows: int, d: int, k: int, dtypes: tuple[Any, Any], specials: list[tuple[int, float]],
-    bounds: list[tuple[float, float]], offsets: tuple[int, int],
+    bounds: list[tuple[float, float]], offsets: tuple[int, int], layouts: tuple[str, str],
 ) -> None:
     stage = kernel.stage
     assert stage is not None
@@ -341,6 +342,14 @@ def test_stage_writes_and_checks_like_numpy(
         flat[at % flat.size] = v
     with np.errstate(over="ignore"):  # 1e300 as float32 is inf: the kernel sees what y holds
         y = y.astype(dtypes[1])
+    # any strides are read as rows: a pandas block's transpose (F), a column slice of a wider
+    # array (spaced: predict_proba(X)[:, 1] for the scores)
+    if layouts[0] == "F":
+        x = np.asfortranarray(x)
+    elif layouts[0] == "spaced":
+        x = np.repeat(x, 2, axis=1)[:, ::2]
+    if layouts[1] == "spaced":
+        y = np.stack([y, y], axis=-1)[..., 1]
     width = max(k, 1)
     lo = np.array([b[0] for b in bounds[:width]])
     hi = np.array([b[1] for b in bounds[:width]])
@@ -369,8 +378,8 @@ _LO, _HI = np.array([-1.0]), np.array([1.0])
 @pytest.mark.parametrize(
     ("x", "y"),
     [
-        (np.zeros((4, 2))[:, :1], np.zeros(4)),  # x strided
-        (np.zeros((4, 1)), np.zeros(8)[::2]),  # y strided
+        (np.zeros(4), np.zeros(4)),  # x 1-D
+        (np.zeros((4, 1, 1)), np.zeros(4)),  # x 3-D
         (np.zeros((4, 1), np.float16), np.zeros(4)),  # x float16
         (np.zeros((4, 1), np.int64), np.zeros(4)),  # x int64
         (np.zeros((4, 1)), np.zeros(4, np.int64)),  # y int64
@@ -380,7 +389,7 @@ _LO, _HI = np.array([-1.0]), np.array([1.0])
         (np.zeros((4, 1)), np.array(0.0)),  # y 0-d
     ],
 )
-def test_stage_declines_what_is_not_contiguous_native_float(x: Any, y: Any) -> None:
+def test_stage_declines_what_is_not_native_float_of_its_shape(x: Any, y: Any) -> None:
     stage = kernel.stage
     assert stage is not None
     in_buf, out_buf = np.full(16, 3.0), np.full(16, 3.0)

@@ -415,6 +415,9 @@ class CategoricalAccumulator:
 
     def add_items(self, items: list[Any]) -> None:
         """Add a list of values (what :meth:`add` does with them as an array)."""
+        if len(items) == 1 and type(items[0]) is str:  # one row's value: no tally to build
+            self.add_one(items[0])
+            return
         try:
             # count distinct values in C first: class labels and categories repeat a lot
             tally = Counter(items)

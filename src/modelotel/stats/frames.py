@@ -99,7 +99,8 @@ class FrameHint:
     the frames share the index object.
     """
 
-    __slots__ = ("blocks", "categories", "columns", "frame_type", "labels", "numeric")
+    __slots__ = ("blocks", "categories", "columns", "frame_type", "labels", "layout",
+                 "numeric")
 
     def __init__(self) -> None:
         #: the type of the last frame read (pandas' DataFrame: an identity test per call)
@@ -111,6 +112,22 @@ class FrameHint:
         self.blocks = True
         #: column -> (its last categories Index, their labels as an object array)
         self.categories: dict[str, tuple[object, np.ndarray[Any, Any]]] = {}
+        #: how the last frame read from its blocks was laid out (:func:`block_columns`),
+        #: None when it was not (or not in a way that can be checked per call)
+        self.layout: FrameLayout | None = None
+
+
+class FrameLayout:
+    """The blocks of a frame of one float64 block and categorical / string columns, as
+    :func:`_from_blocks` found them: ``labels`` (the frame's columns) and, per block, its
+    kind (``"f"``: the float64 block, ``"c"``: a Categorical, ``"s"``: strings), its
+    placement (pandas' slice of column positions) and its column name ("" for the block)."""
+
+    __slots__ = ("labels", "specs")
+
+    def __init__(self, labels: tuple[str, ...], specs: tuple[tuple[str, slice, str], ...]):
+        self.labels = labels
+        self.specs = specs
 
 
 def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
@@ -267,9 +284,17 @@ def _from_blocks(
     nulls: dict[str, int] = {}
     block: np.ndarray[Any, Any] | None = None
     block_names: tuple[str, ...] = ()
+    specs: list[tuple[str, slice, str]] | None = []  # the layout, None if it has none
     for b in blocks:
         locs = b.mgr_locs.as_array.tolist()
+        where = b.mgr_locs.indexer
         v = b.values
+        kind = ("f" if type(v) is np.ndarray and v.dtype == np.float64 and block is None
+                else "c" if type(v).__name__ == "Categorical" else "s")
+        if specs is not None and type(where) is slice:
+            specs.append((kind, where, labels[locs[0]] if kind != "f" else ""))
+        else:
+            specs = None
         if type(v) is np.ndarray:
             if v.ndim != 2 or v.dtype.kind not in "fiub" or v.shape[1] != rows:
                 return None
@@ -278,7 +303,9 @@ def _from_blocks(
                 cols[name] = col
                 kinds[name] = NUMERIC
                 nulls[name] = 0
-            if v.dtype == np.float64:
+            if v.dtype != np.float64:
+                specs = None  # (an int or bool block: the layout holds one float64 block)
+            else:
                 if block is None:
                     block, block_names = v.T, names
                 else:
@@ -286,14 +313,7 @@ def _from_blocks(
         elif type(v).__name__ == "Categorical" and len(locs) == 1:
             name = labels[locs[0]]
             codes = np.asarray(v.codes)
-            index = v.categories
-            known = hint.categories.get(name) if hint is not None else None
-            if known is not None and known[0] is index:
-                cats = known[1]  # frames that share a dtype share its categories' Index
-            else:
-                cats = np.asarray(index.to_numpy(), dtype=object)
-                if hint is not None:
-                    hint.categories[name] = (index, cats)
+            cats = _category_labels(v, name, hint)
             ok = codes >= 0
             n_null = codes.shape[0] - int(np.count_nonzero(ok))
             if n_null:
@@ -320,7 +340,78 @@ def _from_blocks(
     if block is not None and block_names:
         table.block = block
         table.block_names = block_names
+    if hint is not None:
+        hint.layout = FrameLayout(labels, tuple(specs)) if specs and block_names else None
     return table
+
+
+def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[Any, Any]:
+    """The categories of Categorical ``v`` (column ``name``) as an object array; frames that
+    share a dtype share its categories' Index, so the hint's last one is reused."""
+    index = v.categories
+    known = hint.categories.get(name) if hint is not None else None
+    if known is not None and known[0] is index:
+        return known[1]
+    cats = np.asarray(index.to_numpy(), dtype=object)
+    if hint is not None:
+        hint.categories[name] = (index, cats)
+    return cats
+
+
+def block_columns(
+    x: Any, hint: FrameHint, layout: FrameLayout
+) -> tuple[np.ndarray[Any, Any], dict[str, list[Any]]] | None:
+    """The float64 block (rows x k, a view) and each other column's values (a list, None
+    for a missing value) of a frame laid out as ``layout``, while that is the last layout
+    read from a frame's blocks (``hint.layout``): what :func:`from_frame` and the schema's
+    alignment make of it, without the table. None for any other frame (the general reader
+    takes it).
+
+    A mixed frame's general read touches enough of pandas' Python code to make the rest
+    of the call measurably colder; this reads the blocks and nothing else.
+    """
+    if hint.layout is not layout:
+        return None
+    try:
+        if _frame_labels(x, hint) != layout.labels:
+            return None
+        blocks = x._mgr.blocks
+        specs = layout.specs
+        if type(blocks) is not tuple or len(blocks) != len(specs):
+            return None
+        X: np.ndarray[Any, Any] | None = None
+        cols: dict[str, list[Any]] = {}
+        for b, (kind, where, name) in zip(blocks, specs, strict=True):
+            placed = b.mgr_locs.indexer
+            if type(placed) is not slice or placed != where:
+                return None
+            v = b.values
+            if kind == "f":
+                if type(v) is not np.ndarray or v.dtype != np.float64 or v.ndim != 2:
+                    return None
+                X = v.T
+            elif kind == "c":
+                if type(v).__name__ != "Categorical":
+                    return None
+                cats = _category_labels(v, name, hint)
+                # (the private codes array: .codes makes a read-only view per call)
+                codes = getattr(v, "_codes", None)
+                codes = (v.codes if type(codes) is not np.ndarray else codes).tolist()
+                cols[name] = ([cats[c] for c in codes] if min(codes) >= 0
+                              else [cats[c] if c >= 0 else None for c in codes])
+            elif type(v.dtype).__name__ == "StringDtype":
+                # pyarrow's strings straight to Python (None for a missing value), where
+                # to_numpy(object, na_value=None) runs pandas' conversion code first
+                pa = getattr(v, "_pa_array", None)
+                cols[name] = (pa.to_pylist() if pa is not None
+                              else v.to_numpy(dtype=object, na_value=None).tolist())
+            else:
+                return None
+        if X is None or any(len(c) != X.shape[0] for c in cols.values()):
+            return None
+        return X, cols
+    except Exception:  # noqa: BLE001 - pandas internals, read defensively: the general reader
+        return None
 
 
 def numeric_matrix(x: Any, names: tuple[str, ...], hint: FrameHint) -> Any:
@@ -376,5 +467,5 @@ def from_series(x: Any, skipped: dict[str, int]) -> Table | None:
                  nulls={name: n_null}, named=label is not None)
 
 
-__all__ = ["FRAME_TYPES", "FrameHint", "frame_shape", "from_frame", "from_series",
-           "is_frame", "numeric_matrix", "pandas_column"]
+__all__ = ["FRAME_TYPES", "FrameHint", "FrameLayout", "block_columns", "frame_shape",
+           "from_frame", "from_series", "is_frame", "numeric_matrix", "pandas_column"]

@@ -39,7 +39,7 @@ from modelotel._settings import Settings
 from modelotel.environment_variables import MODELOTEL_STATS_KERNEL
 
 #: The calling convention this code expects of ``_kernel`` (its ``ABI``; see ``_kernel.c``).
-ABI = 5
+ABI = 6
 
 #: What :data:`STATUS` can be: the kernel runs; numpy runs because the environment asks
 #: for it; because the kernel was not built; because the one built is from other sources;

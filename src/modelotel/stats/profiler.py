@@ -39,6 +39,7 @@ import numpy as np
 from modelotel.stats import kernel
 from modelotel.stats.baseline import Baseline, BaselineError
 from modelotel.stats.checks import scores_ok
+from modelotel.stats.frames import numeric_matrix
 from modelotel.stats.read import raised_by_input
 from modelotel.stats.reasons import SKIP_UNREADABLE, add
 from modelotel.stats.side import Report, Side
@@ -85,7 +86,7 @@ class Profiler:
         baseline: Baseline | None = None,
         feature_names: Sequence[str] | None = None,
         max_features: int = 200,
-        row_cap: int = 10_000,
+        row_cap: int = 1024,
         absent: Any = ABSENT,
         tokenizer: Any = None,
     ) -> None:
@@ -126,6 +127,10 @@ class Profiler:
         inp, out = self.inputs, self.outputs
         if out.wide is not None and type(y) is np.ndarray:
             y = out.hot_wide(y)  # an embedding output: its summary takes the fused step
+        if type(x) is inp.frame_hint.frame_type and inp.record_names is not None:
+            # a frame of the numeric columns the side expects, in order: its block (a view)
+            # takes the fused step too (a pandas block is columns first; stage transposes)
+            x = numeric_matrix(x, inp.record_names, inp.frame_hint)
         if type(x) is np.ndarray and type(y) is np.ndarray:
             xd, yd = x.dtype, y.dtype
             stage = kernel.stage  # read per call: the kernel can be switched off at run time

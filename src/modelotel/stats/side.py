@@ -45,7 +45,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import is_frame, numeric_matrix
+from modelotel.stats.frames import FrameLayout, block_columns, is_frame, numeric_matrix
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -166,6 +166,9 @@ class Side:
         self.fast_width = 0
         self.text_fast = False
         self.record_names: tuple[str, ...] | None = None
+        #: frames laid out like this (the frame hint's, while it is this one) are read from
+        #: their blocks: a float64 block of the plan's numeric columns and its categoricals
+        self.frame_layout: FrameLayout | None = None
         #: the compiled reader of the Python values this plan takes as they are (:mod:`.direct`)
         self.direct: Callable[[object], int] | None = None
         self.labels_only = False
@@ -292,6 +295,15 @@ class Side:
             x = direct.record_row(x, width)
         elif type(x) is self.frame_hint.frame_type and self.record_names is not None:
             x = numeric_matrix(x, self.record_names, self.frame_hint)
+        elif type(x) is self.frame_hint.frame_type and self.frame_layout is not None:
+            parts = block_columns(x, self.frame_hint, self.frame_layout)
+            if parts is not None and 0 < parts[0].shape[0] <= self.row_cap:
+                assert self.plan is not None
+                self._add_numeric(parts[0], None)
+                with self.lock:
+                    for acc, name in zip(self.cat_window, self.plan.categorical, strict=True):
+                        acc.add_items(parts[1][name])
+                return rep
         elif self.text_fast and self.text.tokenizer is None:
             x = direct.described(x, self.row_vector, self.buffer.max_batch)
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
@@ -336,18 +348,8 @@ class Side:
         it) when it is an embedding batch of the summary's width that fits the hot path;
         else ``x`` as it is."""
         wide = self.wide
-        if (
-            wide is not None
-            and self.fast_width == WIDE_FEATURES
-            and type(x) is np.ndarray
-            and x.ndim == 2
-            and x.shape[1] == wide.width
-            and x.dtype.kind in "fiub"
-            and x.dtype.itemsize <= 8
-            and 0 < x.shape[0] <= self.buffer.max_batch
-        ):
-            with np.errstate(all="ignore"):
-                return wide.summarize(x)
+        if wide is not None and self.fast_width == WIDE_FEATURES:
+            return wide.hot(x, self.buffer.max_batch)
         return x
 
     def check_outputs(self, X: Array, rep: Report | None) -> Report | None:
@@ -371,7 +373,9 @@ class Side:
         if rows <= cap:
             return None
         step = -(-rows // cap)
-        return slice(int(self.rng.integers(step)), None, step)
+        # (random(), not integers(): the same uniform offset through a shorter code path,
+        # which is cold after a big batch went through the model)
+        return slice(int(self.rng.random() * step), None, step)
 
     def _observe_any(self, x: Any, rep: Report | None) -> Report | None:
         # the report is made only when there is something to say (most calls have nothing)
@@ -415,6 +419,11 @@ class Side:
             table, wide_issue = self._summarize_wide(table)
         plan = self.plan_for(table, skipped)
         X, nulls, cats, issues = plan.align(table, skipped)
+        layout = self.frame_hint.layout  # (if read from this frame's blocks: its labels)
+        if (layout is not None and layout.labels is table.names and X is table.block
+                and not issues and not self.output
+                and all(self.text.decided.get(n) is False for n in plan.categorical)):
+            self.frame_layout = layout  # the plan takes such frames' blocks as they are
         if wide_issue is not None:
             issues.append(wide_issue)
         if image_issues:
