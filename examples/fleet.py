@@ -71,8 +71,10 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 def reference_counts(baseline: modelotel.Baseline,
                      predict: Callable[[pd.DataFrame], np.ndarray[Any, Any]],
                      serving: pd.DataFrame, batch: int) -> Counts:
-    """Bin counts of ONE process that scored every row of ``serving`` (in memory)."""
-    instrumented = modelotel.instrument(model="one-process", baseline=baseline)(predict)
+    """Bin counts of ONE process that scored every row of ``serving`` (in memory), each
+    row counted (``row_cap``: the replicas count every row of their batches too)."""
+    instrumented = modelotel.instrument(model="one-process", baseline=baseline,
+                                        row_cap=batch)(predict)
     with capture() as cap:
         for start in range(0, len(serving), batch):
             instrumented(serving.iloc[start:start + batch])
