@@ -418,13 +418,18 @@ def test_python_scores_give_the_statistics_and_checks_of_the_general_reader(
 def test_labels_as_str_or_a_list_of_str_count_as_the_general_reader_counts() -> None:
     # one label, or a list of labels, of a classifier whose outputs are one categorical
     # column: counted straight into the column; a tuple goes through the general reader
+    # (so does a list holding anything but str: a None, an int)
     from modelotel.stats.profiler import ABSENT, Profiler
 
     fast, general = Profiler(), Profiler()
     rng = np.random.default_rng(2)
     classes = ["cat", "dog", "bird", "ünïcode", ""]
     for i in range(60):
-        labels = [classes[j] for j in rng.integers(len(classes), size=1 + i % 5)]
+        labels: list[Any] = [classes[j] for j in rng.integers(len(classes), size=1 + i % 5)]
+        if i % 6 == 1:
+            labels.append(None)
+        elif i % 6 == 3:
+            labels.append(7)
         if i % 2:
             fast.observe(ABSENT, labels)
         else:

@@ -279,7 +279,7 @@ class Side:
                 tally = str_tally(x)
                 if tally is not None:
                     with self.lock:
-                        self.cat_window[0].add_tally(tally, len(x))
+                        self.cat_window[0].add_labels(tally, len(x))
                     return rep
         put = self.direct
         if put is not None:
