@@ -24,7 +24,7 @@ import modelotel
 from _payload_support import fake_call, in_child
 from modelotel import attributes as tn
 from modelotel._payload.emit import PayloadPart
-from modelotel._payload.serialize import Converter, input_rows
+from modelotel._payload.serialize import Converter, FrameCopy, input_rows
 from modelotel._payload.snapshot import NOT_COPIED, Caps, rows_of, snapshot
 from modelotel._payload.worker import Worker, payload_worker
 from modelotel._safety import health
@@ -403,6 +403,31 @@ def test_a_call_time_copy_of_a_frame_converts_exactly_like_the_frame(rows: int, 
             {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
              "max_depth": 4, "max_bytes": 65536},
         )
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 12])
+@pytest.mark.parametrize(
+    "dtype", [np.float64, np.float32, np.int64, np.uint8, np.bool_], ids=lambda d: d.__name__
+)
+def test_a_copy_of_a_one_block_frame_converts_exactly_like_the_frame(rows: int, dtype: Any) -> None:
+    # read from its one block (no DataFrame.copy()); labels that need the converter's
+    # renaming (a duplicate, an int, a long one) and frames beyond the caps included
+    rng = np.random.default_rng(rows)
+    labels: list[Any] = ["f0", "f0", 7, "x" * 60, "f4"]
+    df = pd.DataFrame(rng.normal(size=(rows, 5)).astype(dtype), columns=labels)
+    for max_rows, max_items in ((12, 100), (2, 4)):
+        caps = Caps(max_rows, max_items, 4, max_elements=4096)
+        got = snapshot(df, caps)
+        cut = max_rows < rows or max_items < 5
+        assert type(got.value if cut else got) is FrameCopy
+        _same_conversion(
+            df,
+            {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
+             "max_depth": 4, "max_bytes": 65536},
+        )
+    copy = snapshot(df, Caps(12, 100, 4, max_elements=4096))
+    # the user's later change cannot reach the copy: it holds memory of its own
+    assert not any(np.shares_memory(copy.block, b.values) for b in df._mgr.blocks)
 
 
 def test_values_without_a_faithful_copy_are_converted_on_the_calling_thread() -> None:

@@ -92,6 +92,23 @@ class Capped:
         self.size = size
 
 
+class FrameCopy:
+    """A copy of a DataFrame held in one numpy block, cut to the caps: its column labels
+    (pandas' Index, immutable; the first ``block.shape[0]`` are the copy's) and a copy of the
+    block (columns x rows, as pandas keeps it; a :class:`Capped` holds a cut one).
+
+    Made by :mod:`modelotel._payload.snapshot` instead of ``DataFrame.copy()``, whose pandas
+    code costs ~100 us on a calling thread where it is cold; the converter makes of it the
+    record it would make of the frame.
+    """
+
+    __slots__ = ("block", "labels")
+
+    def __init__(self, labels: Any, block: np.ndarray[Any, Any]) -> None:
+        self.labels = labels
+        self.block = block
+
+
 class Converter:
     """One conversion's caps and bookkeeping. Make a new one (or :meth:`reset`) per record."""
 
@@ -185,6 +202,8 @@ class Converter:
             return self._array(obj, depth, rows)
         if type(obj) is Capped:
             return self._capped(obj, depth, rows)
+        if type(obj) is FrameCopy:
+            return self._frame_copy(obj, depth, None)
         if isinstance(obj, Mapping):
             return self._mapping(obj.items(), obj, len(obj), depth, rows)
         if isinstance(obj, (list, tuple, set, frozenset)):
@@ -218,6 +237,8 @@ class Converter:
             return self._mapping(value.items(), value, size, depth, rows)
         if isinstance(value, list):
             return self._sequence(value, depth, rows, size)
+        if type(value) is FrameCopy:
+            return self._frame_copy(value, depth, size)
         return self._frame(value, depth, size)
 
     def _scalar(self, obj: np.generic, depth: int, rows: bool) -> Any:
@@ -393,12 +414,7 @@ class Converter:
         # (a frame within the caps is read as it is: a slice costs ~100 us of pandas)
         fits = own[0] <= self.max_rows and own[1] <= self.max_items
         sub = df if fits else df.iloc[: self.max_rows, : self.max_items]
-        if n_rows > self.max_rows:
-            self._cut(tn.REASON_PAYLOAD_ROWS, (n_rows - self.max_rows) * n_cols * 8)
-        if n_cols > self.max_items:
-            self._cut(
-                tn.REASON_PAYLOAD_ITEMS, (n_cols - self.max_items) * min(n_rows, self.max_rows) * 8
-            )
+        self._frame_cuts(n_rows, n_cols)
         # One conversion per numpy numeric dtype (the columns of one dtype as one block, no
         # upcast; pandas costs ~50 us per column taken alone); other columns (categorical,
         # nullable, object) one by one, each keeping its dtype.
@@ -412,15 +428,36 @@ class Converter:
             block = np.asarray((sub if len(idxs) == width else sub.iloc[:, idxs]).to_numpy())
             for k, j in enumerate(idxs):
                 taken[j] = block[:, k]
+        return self._columns(sub.columns, taken, depth, sub)
+
+    def _frame_cuts(self, n_rows: int, n_cols: int) -> None:
+        """What the caps cut of a frame of ``n_rows`` x ``n_cols`` (8 bytes a value)."""
+        if n_rows > self.max_rows:
+            self._cut(tn.REASON_PAYLOAD_ROWS, (n_rows - self.max_rows) * n_cols * 8)
+        if n_cols > self.max_items:
+            self._cut(
+                tn.REASON_PAYLOAD_ITEMS, (n_cols - self.max_items) * min(n_rows, self.max_rows) * 8
+            )
+
+    def _frame_copy(self, fc: FrameCopy, depth: int, shape: Any) -> dict[str, Any]:
+        # ``shape``: the original's, when ``fc`` holds a cut copy (a Capped snapshot)
+        cols, rows = fc.block.shape
+        n_rows, n_cols = (rows, cols) if shape is None else (int(x) for x in shape)
+        self._frame_cuts(n_rows, n_cols)
+        return self._columns(list(itertools.islice(fc.labels, cols)), fc.block, depth)
+
+    def _columns(self, labels: Any, taken: Any, depth: int, sub: Any = None) -> dict[str, Any]:
+        """A frame's columns by name (``taken[j]``: column j's values when read already,
+        else read from the frame ``sub``)."""
         out: dict[str, Any] = {}
-        for j, col in enumerate(sub.columns):
+        for j, col in enumerate(labels):
             if self.remaining <= 0:
                 self._cut(tn.REASON_PAYLOAD_BYTES)
                 break
             name = self._key(col)
             while name in out:
                 name += "_"
-            column = taken.get(j)
+            column = taken[j] if sub is None else taken.get(j)
             if column is None:
                 column = np.asarray(sub.iloc[:, j].to_numpy())
             out[name] = self._array(column, depth + 1, False)

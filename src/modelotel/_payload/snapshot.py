@@ -15,7 +15,9 @@ Example:
 A record is built on the payload worker after the call has returned, so it must not read
 anything the user may still change. :func:`snapshot` copies what the converter
 (:class:`~modelotel._payload.serialize.Converter`) would read, within the same caps: the
-first ``max_rows`` rows of a numpy array or DataFrame (``copy()``), the first items of
+first ``max_rows`` rows of a numpy array or DataFrame (a frame held in one numpy block: a
+copy of the block, :class:`~modelotel._payload.serialize.FrameCopy`; any other frame:
+``copy()``), the first items of
 lists, tuples and dicts (nested ones copied too, up to ``max_depth``); immutable values
 (numbers, strings, numpy scalars) are shared. A copy cut shorter than the original is a
 :class:`~modelotel._payload.serialize.Capped`, so the record's truncation bookkeeping is
@@ -36,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from modelotel._payload.serialize import Capped, input_rows
+from modelotel._payload.serialize import Capped, FrameCopy, input_rows
 
 #: Returned for a value that has no snapshot: convert it on the calling thread.
 NOT_COPIED: Any = object()
@@ -86,6 +88,10 @@ def snapshot(obj: Any, caps: Caps) -> Any:
             return obj.copy()
     elif isinstance(obj, np.generic) and t is not np.void:
         return obj
+    elif t.__name__ == "DataFrame" and t.__module__.startswith("pandas"):
+        got = _one_block(obj, caps)
+        if got is not None:
+            return got
     try:
         return _Copier(caps).copy(obj, 0, True)
     except _UnsafeError:
@@ -94,8 +100,36 @@ def snapshot(obj: Any, caps: Caps) -> Any:
         return NOT_COPIED
 
 
+def _one_block(df: Any, caps: Caps) -> Any:
+    """A frame held in one numpy numeric block whose columns are in order, as a
+    :class:`FrameCopy` of the block cut to the caps (a :class:`Capped` when cut), read from
+    the block (pandas' internals, read defensively: None for anything else, which the
+    general copy takes)."""
+    try:
+        blocks = df._mgr.blocks
+        if type(blocks) is not tuple or len(blocks) != 1:
+            return None
+        b = blocks[0]
+        v = b.values
+        if type(v) is not np.ndarray or v.ndim != 2 or v.dtype.kind not in "biuf":
+            return None
+        cols, rows = v.shape
+        placed = b.mgr_locs.indexer
+        if type(placed) is not slice or placed != slice(0, cols, 1):
+            return None
+        kept = v[: caps.max_items, : caps.max_rows]
+        if kept.size > caps.max_elements:
+            return None
+        copy = FrameCopy(df.columns, kept.copy())
+        return copy if kept.shape == v.shape else Capped(copy, (rows, cols))
+    except Exception:  # noqa: BLE001 - another pandas: the general copy
+        return None
+
+
 def rows_of(copy: Any) -> int | None:
     """``input_rows`` of the original of ``copy`` (a :func:`snapshot`): len or shape[0]."""
+    if type(copy) is FrameCopy:
+        return int(copy.block.shape[1])
     if type(copy) is Capped:
         size = copy.size
         if isinstance(copy.value, dict):
