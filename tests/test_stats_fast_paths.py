@@ -439,3 +439,60 @@ def test_labels_as_str_or_a_list_of_str_count_as_the_general_reader_counts() -> 
     snap_a, snap_b = fast.close(), general.close()
     _same_side(snap_a.outputs, snap_b.outputs)
     assert snap_a.outputs is not None and snap_a.outputs.totals.bins
+
+
+@pytest.mark.parametrize("outputs", ["scores", "spaced scores", "two columns"])
+def test_batches_beyond_the_buffer_give_the_statistics_of_the_general_reader(
+    outputs: str,
+) -> None:
+    # a float64 batch too big for the row buffer (row-sampled beyond row_cap) goes from the
+    # hot path to the reduction; the general reader, given the same batches and the same
+    # random offsets, leaves the same windows, checks, reports and totals
+    from modelotel.stats.profiler import Profiler
+
+    base = _baseline(4)
+
+    def batches() -> list[tuple[Any, Any]]:
+        r = np.random.default_rng(9)
+        out = []
+        for i in range(40):
+            rows = [3, 40, 49, 51, 120, 333][i % 6]
+            x = r.normal(size=(rows, 4))
+            if i % 5 == 1:
+                x[0, 2] = np.nan
+                x[-1, 0] = np.inf
+            if i % 4 == 2:
+                x = np.asfortranarray(x)
+            elif i % 4 == 3:
+                x = np.repeat(x, 2, axis=1)[:, ::2]
+            y = r.uniform(_LO, _HI, size=rows)
+            if i % 7 == 3:
+                y[-1] = _HI + 1  # outside the training range: fires on every row read
+            elif i % 7 == 5:
+                y[1] = np.nan
+            if outputs == "spaced scores":
+                y = np.stack([1 - y, y], axis=1)[:, 1]
+            elif outputs == "two columns":
+                y = np.stack([y, y], axis=1)
+            out.append((x, y))
+        return out
+
+    def run(general: bool) -> tuple[Any, list[Any]]:
+        p = Profiler(base if outputs != "two columns" else None, row_cap=50)
+        p.rng = np.random.default_rng(0)  # the same row sample in both runs
+        p.reset()
+        said = []
+        for x, y in batches():
+            if general:  # (the first call sets the output side's plan when it has none)
+                p.inputs.fast_width = p.outputs.fast_width = 0
+            r = p.observe(x, y)
+            said.append(None if r is None else (r.checks, dict(r.skipped), r.dropped,
+                                                r.sample_rate))
+        assert any(s is not None and s[2] for s in said)  # some batches were sampled
+        return p.close(), said
+
+    fast, fast_said = run(False)
+    general, general_said = run(True)
+    assert fast_said == general_said
+    _same_side(fast.inputs, general.inputs)
+    _same_side(fast.outputs, general.outputs)

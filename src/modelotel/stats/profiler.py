@@ -13,7 +13,7 @@ Example:
 
 :meth:`Profiler.observe` takes one call's input and output batches and returns ``None``
 (the common case: the window was fed, nothing else happened) or a
-:class:`~modelotel.stats.side.Report`: the checks that fired (output checks, schema checks),
+:class:`~modelotel.stats.report.Report`: the checks that fired (output checks, schema checks),
 what was skipped and why, the row-sampling rate of a batch larger than ``row_cap``. The
 caller turns that into telemetry. :meth:`Profiler.close` ends the window and returns its
 :class:`~modelotel.stats.window.Snapshot`: gauges, drift against the baseline, window
@@ -42,7 +42,8 @@ from modelotel.stats.checks import scores_ok
 from modelotel.stats.frames import numeric_matrix
 from modelotel.stats.read import raised_by_input
 from modelotel.stats.reasons import SKIP_UNREADABLE, add
-from modelotel.stats.side import Report, Side
+from modelotel.stats.report import Report
+from modelotel.stats.side import Side
 from modelotel.stats.wide import WideSummary
 from modelotel.stats.window import Snapshot
 

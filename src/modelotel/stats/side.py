@@ -49,6 +49,7 @@ from modelotel.stats.frames import FrameLayout, block_columns, is_frame, numeric
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
+from modelotel.stats.report import Report, with_sample, with_skips
 from modelotel.stats.schema import ColumnPlan, FeatureSpec, output_specs
 from modelotel.stats.table import Table
 from modelotel.stats.text import DESCRIPTORS, TEXT_NAME, TextColumns
@@ -62,26 +63,6 @@ WIDE_FEATURES = len(WIDE_NAMES)
 LONE_TEXT = tuple(f"{TEXT_NAME}.{d}" for d in DESCRIPTORS)
 
 Array = np.ndarray[Any, Any]
-
-
-class Report:
-    """What one call's batches did besides feeding the window.
-
-    Attributes:
-        checks: ``(check, feature, output)`` per check that fired, in order; ``output``
-            tells the side (True: a model output, False: an input feature).
-        skipped: reason -> count of what was skipped (:mod:`.reasons`).
-        dropped: rows left out by row sampling (``stats.row_cap``).
-        sample_rate: the share of rows kept when a batch was row-sampled, else None.
-    """
-
-    __slots__ = ("checks", "dropped", "sample_rate", "skipped")
-
-    def __init__(self) -> None:
-        self.checks: list[tuple[str, str, bool]] = []
-        self.skipped: dict[str, int] = {}
-        self.dropped = 0
-        self.sample_rate: float | None = None
 
 
 def _never(array: Array, n: int) -> None:  # pragma: no cover - an empty buffer never fills
@@ -340,8 +321,26 @@ class Side:
                     with self.lock:
                         buf.append(X, rows)
                     return rep
+                if rows and X.dtype == np.float64:
+                    # a batch too big for the buffer: its row sample goes to the reduction
+                    # as the general path's does (which first builds a table and aligns it)
+                    return self._add_big(X if X.ndim == 2 else X.reshape(rows, 1), rows, rep)
         with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
             return self._observe_any(x, rep)
+
+    def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
+        if self.output:
+            rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
+        sample = self._row_sample(rows)
+        if sample is not None:
+            rep = with_sample(rep, rows, sample)
+            X = X[sample]
+        if kernel.accumulate is not None:
+            self._add_numeric(X, None)  # (the kernel never warns: no np.errstate, ~10 us cold)
+        else:
+            with np.errstate(all="ignore"):  # numpy's reductions of inf do
+                self._add_numeric(X, None)
+        return rep
 
     def hot_wide(self, x: Any) -> Any:
         """``x`` as its wide summary (the rows x 6 float64 matrix the general path makes of
@@ -393,18 +392,18 @@ class Side:
             rows_in = len(x)
             pre = self._row_sample(rows_in)
             if pre is not None:
-                rep = _sampled(rep, rows_in, pre)
+                rep = with_sample(rep, rows_in, pre)
                 x = x.iloc[pre] if hasattr(x, "iloc") else x[pre]
         skipped: dict[str, int] = {}
         if is_container(x):  # a DMatrix / Pool: rows are sampled before they are made dense
             sampled: list[tuple[int, slice]] = []
             table = read_container(x, skipped, self._row_sample, sampled)
             for rows_in, pre in sampled:
-                rep = _sampled(rep, rows_in, pre)
+                rep = with_sample(rep, rows_in, pre)
         else:
             table = extract(x, self.row_vector, self.frame_hint, skipped)
         if table is None:
-            return _skipped(rep, skipped)
+            return with_skips(rep, skipped)
         if table.columns is not None:  # text columns become their numeric descriptors
             text = self.text
             table = text.expand(table)
@@ -443,7 +442,7 @@ class Side:
             rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
         sample = self._row_sample(rows)
         if sample is not None:
-            rep = _sampled(rep, rows, sample)
+            rep = with_sample(rep, rows, sample)
             kept = len(range(rows)[sample])
             if X is not None:
                 X = X[sample]
@@ -458,7 +457,7 @@ class Side:
             with self.lock:
                 for acc, values in zip(self.cat_window, cats, strict=True):
                     acc.add(values)
-        return _skipped(rep, skipped) if skipped else rep
+        return with_skips(rep, skipped) if skipped else rep
 
     def _summarize_wide(self, table: Table) -> tuple[Table, tuple[str, str] | None]:
         """A wide unnamed batch as its fixed-size summary (:mod:`.wide`), and the schema
@@ -571,27 +570,4 @@ class Side:
                          self.cat_total, self.bin_labels)
 
 
-def _sampled(rep: Report | None, rows: int, sample: slice) -> Report:
-    """``rep`` (or a new report) with a row sample of ``rows`` rows recorded."""
-    if rep is None:
-        rep = Report()
-    kept = len(range(rows)[sample])
-    rep.dropped += rows - kept
-    rep.sample_rate = kept / rows
-    return rep
-
-
-def _skipped(rep: Report | None, skipped: dict[str, int]) -> Report | None:
-    """``rep`` (or a new report) with the skip reasons ``skipped`` added."""
-    if not skipped:
-        return rep
-    if rep is None:
-        rep = Report()
-        rep.skipped = skipped
-        return rep
-    for reason, n in skipped.items():
-        add(rep.skipped, reason, n)
-    return rep
-
-
-__all__ = ["Report", "Side"]
+__all__ = ["Report", "Side"]  # (Report: re-exported from .report)
