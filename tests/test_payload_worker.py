@@ -427,7 +427,37 @@ def test_a_copy_of_a_one_block_frame_converts_exactly_like_the_frame(rows: int, 
         )
     copy = snapshot(df, Caps(12, 100, 4, max_elements=4096))
     # the user's later change cannot reach the copy: it holds memory of its own
-    assert not any(np.shares_memory(copy.block, b.values) for b in df._mgr.blocks)
+    assert not any(np.shares_memory(c, b.values) for c in copy.columns for b in df._mgr.blocks)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 12])
+@pytest.mark.parametrize("missing", [False, True])
+def test_a_copy_of_a_frame_of_numbers_categories_and_strings_converts_like_the_frame(
+    rows: int, missing: bool
+) -> None:
+    # read from its blocks: floats, ints (two numpy blocks), a categorical of str and one
+    # of ints, pandas' "str" and "string" (Arrow) columns, with missing values, in an order
+    # that interleaves the blocks; cut by the caps and not
+    rng = np.random.default_rng(rows + 100 * missing)
+    df = pd.DataFrame({"a": rng.normal(size=rows)})
+    df["city"] = pd.array(rng.choice(["Oslo", "Lyon"], size=rows), dtype="str")
+    df["n"] = rng.integers(0, 9, size=rows)
+    df["cat"] = pd.Categorical(rng.choice(["u", "v"], size=rows), categories=["u", "v", "w"])
+    df["b"] = rng.normal(size=rows)
+    df["code"] = pd.Categorical(rng.integers(1, 4, size=rows))
+    df["note"] = pd.array([f"n{i}" for i in range(rows)], dtype="string")
+    if missing and rows:
+        for col in ("city", "cat", "code", "note"):
+            df.loc[0, col] = None
+    for max_rows, max_items in ((12, 100), (2, 4), (1, 2)):
+        got = snapshot(df, Caps(max_rows, max_items, 4, max_elements=4096))
+        cut = max_rows < rows or max_items < 7
+        assert type(got.value if cut else got) is FrameCopy
+        _same_conversion(
+            df,
+            {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
+             "max_depth": 4, "max_bytes": 65536},
+        )
 
 
 def test_values_without_a_faithful_copy_are_converted_on_the_calling_thread() -> None:

@@ -93,20 +93,37 @@ class Capped:
 
 
 class FrameCopy:
-    """A copy of a DataFrame held in one numpy block, cut to the caps: its column labels
-    (pandas' Index, immutable; the first ``block.shape[0]`` are the copy's) and a copy of the
-    block (columns x rows, as pandas keeps it; a :class:`Capped` holds a cut one).
+    """A copy of a DataFrame read from its blocks, cut to the caps (a :class:`Capped` holds
+    a cut one): its column labels (pandas' Index, immutable; the first ``len(columns)`` are
+    the copy's), ``rows`` and per column what the converter reads of it: a numpy array (a
+    row of a copied numeric block), ``("category", Categorical type, codes copy, dtype)`` or
+    ``("arrow", pyarrow array, missing value)`` (pyarrow's arrays never change; a column
+    given new values gets a new one), made into the column's ``to_numpy()`` on the worker.
 
     Made by :mod:`modelotel._payload.snapshot` instead of ``DataFrame.copy()``, whose pandas
-    code costs ~100 us on a calling thread where it is cold; the converter makes of it the
-    record it would make of the frame.
+    code costs 100-300 us on a calling thread where it is cold; the converter makes of it
+    the record it would make of the frame.
     """
 
-    __slots__ = ("block", "labels")
+    __slots__ = ("columns", "labels", "rows")
 
-    def __init__(self, labels: Any, block: np.ndarray[Any, Any]) -> None:
+    def __init__(self, labels: Any, columns: list[Any], rows: int) -> None:
         self.labels = labels
-        self.block = block
+        self.columns = columns
+        self.rows = rows
+
+    def column(self, j: int) -> np.ndarray[Any, Any]:
+        """Column ``j`` as ``Series.to_numpy()`` of the original gives it."""
+        col = self.columns[j]
+        if type(col) is not tuple:
+            return col  # type: ignore[no-any-return]
+        if col[0] == "category":
+            _, cls, codes, dtype = col
+            return np.asarray(cls.from_codes(codes, dtype=dtype))
+        _, pa, missing = col
+        values = np.array(pa.to_pylist(), dtype=object).reshape(-1)
+        values[np.array([v is None for v in values], dtype=bool)] = missing
+        return values
 
 
 class Converter:
@@ -441,10 +458,11 @@ class Converter:
 
     def _frame_copy(self, fc: FrameCopy, depth: int, shape: Any) -> dict[str, Any]:
         # ``shape``: the original's, when ``fc`` holds a cut copy (a Capped snapshot)
-        cols, rows = fc.block.shape
-        n_rows, n_cols = (rows, cols) if shape is None else (int(x) for x in shape)
+        cols = len(fc.columns)
+        n_rows, n_cols = (fc.rows, cols) if shape is None else (int(x) for x in shape)
         self._frame_cuts(n_rows, n_cols)
-        return self._columns(list(itertools.islice(fc.labels, cols)), fc.block, depth)
+        return self._columns(list(itertools.islice(fc.labels, cols)),
+                             [fc.column(j) for j in range(cols)], depth)
 
     def _columns(self, labels: Any, taken: Any, depth: int, sub: Any = None) -> dict[str, Any]:
         """A frame's columns by name (``taken[j]``: column j's values when read already,

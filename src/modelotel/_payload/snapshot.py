@@ -15,9 +15,9 @@ Example:
 A record is built on the payload worker after the call has returned, so it must not read
 anything the user may still change. :func:`snapshot` copies what the converter
 (:class:`~modelotel._payload.serialize.Converter`) would read, within the same caps: the
-first ``max_rows`` rows of a numpy array or DataFrame (a frame held in one numpy block: a
-copy of the block, :class:`~modelotel._payload.serialize.FrameCopy`; any other frame:
-``copy()``), the first items of
+first ``max_rows`` rows of a numpy array or DataFrame (a frame of numeric, categorical and
+Arrow string columns: copies of its blocks, :class:`~modelotel._payload.serialize.FrameCopy`;
+any other frame: ``copy()``), the first items of
 lists, tuples and dicts (nested ones copied too, up to ``max_depth``); immutable values
 (numbers, strings, numpy scalars) are shared. A copy cut shorter than the original is a
 :class:`~modelotel._payload.serialize.Capped`, so the record's truncation bookkeeping is
@@ -89,7 +89,7 @@ def snapshot(obj: Any, caps: Caps) -> Any:
     elif isinstance(obj, np.generic) and t is not np.void:
         return obj
     elif t.__name__ == "DataFrame" and t.__module__.startswith("pandas"):
-        got = _one_block(obj, caps)
+        got = _from_blocks(obj, caps)
         if got is not None:
             return got
     try:
@@ -100,28 +100,50 @@ def snapshot(obj: Any, caps: Caps) -> Any:
         return NOT_COPIED
 
 
-def _one_block(df: Any, caps: Caps) -> Any:
-    """A frame held in one numpy numeric block whose columns are in order, as a
-    :class:`FrameCopy` of the block cut to the caps (a :class:`Capped` when cut), read from
-    the block (pandas' internals, read defensively: None for anything else, which the
-    general copy takes)."""
+def _from_blocks(df: Any, caps: Caps) -> Any:
+    """A frame of numpy numeric blocks, categorical and Arrow string columns, as a
+    :class:`FrameCopy` cut to the caps (a :class:`Capped` when cut), read from its blocks
+    (pandas' internals, read defensively: None for anything else, which the general copy
+    takes)."""
     try:
         blocks = df._mgr.blocks
-        if type(blocks) is not tuple or len(blocks) != 1:
+        if type(blocks) is not tuple or not blocks:
             return None
-        b = blocks[0]
-        v = b.values
-        if type(v) is not np.ndarray or v.ndim != 2 or v.dtype.kind not in "biuf":
+        first = blocks[0].values
+        rows = first.shape[1] if type(first) is np.ndarray else len(first)
+        cols = sum(len(b.mgr_locs) for b in blocks)
+        keep_rows, keep_cols = min(rows, caps.max_rows), min(cols, caps.max_items)
+        if keep_rows * keep_cols > caps.max_elements:
             return None
-        cols, rows = v.shape
-        placed = b.mgr_locs.indexer
-        if type(placed) is not slice or placed != slice(0, cols, 1):
+        columns: list[Any] = [None] * keep_cols
+        for b in blocks:
+            at = b.mgr_locs.as_array.tolist()
+            v = b.values
+            if type(v) is np.ndarray:
+                if v.ndim != 2 or v.dtype.kind not in "biuf" or v.shape[1] != rows:
+                    return None
+                kept = v[:, :keep_rows].copy()  # (one copy per block; its rows are columns)
+                for k, j in enumerate(at):
+                    if j < keep_cols:
+                        columns[j] = kept[k]
+                continue
+            if len(at) != 1 or len(v) != rows:
+                return None
+            if at[0] >= keep_cols:
+                continue
+            if type(v).__name__ == "Categorical":
+                codes = getattr(v, "_codes", None)
+                if type(codes) is not np.ndarray:
+                    return None
+                columns[at[0]] = ("category", type(v), codes[:keep_rows].copy(), v.dtype)
+            elif type(v.dtype).__name__ == "StringDtype" and hasattr(v, "_pa_array"):
+                columns[at[0]] = ("arrow", v._pa_array[:keep_rows], v.dtype.na_value)
+            else:
+                return None
+        if any(c is None for c in columns):
             return None
-        kept = v[: caps.max_items, : caps.max_rows]
-        if kept.size > caps.max_elements:
-            return None
-        copy = FrameCopy(df.columns, kept.copy())
-        return copy if kept.shape == v.shape else Capped(copy, (rows, cols))
+        copy = FrameCopy(df.columns, columns, keep_rows)
+        return copy if (keep_rows, keep_cols) == (rows, cols) else Capped(copy, (rows, cols))
     except Exception:  # noqa: BLE001 - another pandas: the general copy
         return None
 
@@ -129,7 +151,7 @@ def _one_block(df: Any, caps: Caps) -> Any:
 def rows_of(copy: Any) -> int | None:
     """``input_rows`` of the original of ``copy`` (a :func:`snapshot`): len or shape[0]."""
     if type(copy) is FrameCopy:
-        return int(copy.block.shape[1])
+        return copy.rows
     if type(copy) is Capped:
         size = copy.size
         if isinstance(copy.value, dict):
