@@ -329,6 +329,7 @@ class Side:
             return self._observe_any(x, rep)
 
     def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
+        """A float64 batch of the plan's width (``rows x width``) beyond the row buffer."""
         if self.output:
             rep = self.check_outputs(X, rep)  # on every row: a NaN must not hide in a sample
         sample = self._row_sample(rows)
