@@ -415,16 +415,7 @@ def test_a_copy_of_a_one_block_frame_converts_exactly_like_the_frame(rows: int, 
     rng = np.random.default_rng(rows)
     labels: list[Any] = ["f0", "f0", 7, "x" * 60, "f4"]
     df = pd.DataFrame(rng.normal(size=(rows, 5)).astype(dtype), columns=labels)
-    for max_rows, max_items in ((12, 100), (2, 4)):
-        caps = Caps(max_rows, max_items, 4, max_elements=4096)
-        got = snapshot(df, caps)
-        cut = max_rows < rows or max_items < 5
-        assert type(got.value if cut else got) is FrameCopy
-        _same_conversion(
-            df,
-            {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
-             "max_depth": 4, "max_bytes": 65536},
-        )
+    _frame_copies_convert_like(df, ((12, 100), (2, 4)))
     copy = snapshot(df, Caps(12, 100, 4, max_elements=4096))
     # the user's later change cannot reach the copy: it holds memory of its own
     assert not any(np.shares_memory(c, b.values) for c in copy.columns for b in df._mgr.blocks)
@@ -449,9 +440,16 @@ def test_a_copy_of_a_frame_of_numbers_categories_and_strings_converts_like_the_f
     if missing and rows:
         for col in ("city", "cat", "code", "note"):
             df.loc[0, col] = None
-    for max_rows, max_items in ((12, 100), (2, 4), (1, 2)):
+    _frame_copies_convert_like(df, ((12, 100), (2, 4), (1, 2)))
+
+
+def _frame_copies_convert_like(df: pd.DataFrame, caps: tuple[tuple[int, int], ...]) -> None:
+    """Under each (max_rows, max_items), ``df``'s copy is read from its blocks (cut or
+    not) and converts exactly like the frame."""
+    rows, cols = df.shape
+    for max_rows, max_items in caps:
         got = snapshot(df, Caps(max_rows, max_items, 4, max_elements=4096))
-        cut = max_rows < rows or max_items < 7
+        cut = max_rows < rows or max_items < cols
         assert type(got.value if cut else got) is FrameCopy
         _same_conversion(
             df,

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import modelotel
+from _stats_support import same_side
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline, kernel
 from modelotel.testing import capture
@@ -325,18 +326,6 @@ def taken(_kernel: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
-def _same_side(a: Any, b: Any) -> None:
-    """Two closed windows of one side agree in schema, statistics, drift, checks, totals."""
-    assert a is not None and b is not None
-    assert a.plan.names == b.plan.names
-    assert a.gauges == b.gauges
-    assert a.drift == b.drift
-    assert a.checks == b.checks
-    ta, tb = a.totals, b.totals
-    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
-    assert ta.bins == tb.bins
-
-
 @pytest.mark.parametrize("with_baseline", [True, False])
 def test_a_list_of_records_gives_the_statistics_of_the_general_reader(
     with_baseline: bool, taken: dict[str, int]
@@ -378,7 +367,7 @@ def test_a_list_of_records_gives_the_statistics_of_the_general_reader(
             batch = [odd[(i // 4) % len(odd)]] * 3
         assert _said(fast.observe(batch, ABSENT)) == _said(general.observe(tuple(batch), ABSENT))
     snap_a, snap_b = fast.close(), general.close()
-    _same_side(snap_a.inputs, snap_b.inputs)
+    same_side(snap_a.inputs, snap_b.inputs)
     assert sum(snap_a.inputs.totals.seen) > 0  # type: ignore[union-attr]
     assert (taken["put_records"] >= 40) == (kernel.put_records is not None)
 
@@ -410,7 +399,7 @@ def test_python_scores_give_the_statistics_and_checks_of_the_general_reader(
         assert said == _said(general.observe(ABSENT, tuple(scores[:1] if one else scores)))
         fired += bool(said and said[0])
     snap_a, snap_b = fast.close(), general.close()
-    _same_side(snap_a.outputs, snap_b.outputs)
+    same_side(snap_a.outputs, snap_b.outputs)
     assert fired >= 5 if with_baseline else fired >= 3
     assert (taken["put_scores"] >= 60) == (kernel.put_scores is not None)
 
@@ -437,7 +426,7 @@ def test_labels_as_str_or_a_list_of_str_count_as_the_general_reader_counts() -> 
             labels = labels[:1]
         general.observe(ABSENT, tuple(labels))
     snap_a, snap_b = fast.close(), general.close()
-    _same_side(snap_a.outputs, snap_b.outputs)
+    same_side(snap_a.outputs, snap_b.outputs)
     assert snap_a.outputs is not None and snap_a.outputs.totals.bins
 
 
@@ -494,5 +483,5 @@ def test_batches_beyond_the_buffer_give_the_statistics_of_the_general_reader(
     fast, fast_said = run(False)
     general, general_said = run(True)
     assert fast_said == general_said
-    _same_side(fast.inputs, general.inputs)
-    _same_side(fast.outputs, general.outputs)
+    same_side(fast.inputs, general.inputs)
+    same_side(fast.outputs, general.outputs)

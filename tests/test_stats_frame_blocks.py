@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _stats_support import same_side, shortcut_and_general
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats.frames import FrameHint, from_frame
 from modelotel.stats.schema import ColumnPlan
@@ -174,25 +175,12 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
                    for r in said]
         return p.close(), reports
 
-    taken = [0]
-    real = side_module.block_columns
-
-    def counted(x: Any, hint: Any, layout: Any) -> Any:
-        got = real(x, hint, layout)
-        taken[0] += got is not None
-        return got
-
-    monkeypatch.setattr(side_module, "block_columns", counted)
-    fast, fast_reports = run()
-    assert taken[0] >= 30  # the shortcut was taken
-    monkeypatch.setattr(side_module, "block_columns", lambda x, hint, layout: None)
-    general, general_reports = run()
+    (fast, fast_reports), (general, general_reports), taken = shortcut_and_general(
+        monkeypatch, (side_module,), "block_columns", lambda x, hint, layout: None,
+        lambda args, got: got is not None, run)
+    assert taken >= 30  # the shortcut was taken
     assert fast_reports == general_reports
-    a, b = fast.inputs, general.inputs
-    assert a is not None and b is not None
-    assert a.plan.names == b.plan.names and "cat" in a.plan.names and "city" in a.plan.names
-    assert a.gauges == b.gauges and a.gauges
-    assert a.drift == b.drift
-    ta, tb = a.totals, b.totals
-    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
-    assert ta.bins == tb.bins and ta.bins
+    same_side(fast.inputs, general.inputs)
+    names = fast.inputs.plan.names
+    assert "cat" in names and "city" in names
+    assert fast.inputs.gauges and fast.inputs.totals.bins

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import modelotel
+from _stats_support import same_side, shortcut_and_general
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats.read import FrameHint, extract
 from modelotel.testing import capture
@@ -249,31 +250,15 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
         reports = [None if r is None else (r.checks, dict(r.skipped)) for r in said]
         return p.close(), reports
 
-    taken = [0]
-    real = side_module.numeric_matrix
-
-    def counted(x: Any, names: Any, hint: Any) -> Any:
-        got = real(x, names, hint)
-        taken[0] += got is not x
-        return got
-
     # (the profiler hands such a frame's matrix to the fused step; a side, to its hot path)
-    for module in (side_module, profiler_module):
-        monkeypatch.setattr(module, "numeric_matrix", counted)
-    fast, fast_reports = run(Profiler(baseline))
-    assert taken[0] >= 25  # the shortcut was taken
-    for module in (side_module, profiler_module):
-        monkeypatch.setattr(module, "numeric_matrix", lambda x, names, hint: x)
-    general, general_reports = run(Profiler(baseline))
+    (fast, fast_reports), (general, general_reports), taken = shortcut_and_general(
+        monkeypatch, (side_module, profiler_module), "numeric_matrix",
+        lambda x, names, hint: x, lambda args, got: got is not args[0],
+        lambda: run(Profiler(baseline)))
+    assert taken >= 25  # the shortcut was taken
     assert fast_reports == general_reports
-    a, b = fast.inputs, general.inputs
-    assert a is not None and b is not None
-    assert a.plan.names == b.plan.names
-    assert a.gauges == b.gauges and a.gauges
-    assert a.drift == b.drift
-    ta, tb = a.totals, b.totals
-    assert (ta.seen, ta.null, ta.nan, ta.inf) == (tb.seen, tb.null, tb.nan, tb.inf)
-    assert ta.bins == tb.bins
+    same_side(fast.inputs, general.inputs)
+    assert fast.inputs.gauges
 
 
 def test_a_single_block_frame_reads_as_to_numpy_does() -> None:
