@@ -214,7 +214,6 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
     # the same window, drift, reports and totals, also for those the shortcut hands over
     # (reordered or renamed columns, a categorical, NaN, ints, bools, no rows)
     from modelotel.stats import profiler as profiler_module
-    from modelotel.stats import side as side_module
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
 
@@ -250,9 +249,9 @@ def test_numeric_frames_give_the_statistics_of_the_general_reader(
         reports = [None if r is None else (r.checks, dict(r.skipped)) for r in said]
         return p.close(), reports
 
-    # (the profiler hands such a frame's matrix to the fused step; a side, to its hot path)
+    # (the profiler hands such a frame's matrix to the fused step, or to the side's hot path)
     (fast, fast_reports), (general, general_reports), taken = shortcut_and_general(
-        monkeypatch, (side_module, profiler_module), "numeric_matrix",
+        monkeypatch, (profiler_module,), "numeric_matrix",
         lambda x, names, hint: x, lambda args, got: got is not args[0],
         lambda: run(Profiler(baseline)))
     assert taken >= 25  # the shortcut was taken

@@ -23,7 +23,7 @@ import inspect
 import itertools
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -445,7 +445,11 @@ class Converter:
             block = np.asarray((sub if len(idxs) == width else sub.iloc[:, idxs]).to_numpy())
             for k, j in enumerate(idxs):
                 taken[j] = block[:, k]
-        return self._columns(sub.columns, taken, depth, sub)
+        def column(j: int) -> np.ndarray[Any, Any]:
+            got = taken.get(j)
+            return np.asarray(sub.iloc[:, j].to_numpy()) if got is None else got
+
+        return self._columns(sub.columns, column, depth)
 
     def _frame_cuts(self, n_rows: int, n_cols: int) -> None:
         """What the caps cut of a frame of ``n_rows`` x ``n_cols`` (8 bytes a value)."""
@@ -461,12 +465,13 @@ class Converter:
         cols = len(fc.columns)
         n_rows, n_cols = (fc.rows, cols) if shape is None else (int(x) for x in shape)
         self._frame_cuts(n_rows, n_cols)
-        return self._columns(list(itertools.islice(fc.labels, cols)),
-                             [fc.column(j) for j in range(cols)], depth)
+        return self._columns(itertools.islice(fc.labels, cols), fc.column, depth)
 
-    def _columns(self, labels: Any, taken: Any, depth: int, sub: Any = None) -> dict[str, Any]:
-        """A frame's columns by name (``taken[j]``: column j's values when read already,
-        else read from the frame ``sub``)."""
+    def _columns(
+        self, labels: Any, column: Callable[[int], np.ndarray[Any, Any]], depth: int
+    ) -> dict[str, Any]:
+        """A frame's columns by name, column ``j``'s values read by ``column(j)`` (only
+        while the byte budget lasts)."""
         out: dict[str, Any] = {}
         for j, col in enumerate(labels):
             if self.remaining <= 0:
@@ -475,10 +480,7 @@ class Converter:
             name = self._key(col)
             while name in out:
                 name += "_"
-            column = taken[j] if sub is None else taken.get(j)
-            if column is None:
-                column = np.asarray(sub.iloc[:, j].to_numpy())
-            out[name] = self._array(column, depth + 1, False)
+            out[name] = self._array(column(j), depth + 1, False)
         return out
 
     def _tensor(self, t: Any, depth: int, rows: bool) -> Any:

@@ -88,7 +88,7 @@ def snapshot(obj: Any, caps: Caps) -> Any:
             return obj.copy()
     elif isinstance(obj, np.generic) and t is not np.void:
         return obj
-    elif t.__name__ == "DataFrame" and t.__module__.startswith("pandas"):
+    elif _is_pandas_frame(obj):
         got = _from_blocks(obj, caps)
         if got is not None:
             return got

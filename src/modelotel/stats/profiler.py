@@ -130,7 +130,8 @@ class Profiler:
             y = out.hot_wide(y)  # an embedding output: its summary takes the fused step
         if type(x) is inp.frame_hint.frame_type and inp.record_names is not None:
             # a frame of the numeric columns the side expects, in order: its block (a view)
-            # takes the fused step too (a pandas block is columns first; stage transposes)
+            # takes the fused step too (a pandas block is columns first; stage transposes),
+            # or the side's hot path when the fused step declines (the one conversion)
             x = numeric_matrix(x, inp.record_names, inp.frame_hint)
         if type(x) is np.ndarray and type(y) is np.ndarray:
             xd, yd = x.dtype, y.dtype

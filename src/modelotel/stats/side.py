@@ -45,7 +45,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import FrameLayout, block_columns, is_frame, numeric_matrix
+from modelotel.stats.frames import FrameLayout, block_columns, is_frame
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -274,8 +274,6 @@ class Side:
             x = self.hot_wide(x)
         elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
             x = direct.record_row(x, width)
-        elif type(x) is self.frame_hint.frame_type and self.record_names is not None:
-            x = numeric_matrix(x, self.record_names, self.frame_hint)
         elif type(x) is self.frame_hint.frame_type and self.frame_layout is not None:
             parts = block_columns(x, self.frame_hint, self.frame_layout)
             if parts is not None and 0 < parts[0].shape[0] <= self.row_cap:
