@@ -501,16 +501,22 @@ def test_input_shape_of_a_frame_is_its_shape_however_it_is_read() -> None:
     from modelotel.stats import frames
 
     one_block = pd.DataFrame(np.zeros((3, 5)), columns=list("abcde"))
-    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "c": pd.Categorical(["x", "y"])})
+    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "c": pd.Categorical(["x", "y"]),
+                          "d": pd.array(["u", None], dtype="str"), "e": [3.0, 4.0],
+                          "f": pd.array([1, None], dtype="Int64"),
+                          "g": pd.date_range("2026-01-01", periods=2, tz="UTC")})
+    strings_only = pd.DataFrame({"s": pd.array(["u", "v", "w"], dtype="str")})
     reordered = one_block[["e", "a", "c"]]
     wide_view = pd.DataFrame(np.zeros((4, 6)))[[5, 0]]
     empty = pd.DataFrame(np.zeros((0, 2)))
+    one_row = pd.DataFrame([{"x": 1.0, "y": "z", "w": 2}])
     frames.FRAME_TYPES.discard(pd.DataFrame)  # not read by the statistics yet: .shape
     assert _input_shape(one_block) == one_block.shape
-    frames.FRAME_TYPES.add(pd.DataFrame)  # read from its block from now on
+    frames.FRAME_TYPES.add(pd.DataFrame)  # read from its blocks from now on
     assert frames.frame_shape(one_block) == (3, 5)
-    assert frames.frame_shape(mixed) is None  # several blocks: .shape
-    for df in (one_block, mixed, reordered, wide_view, empty):
+    assert frames.frame_shape(mixed) == (2, 7)  # several blocks, extension arrays among them
+    assert frames.frame_shape(strings_only) is None  # no numpy block: .shape
+    for df in (one_block, mixed, strings_only, reordered, wide_view, empty, one_row):
         assert _input_shape(df) == df.shape
 
 

@@ -113,18 +113,30 @@ def test_blocks_and_columns_read_string_columns_the_same(
     assert _read(df, hint)[5][0][0] == (None if missing else "Oslo")
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("output", ["none", "scores", "labels"])
 @pytest.mark.parametrize("with_baseline", [True, False])
 def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_reader(
-    with_baseline: bool, monkeypatch: pytest.MonkeyPatch
+    with_baseline: bool, output: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # frames of one float64 block (the plan's numeric columns), a categorical and a string
     # column are read from their blocks while they keep the layout of the frame that
     # taught it; the same frames through the general reader leave the same window, drift,
     # reports and totals, also for those the shortcut must hand over (columns reordered,
-    # renamed or added, an int block, missing values, no rows, more rows than row_cap)
+    # renamed or added, an int block, missing values, no rows, more rows than row_cap).
+    # With float scores out, the block and the scores take the profiler's fused step (the
+    # kernel's, or its numpy twin); with labels out, the blocks are added on their own.
+    from modelotel.stats import kernel
+    from modelotel.stats import profiler as profiler_module
     from modelotel.stats import side as side_module
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
+
+    if not compiled:
+        for fn in kernel.FUNCTIONS:
+            monkeypatch.setattr(kernel, fn, None)
+    elif not kernel.COMPILED:
+        pytest.skip("the C kernel is not built here")
 
     names = [f"f{i}" for i in range(4)]
 
@@ -170,17 +182,31 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
         p = Profiler(baseline, row_cap=64)
         p.rng = np.random.default_rng(0)  # the same row sample in both runs
         p.reset()
-        said = [p.observe(df, ABSENT) for df in frames()]
+        said = [p.observe(df, outputs(i, len(df))) for i, df in enumerate(frames())]
         reports = [None if r is None else (r.checks, dict(r.skipped), r.dropped)
                    for r in said]
         return p.close(), reports
 
+    def outputs(i: int, rows: int) -> Any:
+        if output == "none":
+            return ABSENT
+        if output == "labels":
+            return np.array(["yes", "no"])[np.arange(rows) % 2]
+        y = np.full(rows, 0.25 + 0.01 * i)
+        if i % 7 == 3 and rows:
+            y[-1] = np.nan  # an output check fires
+        return y
+
     (fast, fast_reports), (general, general_reports), taken = shortcut_and_general(
-        monkeypatch, (side_module,), "block_columns", lambda x, hint, layout: None,
-        lambda args, got: got is not None, run)
+        monkeypatch, (side_module, profiler_module), "block_columns",
+        lambda x, hint, layout: None, lambda args, got: got is not None, run)
     assert taken >= 30  # the shortcut was taken
     assert fast_reports == general_reports
+    if output == "scores":
+        assert any(r is not None and r[0] for r in fast_reports)  # checks fired
     same_side(fast.inputs, general.inputs)
+    if output != "none":
+        same_side(fast.outputs, general.outputs)
     names = fast.inputs.plan.names
     assert "cat" in names and "city" in names
     assert fast.inputs.gauges and fast.inputs.totals.bins

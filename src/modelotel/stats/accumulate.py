@@ -428,6 +428,27 @@ class CategoricalAccumulator:
             return
         self.add_tally(tally, len(items))
 
+    def add_codes(self, categories: Array, codes: list[int]) -> None:
+        """Add a pandas Categorical's values given as its ``categories`` (an object array)
+        and its ``codes`` (-1: a missing value): what :meth:`add_items` does with the
+        values, the distinct codes looked up once."""
+        if len(codes) == 1:
+            code = codes[0]
+            if code < 0:
+                self.null += 1
+            else:
+                self.add_one(categories[code])
+            return
+        tally: dict[int, int] = {}
+        _count_elements(tally, codes)
+        counts = self.counts
+        lookup = self._lookup
+        nulls = tally.pop(-1, 0)
+        for code, c in tally.items():
+            counts[lookup(categories[code])] += c
+        self.null += nulls
+        self.count += len(codes) - nulls
+
     def add_labels(self, tally: dict[str, int], n: int) -> None:
         """Add ``n`` str given as their counts (:func:`str_tally`): no nulls among them."""
         counts = self.counts

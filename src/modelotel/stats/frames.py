@@ -24,6 +24,8 @@ import numpy as np
 from modelotel.stats.reasons import SKIP_EMPTY, SKIP_NON_TABULAR, SKIP_UNSUPPORTED, add
 from modelotel.stats.table import CATEGORICAL, DATETIME, NUMERIC, Table, array_kind
 
+_F64 = np.dtype(np.float64)
+
 
 def pandas_column(s: Any) -> tuple[np.ndarray[Any, Any], str, int] | None:
     """(values, kind, nulls) of a pandas Series, without importing pandas."""
@@ -76,18 +78,26 @@ def is_frame(x: object) -> bool:
 
 
 def frame_shape(x: Any) -> tuple[int, int] | None:
-    """(rows, columns) of a frame held in one 2-D numpy block, read from the block: ~6 us
-    inside a call against ~13 us for ``x.shape`` (pandas' Python code, cold there). None
-    for any other frame (several blocks, extension columns, another pandas)."""
+    """(rows, columns) of a frame with at least one 2-D numpy block, read from its blocks:
+    ~6 us inside a call against ~13-16 us for ``x.shape`` (pandas' Python code, cold there).
+    The blocks share the rows and split the columns between them. None for any other
+    frame (extension columns only, another pandas)."""
     try:
         blocks = x._mgr.blocks
-        if type(blocks) is tuple and len(blocks) == 1:
-            v = blocks[0].values
+        if type(blocks) is not tuple:
+            return None
+        rows = None
+        columns = 0
+        for b in blocks:
+            v = b.values
             if type(v) is np.ndarray and v.ndim == 2:
-                return v.shape[1], v.shape[0]  # a block is columns x rows
+                rows = v.shape[1]  # a numpy block is columns x rows
+                columns += v.shape[0]
+            else:
+                columns += len(b.mgr_locs)  # (an extension array's columns: its placement)
+        return None if rows is None else (rows, columns)
     except Exception:  # noqa: BLE001 - pandas internals, read defensively: .shape instead
         return None
-    return None
 
 
 class FrameHint:
@@ -110,8 +120,9 @@ class FrameHint:
         self.labels: tuple[str, ...] = ()
         #: False once a frame's blocks could not be read (:func:`_from_blocks`): don't retry
         self.blocks = True
-        #: column -> (its last categories Index, their labels as an object array)
-        self.categories: dict[str, tuple[object, np.ndarray[Any, Any]]] = {}
+        #: column -> (its last CategoricalDtype, its categories Index, their labels as an
+        #: object array)
+        self.categories: dict[str, tuple[object, object, np.ndarray[Any, Any]]] = {}
         #: how the last frame read from its blocks was laid out (:func:`block_columns`),
         #: None when it was not (or not in a way that can be checked per call)
         self.layout: FrameLayout | None = None
@@ -348,21 +359,30 @@ def _from_blocks(
 def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[Any, Any]:
     """The categories of Categorical ``v`` (column ``name``) as an object array; frames that
     share a dtype share its categories' Index, so the hint's last one is reused."""
-    index = v.categories
     known = hint.categories.get(name) if hint is not None else None
-    if known is not None and known[0] is index:
-        return known[1]
-    cats = np.asarray(index.to_numpy(), dtype=object)
+    if known is not None:
+        # the dtype first: a private attribute read in ~0.3 us inside a call, where the
+        # public categories (two properties of pandas' cold Python code) cost ~15 us
+        dtype = getattr(v, "_dtype", None)
+        if dtype is not None and known[0] is dtype:
+            return known[2]
+    index = v.categories
+    if known is not None and known[1] is index:
+        cats = known[2]
+    else:
+        cats = np.asarray(index.to_numpy(), dtype=object)
     if hint is not None:
-        hint.categories[name] = (index, cats)
+        hint.categories[name] = (getattr(v, "_dtype", None), index, cats)
     return cats
 
 
 def block_columns(
     x: Any, hint: FrameHint, layout: FrameLayout
-) -> tuple[np.ndarray[Any, Any], dict[str, list[Any]]] | None:
-    """The float64 block (rows x k, a view) and each other column's values (a list, None
-    for a missing value) of a frame laid out as ``layout``, while that is the last layout
+) -> tuple[np.ndarray[Any, Any], dict[str, Any]] | None:
+    """The float64 block (rows x k, a view) and each other column's values of a frame
+    laid out as ``layout`` (a string column's as a list, None for a missing value; a
+    categorical's as its categories and its list of codes, -1 for a missing value, which
+    :meth:`~.accumulate.CategoricalAccumulator.add_codes` takes), while that is the last layout
     read from a frame's blocks (``hint.layout``): what :func:`from_frame` and the schema's
     alignment make of it, without the table. None for any other frame (the general reader
     takes it).
@@ -380,35 +400,45 @@ def block_columns(
         if type(blocks) is not tuple or len(blocks) != len(specs):
             return None
         X: np.ndarray[Any, Any] | None = None
-        cols: dict[str, list[Any]] = {}
+        cols: dict[str, Any] = {}
         for b, (kind, where, name) in zip(blocks, specs, strict=True):
             placed = b.mgr_locs.indexer
             if type(placed) is not slice or placed != where:
                 return None
             v = b.values
             if kind == "f":
-                if type(v) is not np.ndarray or v.dtype != np.float64 or v.ndim != 2:
+                # (is: numpy's float64 dtype is one object; a compare converts np.float64)
+                if type(v) is not np.ndarray or v.dtype is not _F64 or v.ndim != 2:
                     return None
                 X = v.T
             elif kind == "c":
                 if type(v).__name__ != "Categorical":
                     return None
                 cats = _category_labels(v, name, hint)
-                # (the private codes array: .codes makes a read-only view per call)
-                codes = getattr(v, "_codes", None)
-                codes = (v.codes if type(codes) is not np.ndarray else codes).tolist()
-                cols[name] = ([cats[c] for c in codes] if min(codes) >= 0
-                              else [cats[c] if c >= 0 else None for c in codes])
+                # (the private codes array: .codes makes a read-only view per call, and
+                # ._codes is a property of pandas' cold Python code)
+                codes = getattr(v, "_ndarray", None)
+                cols[name] = (cats, (v.codes if type(codes) is not np.ndarray else codes)
+                              .tolist())
             elif type(v.dtype).__name__ == "StringDtype":
                 # pyarrow's strings straight to Python (None for a missing value), where
                 # to_numpy(object, na_value=None) runs pandas' conversion code first
                 pa = getattr(v, "_pa_array", None)
-                cols[name] = (pa.to_pylist() if pa is not None
-                              else v.to_numpy(dtype=object, na_value=None).tolist())
+                if pa is None:
+                    cols[name] = v.to_numpy(dtype=object, na_value=None).tolist()
+                elif pa.num_chunks == 1:
+                    # (a chunk's to_pylist is C++; the chunked array's loops in Python)
+                    cols[name] = pa.chunk(0).to_pylist()
+                else:
+                    cols[name] = pa.to_pylist()
             else:
                 return None
-        if X is None or any(len(c) != X.shape[0] for c in cols.values()):
+        if X is None:
             return None
+        rows = X.shape[0]
+        for c in cols.values():  # (a loop, not any(): a generator is one more cold frame)
+            if len(c if type(c) is list else c[1]) != rows:
+                return None
         return X, cols
     except Exception:  # noqa: BLE001 - pandas internals, read defensively: the general reader
         return None

@@ -39,7 +39,7 @@ import numpy as np
 from modelotel.stats import kernel
 from modelotel.stats.baseline import Baseline, BaselineError
 from modelotel.stats.checks import scores_ok
-from modelotel.stats.frames import numeric_matrix
+from modelotel.stats.frames import block_columns, numeric_matrix
 from modelotel.stats.read import raised_by_input
 from modelotel.stats.reasons import SKIP_UNREADABLE, add
 from modelotel.stats.report import Report
@@ -128,18 +128,29 @@ class Profiler:
         inp, out = self.inputs, self.outputs
         if out.wide is not None and type(y) is np.ndarray:
             y = out.hot_wide(y)  # an embedding output: its summary takes the fused step
-        if type(x) is inp.frame_hint.frame_type and inp.record_names is not None:
-            # a frame of the numeric columns the side expects, in order: its block (a view)
-            # takes the fused step too (a pandas block is columns first; stage transposes),
-            # or the side's hot path when the fused step declines (the one conversion)
-            x = numeric_matrix(x, inp.record_names, inp.frame_hint)
+        width = inp.fast_width
+        frame = x
+        blocks = columns = None  # a mixed frame's block and categorical columns
+        if type(x) is inp.frame_hint.frame_type:
+            if inp.record_names is not None:
+                # a frame of the numeric columns the side expects, in order: its block (a
+                # view) takes the fused step too (a pandas block is columns first; stage
+                # copies any strides), or the side's hot path when the fused step declines
+                x = numeric_matrix(x, inp.record_names, inp.frame_hint)
+            elif inp.frame_layout is not None:
+                # a float64 block and categorical columns: the block takes the fused step,
+                # the columns are counted under the same lock
+                blocks = block_columns(x, inp.frame_hint, inp.frame_layout)
+                if blocks is not None:
+                    x, columns = blocks
+                    width = inp.buffer.width
         if type(x) is np.ndarray and type(y) is np.ndarray:
             xd, yd = x.dtype, y.dtype
             stage = kernel.stage  # read per call: the kernel can be switched off at run time
             if stage is not None:
                 if (xd is _F64 or xd is _F32) and (yd is _F64 or yd is _F32):
                     xs, ys = x.shape, y.shape
-                    width, k = inp.fast_width, out.fast_width
+                    k = out.fast_width
                     if (
                         len(xs) == 2
                         and width
@@ -158,6 +169,8 @@ class Profiler:
                                 if ok is not None:
                                     ib.n += rows  # commit
                                     ob.n += n_out
+                                    if columns is not None:
+                                        inp.add_columns(columns)
                             if ok is not None:
                                 if ok:
                                     return None
@@ -166,7 +179,6 @@ class Profiler:
             elif xd is _F64 and yd is _F64:
                 # the same without the kernel, for one float64 score per row
                 xs, ys = x.shape, y.shape
-                width = inp.fast_width
                 if (
                     len(xs) == 2
                     and len(ys) == 1
@@ -183,9 +195,15 @@ class Profiler:
                         with self.lock:
                             ib.append(x, rows)
                             ob.append(y, n_out)
+                            if columns is not None:
+                                inp.add_columns(columns)
                         return rep
         absent = self.absent
         rep = None
+        if blocks is not None:
+            # the fused step declined (the output's kind): the blocks on their own, or the
+            # frame through the general reader when it has more rows than the side takes
+            x = absent if inp.add_blocks(*blocks) else frame
         if x is not absent:
             try:
                 rep = inp.observe(x, None)

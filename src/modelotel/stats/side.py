@@ -276,12 +276,7 @@ class Side:
             x = direct.record_row(x, width)
         elif type(x) is self.frame_hint.frame_type and self.frame_layout is not None:
             parts = block_columns(x, self.frame_hint, self.frame_layout)
-            if parts is not None and 0 < parts[0].shape[0] <= self.row_cap:
-                assert self.plan is not None
-                self._add_numeric(parts[0], None)
-                with self.lock:
-                    for acc, name in zip(self.cat_window, self.plan.categorical, strict=True):
-                        acc.add_items(parts[1][name])
+            if parts is not None and self.add_blocks(*parts):
                 return rep
         elif self.text_fast and self.text.tokenizer is None:
             x = direct.described(x, self.row_vector, self.buffer.max_batch)
@@ -325,6 +320,28 @@ class Side:
                     return self._add_big(X if X.ndim == 2 else X.reshape(rows, 1), rows, rep)
         with np.errstate(all="ignore"):  # the host may have set np.seterr(all="raise")
             return self._observe_any(x, rep)
+
+    def add_blocks(self, X: Array, columns: dict[str, Any]) -> bool:
+        """Add a frame read from its blocks (:func:`~.frames.block_columns`: the float64
+        block and the values of each categorical column); False (nothing added) for more
+        rows than ``row_cap``, which the general reader samples."""
+        if not 0 < X.shape[0] <= self.row_cap:
+            return False
+        self._add_numeric(X, None)
+        with self.lock:
+            self.add_columns(columns)
+        return True
+
+    def add_columns(self, columns: dict[str, Any]) -> None:
+        """Add each categorical column's values, as :func:`~.frames.block_columns` read
+        them (lock held)."""
+        assert self.plan is not None
+        for acc, name in zip(self.cat_window, self.plan.categorical, strict=True):
+            values = columns[name]
+            if type(values) is list:
+                acc.add_items(values)
+            else:
+                acc.add_codes(*values)
 
     def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
         """A float64 batch of the plan's width (``rows x width``) beyond the row buffer."""
