@@ -361,6 +361,9 @@ class CategoricalAccumulator:
     ``categories`` are the baseline's top categories; ``known_other`` the rest of what the
     baseline saw (values there count as ``other``; values seen nowhere as ``unseen``). With
     ``known_other=None`` every value outside ``categories`` counts as ``other``.
+
+    ``counts`` is a list of Python ints, not an array: a call adds to a few of them, and
+    numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
     """
 
     __slots__ = ("_code", "categories", "count", "counts", "known_other", "null")
@@ -372,7 +375,7 @@ class CategoricalAccumulator:
     ) -> None:
         self.categories = tuple(categories)
         self.known_other = known_other
-        self.counts = np.zeros(len(self.categories) + 2, dtype=np.int64)
+        self.counts = [0] * (len(self.categories) + 2)
         self.count = 0
         self.null = 0
         self._code: dict[object, int] = {c: i for i, c in enumerate(self.categories)}
@@ -381,7 +384,7 @@ class CategoricalAccumulator:
         new = CategoricalAccumulator.__new__(CategoricalAccumulator)
         new.categories = self.categories
         new.known_other = self.known_other
-        new.counts = np.zeros_like(self.counts)
+        new.counts = [0] * len(self.counts)
         new.count = 0
         new.null = 0
         new._code = self._code  # shared cache of value -> code (read-mostly)
@@ -412,7 +415,8 @@ class CategoricalAccumulator:
 
     def add_one(self, value: str) -> None:
         """Add one str (what :meth:`add` does with a one-value array of it)."""
-        self.counts[self._lookup(value)] += 1
+        slot = self._code.get(value)  # (the cache first: a call of _lookup fewer, cold code)
+        self.counts[self._lookup(value) if slot is None else slot] += 1
         self.count += 1
 
     def add_items(self, items: list[Any]) -> None:
@@ -432,7 +436,7 @@ class CategoricalAccumulator:
         """Add a pandas Categorical's values given as its ``categories`` (an object array)
         and its ``codes`` (-1: a missing value): what :meth:`add_items` does with the
         values, the distinct codes looked up once."""
-        if len(codes) == 1:
+        if len(codes) == 1:  # one row's value
             code = codes[0]
             if code < 0:
                 self.null += 1
@@ -488,7 +492,7 @@ class CategoricalAccumulator:
         self.count += len(items) - nulls
 
     def merge(self, other: CategoricalAccumulator) -> None:
-        self.counts += other.counts
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.count += other.count
         self.null += other.null
 

@@ -88,7 +88,7 @@ def _cols(mask: Array) -> list[int]:
 
 
 def class_collapse(
-    window_counts: Array,
+    window_counts: Sequence[int] | Array,
     baseline_shares: Sequence[float],
     min_count: int = MIN_WINDOW_COUNT,
     share: float = COLLAPSE_SHARE,

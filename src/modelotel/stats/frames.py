@@ -94,7 +94,9 @@ def frame_shape(x: Any) -> tuple[int, int] | None:
                 rows = v.shape[1]  # a numpy block is columns x rows
                 columns += v.shape[0]
             else:
-                columns += len(b.mgr_locs)  # (an extension array's columns: its placement)
+                # (an extension array's columns: its placement, the attribute behind
+                # pandas' mgr_locs property, whose Python code is cold inside a call)
+                columns += len(b._mgr_locs)
         return None if rows is None else (rows, columns)
     except Exception:  # noqa: BLE001 - pandas internals, read defensively: .shape instead
         return None
@@ -402,7 +404,7 @@ def block_columns(
         X: np.ndarray[Any, Any] | None = None
         cols: dict[str, Any] = {}
         for b, (kind, where, name) in zip(blocks, specs, strict=True):
-            placed = b.mgr_locs.indexer
+            placed = b._mgr_locs.indexer  # (mgr_locs: a property of cold Python code)
             if type(placed) is not slice or placed != where:
                 return None
             v = b.values
@@ -420,7 +422,7 @@ def block_columns(
                 codes = getattr(v, "_ndarray", None)
                 cols[name] = (cats, (v.codes if type(codes) is not np.ndarray else codes)
                               .tolist())
-            elif type(v.dtype).__name__ == "StringDtype":
+            elif type(getattr(v, "_dtype", None) or v.dtype).__name__ == "StringDtype":
                 # pyarrow's strings straight to Python (None for a missing value), where
                 # to_numpy(object, na_value=None) runs pandas' conversion code first
                 pa = getattr(v, "_pa_array", None)

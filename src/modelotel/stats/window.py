@@ -129,7 +129,7 @@ def totals(
     d = total.d
     t.bins = [total.bin_counts(j).tolist() if labels[j] else [] for j in range(d)]
     t.bins += [
-        acc.counts.tolist() if labels[d + i] else [] for i, acc in enumerate(categorical)
+        list(acc.counts) if labels[d + i] else [] for i, acc in enumerate(categorical)
     ]
     return t
 
