@@ -441,6 +441,11 @@ def test_a_copy_of_a_frame_of_numbers_categories_and_strings_converts_like_the_f
         for col in ("city", "cat", "code", "note"):
             df.loc[0, col] = None
     _frame_copies_convert_like(df, ((12, 100), (2, 4), (1, 2)))
+    # columns picked in another order: blocks placed by arrays of positions, not slices
+    picked = df[["b", "note", "a", "cat", "n", "city", "code"]]
+    picked = picked.assign(c=picked["b"] * 2)[["c", *picked.columns]]._consolidate()
+    assert any(type(b._mgr_locs.indexer) is not slice for b in picked._mgr.blocks)
+    _frame_copies_convert_like(picked, ((12, 100), (2, 4), (1, 2)))
 
 
 def _frame_copies_convert_like(df: pd.DataFrame, caps: tuple[tuple[int, int], ...]) -> None:

@@ -23,7 +23,7 @@ import inspect
 import itertools
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,23 +94,48 @@ class Capped:
 
 class FrameCopy:
     """A copy of a DataFrame read from its blocks, cut to the caps (a :class:`Capped` holds
-    a cut one): its column labels (pandas' Index, immutable; the first ``len(columns)`` are
-    the copy's), ``rows`` and per column what the converter reads of it: a numpy array (a
-    row of a copied numeric block), ``("category", Categorical type, codes copy, dtype)`` or
-    ``("arrow", pyarrow array, missing value)`` (pyarrow's arrays never change; a column
-    given new values gets a new one), made into the column's ``to_numpy()`` on the worker.
+    a cut one): its column labels (pandas' Index, immutable; the first ``width`` are the
+    copy's), ``rows``, and per block its column positions and what was copied of it: a
+    numeric block's copy (its rows are columns), ``("category", Categorical type, codes
+    copy, dtype)`` or ``("arrow", pyarrow array, missing value)`` (pyarrow's arrays never
+    change; a column given new values gets a new one). The worker makes of it
+    :attr:`columns`, then each column's ``to_numpy()`` (:meth:`column`).
 
     Made by :mod:`modelotel._payload.snapshot` instead of ``DataFrame.copy()``, whose pandas
     code costs 100-300 us on a calling thread where it is cold; the converter makes of it
     the record it would make of the frame.
     """
 
-    __slots__ = ("columns", "labels", "rows")
+    __slots__ = ("_columns", "labels", "parts", "rows", "width")
 
-    def __init__(self, labels: Any, columns: list[Any], rows: int) -> None:
+    def __init__(
+        self, labels: Any, parts: list[tuple[Sequence[int], Any]], rows: int, width: int
+    ) -> None:
         self.labels = labels
-        self.columns = columns
+        self.parts = parts
         self.rows = rows
+        self.width = width
+        self._columns: list[Any] | None = None
+
+    @property
+    def columns(self) -> list[Any]:
+        """Per column of the copy, its block's part: a numeric block's row, or the tuple
+        of an extension column (split here, on the worker, not on the calling thread)."""
+        cols = self._columns
+        if cols is None:
+            width = self.width
+            cols = [None] * width
+            for positions, part in self.parts:
+                if type(part) is np.ndarray:
+                    for k, j in enumerate(positions):
+                        if j < width:
+                            cols[j] = part[k]
+                elif positions[0] < width:
+                    cols[positions[0]] = part
+            if any(c is None for c in cols):  # (pandas' blocks split the columns)
+                raise ValueError("the frame's blocks do not cover its columns")
+            self._columns = cols
+        return cols
 
     def column(self, j: int) -> np.ndarray[Any, Any]:
         """Column ``j`` as ``Series.to_numpy()`` of the original gives it."""
@@ -462,7 +487,7 @@ class Converter:
 
     def _frame_copy(self, fc: FrameCopy, depth: int, shape: Any) -> dict[str, Any]:
         # ``shape``: the original's, when ``fc`` holds a cut copy (a Capped snapshot)
-        cols = len(fc.columns)
+        cols = fc.width
         n_rows, n_cols = (fc.rows, cols) if shape is None else (int(x) for x in shape)
         self._frame_cuts(n_rows, n_cols)
         return self._columns(itertools.islice(fc.labels, cols), fc.column, depth)

@@ -111,38 +111,47 @@ def _from_blocks(df: Any, caps: Caps) -> Any:
             return None
         first = blocks[0].values
         rows = first.shape[1] if type(first) is np.ndarray else len(first)
-        cols = sum(len(b.mgr_locs) for b in blocks)
+        # (pandas' attributes behind its mgr_locs / dtype properties, whose Python code is
+        # cold on a calling thread; the worker splits the blocks into columns)
+        placed = []
+        cols = 0
+        for b in blocks:
+            where = b._mgr_locs.indexer
+            # a slice's positions as a range; an array's as a list (a copy: pandas' own)
+            positions = range(where.stop)[where] if type(where) is slice else where.tolist()
+            placed.append(positions)
+            cols += len(positions)
         keep_rows, keep_cols = min(rows, caps.max_rows), min(cols, caps.max_items)
         if keep_rows * keep_cols > caps.max_elements:
             return None
-        columns: list[Any] = [None] * keep_cols
-        for b in blocks:
-            at = b.mgr_locs.as_array.tolist()
+        parts: list[tuple[Any, Any]] = []
+        for b, positions in zip(blocks, placed, strict=True):
             v = b.values
             if type(v) is np.ndarray:
                 if v.ndim != 2 or v.dtype.kind not in "biuf" or v.shape[1] != rows:
                     return None
-                kept = v[:, :keep_rows].copy()  # (one copy per block; its rows are columns)
-                for k, j in enumerate(at):
-                    if j < keep_cols:
-                        columns[j] = kept[k]
+                parts.append((positions, v[:, :keep_rows].copy()))  # (its rows are columns)
                 continue
-            if len(at) != 1 or len(v) != rows:
+            if len(positions) != 1 or len(v) != rows:
                 return None
-            if at[0] >= keep_cols:
+            if positions[0] >= keep_cols:
                 continue
+            dtype = getattr(v, "_dtype", None)
+            if dtype is None:
+                dtype = v.dtype
             if type(v).__name__ == "Categorical":
-                codes = getattr(v, "_codes", None)
+                codes = getattr(v, "_ndarray", None)
                 if type(codes) is not np.ndarray:
                     return None
-                columns[at[0]] = ("category", type(v), codes[:keep_rows].copy(), v.dtype)
-            elif type(v.dtype).__name__ == "StringDtype" and hasattr(v, "_pa_array"):
-                columns[at[0]] = ("arrow", v._pa_array[:keep_rows], v.dtype.na_value)
+                parts.append((positions, ("category", type(v), codes[:keep_rows].copy(), dtype)))
+            elif type(dtype).__name__ == "StringDtype" and hasattr(v, "_pa_array"):
+                pa = v._pa_array
+                if keep_rows < rows:  # (a slice is a new array, cold pyarrow code: if cut)
+                    pa = pa[:keep_rows]
+                parts.append((positions, ("arrow", pa, dtype.na_value)))
             else:
                 return None
-        if any(c is None for c in columns):
-            return None
-        copy = FrameCopy(df.columns, columns, keep_rows)
+        copy = FrameCopy(df.columns, parts, keep_rows, keep_cols)
         return copy if (keep_rows, keep_cols) == (rows, cols) else Capped(copy, (rows, cols))
     except Exception:  # noqa: BLE001 - another pandas: the general copy
         return None
