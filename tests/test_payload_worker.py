@@ -440,6 +440,8 @@ def test_a_copy_of_a_frame_of_numbers_categories_and_strings_converts_like_the_f
     if missing and rows:
         for col in ("city", "cat", "code", "note"):
             df.loc[0, col] = None
+        df.loc[0, "b"] = np.nan
+        df.loc[rows - 1, "a"] = np.inf
     _frame_copies_convert_like(df, ((12, 100), (2, 4), (1, 2)))
     # columns picked in another order: blocks placed by arrays of positions, not slices
     picked = df[["b", "note", "a", "cat", "n", "city", "code"]]
@@ -449,18 +451,20 @@ def test_a_copy_of_a_frame_of_numbers_categories_and_strings_converts_like_the_f
 
 
 def _frame_copies_convert_like(df: pd.DataFrame, caps: tuple[tuple[int, int], ...]) -> None:
-    """Under each (max_rows, max_items), ``df``'s copy is read from its blocks (cut or
-    not) and converts exactly like the frame."""
+    """Under each (max_rows, max_items), and a byte budget that holds the record or runs
+    out inside it, ``df``'s copy is read from its blocks (cut or not) and converts exactly
+    like the frame."""
     rows, cols = df.shape
     for max_rows, max_items in caps:
         got = snapshot(df, Caps(max_rows, max_items, 4, max_elements=4096))
         cut = max_rows < rows or max_items < cols
         assert type(got.value if cut else got) is FrameCopy
-        _same_conversion(
-            df,
-            {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
-             "max_depth": 4, "max_bytes": 65536},
-        )
+        for max_bytes in (65536, 150, 40):
+            _same_conversion(
+                df,
+                {"max_rows": max_rows, "max_items": max_items, "max_string_length": 50,
+                 "max_depth": 4, "max_bytes": max_bytes},
+            )
 
 
 def test_values_without_a_faithful_copy_are_converted_on_the_calling_thread() -> None:
