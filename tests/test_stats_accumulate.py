@@ -182,3 +182,33 @@ def test_columns_first_layout_equals_rows_layout(X: np.ndarray, seed: int) -> No
     np.testing.assert_allclose(
         cols.m2, rows.m2, rtol=1e-9, atol=1e-6 + 1e-13 * n * scale * scale
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(st.integers(0, 2), st.lists(st.integers(-1, 3), min_size=1, max_size=40),
+                  st.booleans()),
+        min_size=1, max_size=12,
+    ),
+    known=st.sampled_from([None, frozenset({"z"})]),
+)
+def test_categorical_codes_count_like_their_labels(
+    batches: list[tuple[int, list[int], bool]], known: frozenset[str] | None
+) -> None:
+    # a pandas Categorical's codes against its categories (-1: missing) count as the labels
+    # they stand for, whether frames share a categories array (a dtype) or bring another
+    # (other order, other values), across window swaps (empty_like shares the slot cache)
+    arrays = [np.array(["a", "b", "c", "z"], dtype=object),
+              np.array(["z", "c", "b", "y"], dtype=object)]
+    arrays.append(arrays[0])  # the same array again: its slots are reused
+    by_codes = CategoricalAccumulator(["a", "b"], known)
+    by_labels = CategoricalAccumulator(["a", "b"], known)
+    for which, codes, swap in batches:
+        cats = arrays[which]
+        by_codes.add_codes(cats, codes)
+        by_labels.add_items([cats[c] if c >= 0 else None for c in codes])
+        assert (by_codes.counts, by_codes.count, by_codes.null) == (
+            by_labels.counts, by_labels.count, by_labels.null)
+        if swap:
+            by_codes, by_labels = by_codes.empty_like(), by_labels.empty_like()

@@ -366,7 +366,7 @@ class CategoricalAccumulator:
     numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
     """
 
-    __slots__ = ("_code", "categories", "count", "counts", "known_other", "null")
+    __slots__ = ("_code", "_slots", "categories", "count", "counts", "known_other", "null")
 
     _CACHE = 4096  # distinct values remembered per column: bounded memory
 
@@ -379,6 +379,9 @@ class CategoricalAccumulator:
         self.count = 0
         self.null = 0
         self._code: dict[object, int] = {c: i for i, c in enumerate(self.categories)}
+        #: the categories array :meth:`add_codes` last took, and the slot of each of its
+        #: codes looked up so far (None: not yet); frames that share a dtype share it
+        self._slots: tuple[Array, list[int | None]] | None = None
 
     def empty_like(self) -> CategoricalAccumulator:
         new = CategoricalAccumulator.__new__(CategoricalAccumulator)
@@ -388,6 +391,7 @@ class CategoricalAccumulator:
         new.count = 0
         new.null = 0
         new._code = self._code  # shared cache of value -> code (read-mostly)
+        new._slots = self._slots
         return new
 
     def _lookup(self, v: object) -> int:
@@ -435,21 +439,31 @@ class CategoricalAccumulator:
     def add_codes(self, categories: Array, codes: list[int]) -> None:
         """Add a pandas Categorical's values given as its ``categories`` (an object array)
         and its ``codes`` (-1: a missing value): what :meth:`add_items` does with the
-        values, the distinct codes looked up once."""
+        values, each distinct code looked up once per categories array."""
+        known = self._slots
+        if known is None or known[0] is not categories:
+            known = self._slots = (categories, [None] * len(categories))
+        slots = known[1]
+        counts = self.counts
         if len(codes) == 1:  # one row's value
             code = codes[0]
             if code < 0:
                 self.null += 1
-            else:
-                self.add_one(categories[code])
+                return
+            slot = slots[code]
+            if slot is None:
+                slot = slots[code] = self._lookup(categories[code])
+            counts[slot] += 1
+            self.count += 1
             return
         tally: dict[int, int] = {}
         _count_elements(tally, codes)
-        counts = self.counts
-        lookup = self._lookup
         nulls = tally.pop(-1, 0)
         for code, c in tally.items():
-            counts[lookup(categories[code])] += c
+            slot = slots[code]
+            if slot is None:
+                slot = slots[code] = self._lookup(categories[code])
+            counts[slot] += c
         self.null += nulls
         self.count += len(codes) - nulls
 
