@@ -128,7 +128,6 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
     # kernel's, or its numpy twin); with labels out, the blocks are added on their own.
     from modelotel.stats import kernel
     from modelotel.stats import profiler as profiler_module
-    from modelotel.stats import side as side_module
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
 
@@ -198,7 +197,7 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
         return y
 
     (fast, fast_reports), (general, general_reports), taken = shortcut_and_general(
-        monkeypatch, (side_module, profiler_module), "block_columns",
+        monkeypatch, (profiler_module,), "block_columns",
         lambda x, hint, layout: None, lambda args, got: got is not None, run)
     assert taken >= 30  # the shortcut was taken
     assert fast_reports == general_reports

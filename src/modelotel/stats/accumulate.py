@@ -444,21 +444,13 @@ class CategoricalAccumulator:
         if known is None or known[0] is not categories:
             known = self._slots = (categories, [None] * len(categories))
         slots = known[1]
-        counts = self.counts
-        if len(codes) == 1:  # one row's value
-            code = codes[0]
-            if code < 0:
-                self.null += 1
-                return
-            slot = slots[code]
-            if slot is None:
-                slot = slots[code] = self._lookup(categories[code])
-            counts[slot] += 1
-            self.count += 1
-            return
-        tally: dict[int, int] = {}
-        _count_elements(tally, codes)
+        if len(codes) == 1:  # one row's value: no tally to build
+            tally = {codes[0]: 1}
+        else:
+            tally = {}
+            _count_elements(tally, codes)
         nulls = tally.pop(-1, 0)
+        counts = self.counts
         for code, c in tally.items():
             slot = slots[code]
             if slot is None:

@@ -45,7 +45,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import FrameLayout, block_columns, is_frame
+from modelotel.stats.frames import FrameLayout, is_frame
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -148,7 +148,8 @@ class Side:
         self.text_fast = False
         self.record_names: tuple[str, ...] | None = None
         #: frames laid out like this (the frame hint's, while it is this one) are read from
-        #: their blocks: a float64 block of the plan's numeric columns and its categoricals
+        #: their blocks by the profiler (:func:`~.frames.block_columns`, :meth:`add_blocks`):
+        #: a float64 block of the plan's numeric columns and its categoricals
         self.frame_layout: FrameLayout | None = None
         #: the compiled reader of the Python values this plan takes as they are (:mod:`.direct`)
         self.direct: Callable[[object], int] | None = None
@@ -274,10 +275,6 @@ class Side:
             x = self.hot_wide(x)
         elif type(x) is dict and len(x) == width and tuple(x) == self.record_names:
             x = direct.record_row(x, width)
-        elif type(x) is self.frame_hint.frame_type and self.frame_layout is not None:
-            parts = block_columns(x, self.frame_hint, self.frame_layout)
-            if parts is not None and self.add_blocks(*parts):
-                return rep
         elif self.text_fast and self.text.tokenizer is None:
             x = direct.described(x, self.row_vector, self.buffer.max_batch)
         if width == 1 and (type(x) is float or type(x) is int) and not self.row_vector:
