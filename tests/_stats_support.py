@@ -14,6 +14,18 @@ from typing import Any
 import pytest
 
 
+def use_kernel(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
+    """Run the statistics with the compiled kernel (skip the test where it is not built) or,
+    ``compiled=False``, with its numpy twin (every kernel function switched off)."""
+    from modelotel.stats import kernel
+
+    if not compiled:
+        for name in kernel.FUNCTIONS:
+            monkeypatch.setattr(kernel, name, None)
+    elif not kernel.COMPILED:
+        pytest.skip("the C kernel is not built here")
+
+
 def same_side(a: Any, b: Any) -> None:
     """Two closed windows of one side agree in schema, statistics, drift, checks, totals."""
     assert a is not None

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import modelotel
-from _stats_support import same_side
+from _stats_support import same_side, use_kernel
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline, kernel
 from modelotel.testing import capture
@@ -24,11 +24,7 @@ from modelotel.testing import capture
 
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
 def _kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "numpy":
-        for name in kernel.FUNCTIONS:
-            monkeypatch.setattr(kernel, name, None)
-    elif not kernel.COMPILED:
-        pytest.skip("the C kernel is not built here")
+    use_kernel(monkeypatch, request.param == "compiled")
     return str(request.param)
 
 _LO, _HI = -1.0, 1.0  # the outputs' training range

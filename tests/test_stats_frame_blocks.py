@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _stats_support import same_side, shortcut_and_general
+from _stats_support import same_side, shortcut_and_general, use_kernel
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 from modelotel.stats.frames import FrameHint, from_frame
 from modelotel.stats.schema import ColumnPlan
@@ -126,16 +126,11 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
     # renamed or added, an int block, missing values, no rows, more rows than row_cap).
     # With float scores out, the block and the scores take the profiler's fused step (the
     # kernel's, or its numpy twin); with labels out, the blocks are added on their own.
-    from modelotel.stats import kernel
     from modelotel.stats import profiler as profiler_module
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
 
-    if not compiled:
-        for fn in kernel.FUNCTIONS:
-            monkeypatch.setattr(kernel, fn, None)
-    elif not kernel.COMPILED:
-        pytest.skip("the C kernel is not built here")
+    use_kernel(monkeypatch, compiled)
 
     names = [f"f{i}" for i in range(4)]
 

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _stats_support import use_kernel
 from modelotel import _safety
 from modelotel import attributes as A  # noqa: N812
-from modelotel.stats import Baseline, kernel
+from modelotel.stats import Baseline
 from modelotel.stats import reasons as R  # noqa: N812
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.profiler import ABSENT, Profiler
@@ -34,11 +35,7 @@ STATS_DIR = Path(__file__).resolve().parents[1] / "src" / "modelotel" / "stats"
 
 @pytest.fixture(params=["compiled", "numpy"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "numpy":
-        for name in kernel.FUNCTIONS:
-            monkeypatch.setattr(kernel, name, None)
-    elif not kernel.COMPILED:
-        pytest.skip("the C kernel is not built here")
+    use_kernel(monkeypatch, request.param == "compiled")
     return str(request.param)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import modelotel
+from _stats_support import use_kernel
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats.baseline import Baseline
 from modelotel.stats.profiler import ABSENT, Profiler
@@ -204,13 +205,7 @@ def test_a_str_or_list_of_str_gives_the_statistics_of_the_general_reader(
     # a str and a list of str take the hot path (the compiled put_texts, or describe()
     # without the kernel); the same texts as a tuple go through the general reader
     # (extract, expand, align): both must leave the same window and drift
-    from modelotel.stats import kernel
-
-    if not kernel_on:
-        for name in kernel.FUNCTIONS:
-            monkeypatch.setattr(kernel, name, None)
-    elif not kernel.COMPILED:
-        pytest.skip("the C kernel is not built here")
+    use_kernel(monkeypatch, kernel_on)
     rng = np.random.default_rng(7)
     baseline = Baseline.from_data(_texts(rng, 500)) if with_baseline else None
     fast, general = Profiler(baseline), Profiler(baseline)
