@@ -20,6 +20,7 @@ import scipy.sparse
 
 import _health as health
 import modelotel
+from _stats_support import use_kernel
 from modelotel import attributes as A  # noqa: N812
 from modelotel.stats import Baseline
 from modelotel.stats import reasons as R  # noqa: N812
@@ -379,13 +380,18 @@ def _host(mode: str) -> Iterator[None]:
         yield
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("mode", ["warnings_as_errors", "seterr_raise"])
 @pytest.mark.parametrize("baseline", [None, _BASE], ids=["no_baseline", "baseline"])
 @pytest.mark.parametrize(("case", "x", "y"), EXTREME_CASES, ids=[c[0] for c in EXTREME_CASES])
 def test_extreme_values_are_counted_without_internal_errors(
-    case: str, x: Any, y: Any, baseline: Baseline | None, mode: str
+    case: str, x: Any, y: Any, baseline: Baseline | None, mode: str, compiled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = f"num-{case}-{baseline is not None}-{mode}"
+    # (with the compiled kernel and with its numpy twin: the big batch beyond row_cap goes
+    # to the reduction without an errstate of the side's, the accumulators keep their own)
+    use_kernel(monkeypatch, compiled)
+    model = f"num-{case}-{baseline is not None}-{mode}-{compiled}"
 
     @modelotel.instrument(model=model, baseline=baseline, row_cap=1000)
     def predict(a: Any) -> Any:
