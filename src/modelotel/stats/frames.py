@@ -299,8 +299,9 @@ def _from_blocks(
     block_names: tuple[str, ...] = ()
     specs: list[tuple[str, slice, str]] | None = []  # the layout, None if it has none
     for b in blocks:
-        locs = b.mgr_locs.as_array.tolist()
-        where = b.mgr_locs.indexer
+        placement = b.mgr_locs
+        locs = placement.as_array.tolist()
+        where = placement.indexer
         v = b.values
         kind = ("f" if type(v) is np.ndarray and v.dtype == np.float64 and block is None
                 else "c" if type(v).__name__ == "Categorical" else "s")
@@ -362,19 +363,18 @@ def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[An
     """The categories of Categorical ``v`` (column ``name``) as an object array; frames that
     share a dtype share its categories' Index, so the hint's last one is reused."""
     known = hint.categories.get(name) if hint is not None else None
-    if known is not None:
-        # the dtype first: a private attribute read in ~0.3 us inside a call, where the
-        # public categories (two properties of pandas' cold Python code) cost ~15 us
-        dtype = getattr(v, "_dtype", None)
-        if dtype is not None and known[0] is dtype:
-            return known[2]
+    # the dtype first: a private attribute read in ~0.3 us inside a call, where the public
+    # categories (two properties of pandas' cold Python code) cost ~15 us
+    dtype = getattr(v, "_dtype", None)
+    if known is not None and dtype is not None and known[0] is dtype:
+        return known[2]
     index = v.categories
     if known is not None and known[1] is index:
         cats = known[2]
     else:
         cats = np.asarray(index.to_numpy(), dtype=object)
     if hint is not None:
-        hint.categories[name] = (getattr(v, "_dtype", None), index, cats)
+        hint.categories[name] = (dtype, index, cats)
     return cats
 
 

@@ -165,7 +165,8 @@ class Profiler:
                                 at_x, at_y = ib.reserve(rows), ob.reserve(n_out)
                                 ok = stage(ib.bytes, at_x, x, ob.bytes, at_y, y, out.check_lo,
                                            out.check_hi)
-                                # None: not C-contiguous, nothing written (the general path)
+                                # None: not native float64 / float32, nothing written
+                                # (the general path)
                                 if ok is not None:
                                     ib.n += rows  # commit
                                     ob.n += n_out
