@@ -204,3 +204,55 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
     names = fast.inputs.plan.names
     assert "cat" in names and "city" in names
     assert fast.inputs.gauges and fast.inputs.totals.bins
+
+
+def _city_frame(rows: int, city: str) -> pd.DataFrame:
+    df = pd.DataFrame(np.full((rows, 2), 0.5), columns=["a", "b"])
+    df["city"] = pd.array([city] * rows, dtype="str")
+    return df
+
+
+def _city_bins(profiler: Any) -> dict[str, int]:
+    snap = profiler.close()
+    side = snap.inputs
+    j = len(side.plan.numeric) + side.plan.categorical.index("city")
+    return dict(zip(side.bin_labels[j], side.totals.bins[j], strict=True))
+
+
+def test_arrow_string_columns_are_counted_as_they_were_at_the_call() -> None:
+    # an Arrow string column is counted when the window settles; a column set after the
+    # call replaces the frame's pyarrow array, so the window counts what the model was given
+    pytest.importorskip("pyarrow")
+    from modelotel.stats.baseline import Baseline
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    p = Profiler(Baseline.from_data(pd.concat([_city_frame(50, "Oslo"), _city_frame(50, "Lyon")],
+                                              ignore_index=True)), row_cap=64)
+    p.observe(_city_frame(1, "Oslo"), ABSENT)  # learns the layout
+    frames = [_city_frame(1, "Oslo") for _ in range(5)]
+    for df in frames:
+        p.observe(df, ABSENT)
+    assert p.inputs.cat_window[0].pending, "the Arrow columns were read inside the call"
+    for df in frames:
+        df.loc[0, "city"] = "Lyon"
+    bins = _city_bins(p)
+    assert bins["Oslo"] == 6
+    assert bins["Lyon"] == 0
+
+
+def test_arrow_string_columns_waiting_for_the_window_end_are_bounded() -> None:
+    pytest.importorskip("pyarrow")
+    from modelotel.stats.accumulate import CategoricalAccumulator
+    from modelotel.stats.profiler import ABSENT, Profiler
+
+    p = Profiler(None, row_cap=64)
+    n = CategoricalAccumulator._PENDING * 2 + 7
+    most = 0
+    for i in range(n):
+        p.observe(_city_frame(2, "Oslo" if i % 2 else "Kyiv"), ABSENT)
+        most = max(most, len(p.inputs.cat_window[0].pending or ()))
+    assert most == CategoricalAccumulator._PENDING - 1  # counted under the lock at the cap
+    snap = p.close()
+    side = snap.inputs
+    j = len(side.plan.numeric) + side.plan.categorical.index("city")
+    assert side.totals.seen[j] == 2 * n

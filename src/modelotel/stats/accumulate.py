@@ -364,11 +364,20 @@ class CategoricalAccumulator:
 
     ``counts`` is a list of Python ints, not an array: a call adds to a few of them, and
     numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
+
+    Arrow string columns given to :meth:`add_arrow` wait in ``pending`` until
+    :meth:`settle` counts them (:meth:`merge` does, off the calls' lock, when the window
+    closes): reading an Arrow array into Python costs ~15-30 us of cold pyarrow code inside
+    a call, a few warm ones at the window's end.
     """
 
-    __slots__ = ("_code", "_slots", "categories", "count", "counts", "known_other", "null")
+    __slots__ = ("_code", "_slots", "categories", "count", "counts", "known_other", "null",
+                 "pending")
 
     _CACHE = 4096  # distinct values remembered per column: bounded memory
+    #: Arrow columns kept for the window's end at most: the calls' lock counts them when
+    #: more come (each holds its array's buffers, those of the frame it was cut from too)
+    _PENDING = 1024
 
     def __init__(
         self, categories: Sequence[str], known_other: frozenset[str] | None = None
@@ -382,6 +391,7 @@ class CategoricalAccumulator:
         #: the categories array :meth:`add_codes` last took, and the slot of each of its
         #: codes looked up so far (None: not yet); frames that share a dtype share it
         self._slots: tuple[Array, list[int | None]] | None = None
+        self.pending: list[Any] | None = None
 
     def empty_like(self) -> CategoricalAccumulator:
         new = CategoricalAccumulator.__new__(CategoricalAccumulator)
@@ -392,6 +402,7 @@ class CategoricalAccumulator:
         new.null = 0
         new._code = self._code  # shared cache of value -> code (read-mostly)
         new._slots = self._slots
+        new.pending = None
         return new
 
     def _lookup(self, v: object) -> int:
@@ -459,6 +470,25 @@ class CategoricalAccumulator:
         self.null += nulls
         self.count += len(codes) - nulls
 
+    def add_arrow(self, column: Any) -> None:
+        """Add a pyarrow (chunked) array of str, None for a missing value, when the window
+        settles (:meth:`settle`); what :meth:`add_items` does with its ``to_pylist()``."""
+        pending = self.pending
+        if pending is None:
+            self.pending = [column]
+        else:
+            pending.append(column)
+            if len(pending) >= self._PENDING:
+                self.settle()
+
+    def settle(self) -> None:
+        """Count the Arrow columns :meth:`add_arrow` left for later."""
+        pending = self.pending
+        if pending:
+            self.pending = None
+            for column in pending:
+                self.add_items(column.to_pylist())
+
     def add_labels(self, tally: dict[str, int], n: int) -> None:
         """Add ``n`` str given as their counts (:func:`str_tally`): no nulls among them."""
         counts = self.counts
@@ -498,6 +528,8 @@ class CategoricalAccumulator:
         self.count += len(items) - nulls
 
     def merge(self, other: CategoricalAccumulator) -> None:
+        self.settle()
+        other.settle()
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.count += other.count
         self.null += other.null

@@ -382,7 +382,8 @@ def block_columns(
     x: Any, hint: FrameHint, layout: FrameLayout
 ) -> tuple[np.ndarray[Any, Any], dict[str, Any]] | None:
     """The float64 block (rows x k, a view) and each other column's values of a frame
-    laid out as ``layout`` (a string column's as a list, None for a missing value; a
+    laid out as ``layout`` (a string column's as a list, None for a missing value, or as
+    its pyarrow array, which :meth:`~.accumulate.CategoricalAccumulator.add_arrow` takes; a
     categorical's as its categories and its list of codes, -1 for a missing value, which
     :meth:`~.accumulate.CategoricalAccumulator.add_codes` takes), while that is the last layout
     read from a frame's blocks (``hint.layout``): what :func:`from_frame` and the schema's
@@ -423,23 +424,24 @@ def block_columns(
                 cols[name] = (cats, (v.codes if type(codes) is not np.ndarray else codes)
                               .tolist())
             elif type(getattr(v, "_dtype", None) or v.dtype).__name__ == "StringDtype":
-                # pyarrow's strings straight to Python (None for a missing value), where
-                # to_numpy(object, na_value=None) runs pandas' conversion code first
                 pa = getattr(v, "_pa_array", None)
                 if pa is None:
                     cols[name] = v.to_numpy(dtype=object, na_value=None).tolist()
-                elif pa.num_chunks == 1:
-                    # (a chunk's to_pylist is C++; the chunked array's loops in Python)
-                    cols[name] = pa.chunk(0).to_pylist()
                 else:
-                    cols[name] = pa.to_pylist()
+                    # the pyarrow array itself: immutable (pandas swaps in a new one when
+                    # the column is set), its values read when the window settles
+                    # (CategoricalAccumulator.add_arrow). Reading them here would run
+                    # ~15-30 us of cold pyarrow code inside the call. Its length is the
+                    # frame's: pandas keeps its blocks the same length.
+                    cols[name] = pa
             else:
                 return None
         if X is None:
             return None
         rows = X.shape[0]
         for c in cols.values():  # (a loop, not any(): a generator is one more cold frame)
-            if len(c if type(c) is list else c[1]) != rows:
+            t = type(c)
+            if (t is list or t is tuple) and len(c if t is list else c[1]) != rows:
                 return None
         return X, cols
     except Exception:  # noqa: BLE001 - pandas internals, read defensively: the general reader

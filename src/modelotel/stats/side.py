@@ -335,10 +335,13 @@ class Side:
         assert self.plan is not None
         for acc, name in zip(self.cat_window, self.plan.categorical, strict=True):
             values = columns[name]
-            if type(values) is list:
+            t = type(values)
+            if t is list:
                 acc.add_items(values)
-            else:
+            elif t is tuple:
                 acc.add_codes(*values)
+            else:
+                acc.add_arrow(values)
 
     def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
         """A float64 batch of the plan's width (``rows x width``) beyond the row buffer."""
