@@ -54,6 +54,24 @@ def test_blocks_and_columns_read_a_mixed_frame_the_same(rows: int, missing: bool
     assert _read(_mixed(rows, missing), hint) == _read(df, no_blocks)  # a new frame, same hint
 
 
+def test_each_frame_categorical_is_read_with_its_own_categories() -> None:
+    # each request's Categorical has a dtype of its own: the same categories in another
+    # order, or one more, give its codes other values than the last frame's
+    hint = FrameHint()
+    no_blocks = FrameHint()
+    no_blocks.blocks = False
+    seen = []
+    for cats in (["x", "y", "z"], ["z", "x", "y", "w"], ["x", "y", "z"], ["y", "z", "x"],
+                 ["y", "z", "x"]):
+        df = _mixed(4)
+        df["cat"] = pd.Categorical(["x", "y", "z", "x"], categories=cats)
+        got = _read(df, hint)
+        assert got == _read(df, no_blocks)
+        seen.append(got[5])
+    assert hint.blocks  # the blocks were read, not the fallback
+    assert all(s == [["x", "y", "z", "x"]] for s in seen)
+
+
 def test_float_block_in_schema_order_is_taken_whole_as_a_view() -> None:
     df = pd.DataFrame(np.arange(6.0).reshape(2, 3), columns=["a", "b", "c"])
     df["cat"] = pd.Categorical(["u", "v"])
@@ -122,8 +140,9 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
     # frames of one float64 block (the plan's numeric columns), a categorical and a string
     # column are read from their blocks while they keep the layout of the frame that
     # taught it; the same frames through the general reader leave the same window, drift,
-    # reports and totals, also for those the shortcut must hand over (columns reordered,
-    # renamed or added, an int block, missing values, no rows, more rows than row_cap).
+    # reports and totals (categories in another order included), also for those the
+    # shortcut must hand over (columns reordered, renamed or added, an int block, missing
+    # values, no rows, more rows than row_cap).
     # With float scores out, the block and the scores take the profiler's fused step (the
     # kernel's, or its numpy twin); with labels out, the blocks are added on their own.
     from modelotel.stats import profiler as profiler_module
@@ -134,10 +153,11 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
 
     names = [f"f{i}" for i in range(4)]
 
-    def frame(r: np.random.Generator, rows: int, shift: float = 0.0) -> pd.DataFrame:
+    def frame(r: np.random.Generator, rows: int, shift: float = 0.0,
+              categories: tuple[str, ...] = ("x", "y", "z")) -> pd.DataFrame:
         df = pd.DataFrame(r.normal(size=(rows, 4)) + shift, columns=names)
         df["cat"] = pd.Categorical(r.choice(["x", "y", "z"], size=rows),
-                                   categories=["x", "y", "z"])
+                                   categories=list(categories))
         df["city"] = pd.array(r.choice(["Oslo", "Lyon", "Kyiv", "Lima"], size=rows),
                               dtype="str")
         return df
@@ -149,8 +169,12 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
         r = np.random.default_rng(6)
         out = []
         for i in range(80):
-            df = frame(r, 1 + i % 5, shift=float(i > 45))
             kind = i % 9
+            # each frame's Categorical has a dtype of its own; some order their categories
+            # otherwise or have one more (the same codes mean other values)
+            categories = (("z", "x", "y", "w") if i % 4 == 1 else ("y", "z", "x")
+                          if i % 4 == 3 else ("x", "y", "z"))
+            df = frame(r, 1 + i % 5, shift=float(i > 45), categories=categories)
             if kind == 2:
                 df.loc[0, "cat"] = None
             elif kind == 3:
