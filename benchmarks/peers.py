@@ -60,6 +60,7 @@ import numpy as np
 from serving import (
     BARE,
     SPAN,
+    Variant,
     _inputs,
     _uptime,
     collector,
@@ -81,9 +82,6 @@ MISSING_TRACELOOP = (
     '    /tmp/peers-venv/bin/pip install -e ".[pandas]" -r benchmarks/requirements-peers.txt\n'
     "    /tmp/peers-venv/bin/python benchmarks/peers.py"
 )
-
-Variant = tuple[str, Callable[[], Any]]
-
 
 def traceloop_missing() -> str | None:
     """None when traceloop-sdk can be imported, else the message that says how to install it."""
@@ -141,13 +139,10 @@ def build_variants(endpoint: str) -> list[Variant]:
 
     import modelotel
 
-    record, score, train = _inputs(np.random.default_rng(7))[CASE]
+    make, score, train = _inputs(np.random.default_rng(7))[CASE]
     tracer = trace.get_tracer("bench")
 
-    def bare() -> Any:
-        return score(record)
-
-    def spanned() -> Any:
+    def spanned(record: Any) -> Any:
         with tracer.start_as_current_span("p"):
             return score(record)
 
@@ -156,14 +151,16 @@ def build_variants(endpoint: str) -> list[Variant]:
                                 payload_sample_rate=0.01)(score)
     task = init_traceloop(endpoint)
     tl = task(name="score_record")(score)
+    record = make()
     if inst(record) != score(record) or tl(record) != score(record):  # also warms both
         raise RuntimeError("an instrumented function changed the result")
+    # each call gets a record of its own, parsed from the request's JSON (serving.py's)
     return [
-        (BARE, bare),
-        (SPAN, spanned),
-        (FN_BARE, bare),
-        (MODELOTEL, lambda: inst(record)),
-        (TRACELOOP, lambda: tl(record)),
+        (BARE, score, make),
+        (SPAN, spanned, make),
+        (FN_BARE, score, make),
+        (MODELOTEL, inst, make),
+        (TRACELOOP, tl, make),
     ]
 
 

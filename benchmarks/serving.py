@@ -141,8 +141,16 @@ def collector() -> Iterator[str]:
 N_FEATURES = 20
 
 
-def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], Any], Any]]:
-    """case -> (input, predict function, training inputs for the baseline)."""
+Case = tuple[Callable[[], Any], Callable[[Any], Any], Any]
+
+
+def _inputs(rng: np.random.Generator) -> dict[str, Case]:
+    """case -> (a new input per call, predict function, training inputs for the baseline).
+
+    Every call gets an input of its own, built as a request handler builds it (records and
+    texts parsed from the request's JSON, frames made of them): a cache keyed on the
+    input object would be hit every time by one input reused, never in a server.
+    """
     names = [f"f{i}" for i in range(N_FEATURES)]
     w = rng.normal(size=N_FEATURES)
 
@@ -166,14 +174,23 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
 
     train = rng.normal(size=(2000, N_FEATURES))
     cats = pd.Categorical(rng.choice(["a", "b", "c", "d"], size=2000))
+    categories = ["a", "b", "c", "d"]
 
-    def frame(m: np.ndarray, mixed: bool) -> pd.DataFrame:
-        df = pd.DataFrame(m, columns=names)
-        if mixed:
-            df[names[-1]] = pd.Categorical(
-                np.array(["a", "b", "c", "d"])[np.arange(len(df)) % 4],
-                categories=["a", "b", "c", "d"])
-        return df
+    def frame(m: np.ndarray, mixed: bool) -> Callable[[], pd.DataFrame]:
+        rows = json.dumps(m.tolist())
+        labels = json.dumps([categories[i % 4] for i in range(len(m))])
+
+        def make() -> pd.DataFrame:
+            df = pd.DataFrame(json.loads(rows), columns=names)
+            if mixed:
+                df[names[-1]] = pd.Categorical(json.loads(labels), categories=categories)
+            return df
+
+        return make
+
+    def parsed(value: Any) -> Callable[[], Any]:
+        text = json.dumps(value)
+        return lambda: json.loads(text)
 
     train_df_mixed = pd.DataFrame(train, columns=names)
     train_df_mixed[names[-1]] = cats
@@ -186,28 +203,29 @@ def _inputs(rng: np.random.Generator) -> dict[str, tuple[Any, Callable[[Any], An
     train_records = [dict(zip(names, map(float, row), strict=True)) for row in train[:500]]
     # a request's JSON record as a frame: float fields and a str field (pandas' "str" dtype)
     cities = ["Oslo", "Lyon", "Kyiv", "Lima"]
-    mixed_record = {**dict(zip(names[:-1], map(float, x1[0][:-1]), strict=True)),
-                    names[-1]: cities[0]}
+    mixed_record = parsed({**dict(zip(names[:-1], map(float, x1[0][:-1]), strict=True)),
+                           names[-1]: cities[0]})
     train_mixed_records = [{**r, names[-1]: cities[i % 4]} for i, r in enumerate(train_records)]
     return {
-        "numpy 1x20": (x1, score_matrix, train),
-        "numpy 32x20": (x32, score_matrix, train),
-        "dict record": (records[0], score_record, train_records),
-        "list of 32 records": (records, score_records, train_records),
+        "numpy 1x20": (x1.copy, score_matrix, train),
+        "numpy 32x20": (x32.copy, score_matrix, train),
+        "dict record": (parsed(records[0]), score_record, train_records),
+        "list of 32 records": (parsed(records), score_records, train_records),
         "DataFrame 1 row float": (frame(x1, False), score_frame,
                                   pd.DataFrame(train, columns=names)),
         "DataFrame 32 rows float": (frame(x32, False), score_frame,
                                     pd.DataFrame(train, columns=names)),
         "DataFrame 1 row mixed": (frame(x1, True), score_frame, train_df_mixed),
         "DataFrame 32 rows mixed": (frame(x32, True), score_frame, train_df_mixed),
-        "DataFrame 1 row from a record": (pd.DataFrame([mixed_record]), score_frame,
+        "DataFrame 1 row from a record": (lambda: pd.DataFrame([mixed_record()]), score_frame,
                                           pd.DataFrame(train_mixed_records)),
-        "str": (texts[0], label_text, train_texts),
-        "list of 32 str": (texts, label_texts, train_texts),
+        "str": (parsed(texts[0]), label_text, train_texts),
+        "list of 32 str": (parsed(texts), label_texts, train_texts),
     }
 
 
-Variant = tuple[str, Callable[[], Any]]
+#: (label, the call, a new input for it)
+Variant = tuple[str, Callable[[Any], Any], Callable[[], Any]]
 
 
 def build_variants(
@@ -222,19 +240,19 @@ def build_variants(
     rng = np.random.default_rng(7)
     tracer = trace.get_tracer("bench")
     cases = _inputs(rng)
-    x0, f0, _ = cases["numpy 1x20"]
-    variants: list[Variant] = [(BARE, lambda: f0(x0))]
+    make0, f0, _ = cases["numpy 1x20"]
+    variants: list[Variant] = [(BARE, f0, make0)]
 
-    def spanned() -> Any:
+    def spanned(x: Any) -> Any:
         with tracer.start_as_current_span("p"):
-            return f0(x0)
+            return f0(x)
 
-    variants.append((SPAN, spanned))
+    variants.append((SPAN, spanned, make0))
     labels: list[str] = []
-    for i, (case, (x, f, train)) in enumerate(cases.items()):
+    for i, (case, (make, f, train)) in enumerate(cases.items()):
         if only is not None and case not in only:
             continue
-        variants.append((f"{case} | bare function", _bind(f, x)))
+        variants.append((f"{case} | bare function", f, make))
         for with_baseline in (False, True):
             opts: dict[str, Any] = {"payload_sample_rate": 0.01}
             if with_baseline:
@@ -244,14 +262,10 @@ def build_variants(
             label = f"{case} | {'baseline' if with_baseline else 'no baseline'}"
             inst = modelotel.instrument(model=f"serving-{i}-{int(with_baseline)}",
                                         version="1", **opts)(f)
-            inst(x)  # warm: monitor, schema, compiled readers
-            variants.append((label, _bind(inst, x)))
+            inst(make())  # warm: monitor, schema, compiled readers
+            variants.append((label, inst, make))
             labels.append(label)
     return variants, labels
-
-
-def _bind(f: Callable[[Any], Any], x: Any) -> Callable[[], Any]:
-    return lambda: f(x)
 
 
 def _bare_of(label: str) -> str:
@@ -266,16 +280,17 @@ def paced(
 ) -> dict[str, Any]:
     """Added p50/p99 per case against the bare span's, calls spaced by cache-evicting work."""
     evict = np.ones(1 << 20)  # 8 MiB: larger than L2, a good share of L3
-    times: dict[str, list[int]] = {label: [] for label, _ in variants}
+    times: dict[str, list[int]] = {label: [] for label, _, _ in variants}
     order = list(variants)
     clock = time.perf_counter_ns
     for _ in range(rounds):
         random.shuffle(order)
-        for label, call in order:
+        for label, call, make in order:
             np.add(evict, 1.0, out=evict)
             time.sleep(pause_s)
+            x = make()  # the request's input, built before the call as a handler does
             t0 = clock()
-            call()
+            call(x)
             times[label].append(clock() - t0)
 
     def pct(label: str, q: float) -> float:
@@ -314,14 +329,20 @@ def _flush() -> None:
             flush()
 
 
-def _loop_once(call: Callable[[], Any], n: int) -> tuple[float, float]:
+#: inputs a loop cycles through: each call's input is another object than the last call's,
+#: as in a server, and building them stays out of the timed loop
+POOL = 16
+
+
+def _loop_once(call: Callable[[Any], Any], pool: list[Any], n: int) -> tuple[float, float]:
     """(wall seconds, process CPU seconds incl. the export flush) of n calls in a worker."""
     box: list[float] = []
+    last = len(pool) - 1
 
     def work() -> None:
         t0 = time.perf_counter()
-        for _ in range(n):
-            call()
+        for i in range(n):
+            call(pool[i & last])
         box.append(time.perf_counter() - t0)
 
     _flush()
@@ -338,20 +359,21 @@ def loop(
 ) -> dict[str, Any]:
     """Calls/s of one worker thread and process CPU per call, ratios to the bare span."""
     counts: dict[str, int] = {}
-    for label, call in variants:
+    pools = {label: [make() for _ in range(POOL)] for label, _, make in variants}
+    for label, call, _ in variants:
         n = 16
         while True:
-            wall, _ = _loop_once(call, n)
+            wall, _ = _loop_once(call, pools[label], n)
             if wall >= min_time / 4 or n > 1_000_000:
                 break
             n *= 4
         counts[label] = max(16, int(n * min_time / max(wall, 1e-9)))
-    wall_us: dict[str, list[float]] = {label: [] for label, _ in variants}
-    cpu_us: dict[str, list[float]] = {label: [] for label, _ in variants}
+    wall_us: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    cpu_us: dict[str, list[float]] = {label: [] for label, _, _ in variants}
     for _ in range(repeats):
-        for label, call in variants:
+        for label, call, _ in variants:
             n = counts[label]
-            wall, cpu = _loop_once(call, n)
+            wall, cpu = _loop_once(call, pools[label], n)
             wall_us[label].append(wall / n * 1e6)
             cpu_us[label].append(cpu / n * 1e6)
     med_wall = {k: statistics.median(v) for k, v in wall_us.items()}

@@ -30,12 +30,15 @@ def test_peers_figures_are_added_cost_divided_by_s_and_by_traceloop(peers: Modul
     from serving import BARE, SPAN
 
     # stand-ins: S, "modelotel" and "traceloop" each do more work than the bare function
+    def make() -> int:
+        return 0
+
     variants = [
-        (BARE, lambda: None),
-        (SPAN, lambda: _busy(20_000)),
-        (peers.FN_BARE, lambda: None),
-        (peers.MODELOTEL, lambda: _busy(10_000)),
-        (peers.TRACELOOP, lambda: _busy(40_000)),
+        (BARE, lambda x: None, make),
+        (SPAN, lambda x: _busy(20_000), make),
+        (peers.FN_BARE, lambda x: None, make),
+        (peers.MODELOTEL, lambda x: _busy(10_000), make),
+        (peers.TRACELOOP, lambda x: _busy(40_000), make),
     ]
     results = peers.measure(variants, peers.LABELS, quick=True, rounds=10_000, pause_ms=0.0)
     assert results["paced"]["S"]["calls"] == 30  # --quick semantics, whatever rounds says

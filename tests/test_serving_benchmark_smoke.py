@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = (
     "numpy 1x20", "numpy 32x20", "dict record", "list of 32 records",
     "DataFrame 1 row float", "DataFrame 32 rows float", "DataFrame 1 row mixed",
-    "DataFrame 32 rows mixed", "str", "list of 32 str",
+    "DataFrame 32 rows mixed", "DataFrame 1 row from a record", "str", "list of 32 str",
 )
 
 
