@@ -32,7 +32,9 @@ Sections:
 Cases (each with and without a training baseline, payloads sampled at 1%): numpy 1x20 and
 32x20, a dict record, a list of 32 records, 1-row and 32-row DataFrames of floats and mixed
 with a categorical column, a 1-row DataFrame built from a JSON-like record (19 floats and a
-str field), a str, a list of 32 str.
+str field), a str, a list of 32 str. Every call gets an input of its own, built as a request
+handler builds it (records and texts parsed from JSON, frames made of those) outside the
+timed call; the loop cycles through 16 such inputs.
 """
 
 from __future__ import annotations
