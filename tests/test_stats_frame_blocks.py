@@ -233,50 +233,60 @@ def test_mixed_frames_read_from_their_layout_give_the_statistics_of_the_general_
 def _city_frame(rows: int, city: str) -> pd.DataFrame:
     df = pd.DataFrame(np.full((rows, 2), 0.5), columns=["a", "b"])
     df["city"] = pd.array([city] * rows, dtype="str")
+    df["size"] = pd.Categorical(["S"] * rows, categories=["S", "M", "L"])
     return df
 
 
 def _city_bins(profiler: Any) -> dict[str, int]:
-    snap = profiler.close()
-    side = snap.inputs
-    j = len(side.plan.numeric) + side.plan.categorical.index("city")
-    return dict(zip(side.bin_labels[j], side.totals.bins[j], strict=True))
+    side = profiler.close().inputs
+    bins: dict[str, int] = {}
+    for name in ("city", "size"):
+        j = len(side.plan.numeric) + side.plan.categorical.index(name)
+        bins.update(zip(side.bin_labels[j], side.totals.bins[j], strict=True))
+    return bins
 
 
-def test_arrow_string_columns_are_counted_as_they_were_at_the_call() -> None:
-    # an Arrow string column is counted when the window settles; a column set after the
-    # call replaces the frame's pyarrow array, so the window counts what the model was given
+def test_columns_are_counted_as_they_were_at_the_call() -> None:
+    # an Arrow string column and a Categorical's codes are counted when the window settles;
+    # a column set after the call replaces the frame's pyarrow array, and the codes were
+    # copied, so the window counts what the model was given
     pytest.importorskip("pyarrow")
     from modelotel.stats.baseline import Baseline
     from modelotel.stats.profiler import ABSENT, Profiler
 
-    p = Profiler(Baseline.from_data(pd.concat([_city_frame(50, "Oslo"), _city_frame(50, "Lyon")],
-                                              ignore_index=True)), row_cap=64)
+    train = pd.concat([_city_frame(50, "Oslo"), _city_frame(50, "Lyon")], ignore_index=True)
+    train.loc[:9, "size"] = "L"
+    p = Profiler(Baseline.from_data(train), row_cap=64)
     p.observe(_city_frame(1, "Oslo"), ABSENT)  # learns the layout
     frames = [_city_frame(1, "Oslo") for _ in range(5)]
     for df in frames:
         p.observe(df, ABSENT)
     assert p.inputs.cat_window[0].pending, "the Arrow columns were read inside the call"
+    assert p.inputs.cat_window[1].pending
     for df in frames:
         df.loc[0, "city"] = "Lyon"
+        df.loc[0, "size"] = "L"
     bins = _city_bins(p)
-    assert bins["Oslo"] == 6
-    assert bins["Lyon"] == 0
+    assert (bins["Oslo"], bins["Lyon"]) == (6, 0)
+    assert (bins["S"], bins["L"]) == (6, 0)
 
 
-def test_arrow_string_columns_waiting_for_the_window_end_are_bounded() -> None:
+def test_columns_waiting_for_the_window_end_are_bounded() -> None:
     pytest.importorskip("pyarrow")
     from modelotel.stats.accumulate import CategoricalAccumulator
     from modelotel.stats.profiler import ABSENT, Profiler
 
     p = Profiler(None, row_cap=64)
     n = CategoricalAccumulator._PENDING * 2 + 7
-    most = 0
+    most = [0, 0]
     for i in range(n):
         p.observe(_city_frame(2, "Oslo" if i % 2 else "Kyiv"), ABSENT)
-        most = max(most, len(p.inputs.cat_window[0].pending or ()))
-    assert most == CategoricalAccumulator._PENDING - 1  # counted under the lock at the cap
+        for k, acc in enumerate(p.inputs.cat_window):
+            most[k] = max(most[k], len(acc.pending or ()))
+    # (the Arrow column and the Categorical's codes) counted under the lock at the cap
+    assert most == [CategoricalAccumulator._PENDING - 1] * 2
     snap = p.close()
     side = snap.inputs
-    j = len(side.plan.numeric) + side.plan.categorical.index("city")
-    assert side.totals.seen[j] == 2 * n
+    for name in ("city", "size"):
+        j = len(side.plan.numeric) + side.plan.categorical.index(name)
+        assert side.totals.seen[j] == 2 * n

@@ -27,7 +27,7 @@ from __future__ import annotations
 # _count_elements: Counter's own counting loop (C in CPython, Python elsewhere); Counter(items)
 # runs a Mapping check before it, ~3 us inside a call, where that code is cold
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -365,14 +365,15 @@ class CategoricalAccumulator:
     ``counts`` is a list of Python ints, not an array: a call adds to a few of them, and
     numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
 
-    Arrow string columns given to :meth:`add_arrow` wait in ``pending`` until
-    :meth:`settle` counts them (:meth:`merge` does, off the calls' lock, when the window
-    closes): reading an Arrow array into Python costs ~15-30 us of cold pyarrow code inside
-    a call, a few warm ones at the window's end.
+    Arrow string columns given to :meth:`add_arrow` and Categorical codes given to
+    :meth:`add_codes_later` wait in ``pending`` until :meth:`settle` counts them (when the
+    window closes, off the calls' lock): reading an Arrow array into Python, or comparing a
+    request's categories with the last ones, costs ~7-30 us of cold pyarrow code inside a
+    call, a few warm ones at the window's end.
     """
 
-    __slots__ = ("_code", "_slots", "categories", "count", "counts", "known_other", "null",
-                 "pending")
+    __slots__ = ("_code", "_resolved", "_slots", "categories", "count", "counts",
+                 "known_other", "null", "pending")
 
     _CACHE = 4096  # distinct values remembered per column: bounded memory
     #: Arrow columns kept for the window's end at most: the calls' lock counts them when
@@ -391,6 +392,8 @@ class CategoricalAccumulator:
         #: the categories array :meth:`add_codes` last took, and the slot of each of its
         #: codes looked up so far (None: not yet); frames that share a dtype share it
         self._slots: tuple[Array, list[int | None]] | None = None
+        #: the categories (an Index) :meth:`settle` last resolved, and their array
+        self._resolved: tuple[Any, Array] | None = None
         self.pending: list[Any] | None = None
 
     def empty_like(self) -> CategoricalAccumulator:
@@ -402,6 +405,7 @@ class CategoricalAccumulator:
         new.null = 0
         new._code = self._code  # shared cache of value -> code (read-mostly)
         new._slots = self._slots
+        new._resolved = self._resolved
         new.pending = None
         return new
 
@@ -470,24 +474,42 @@ class CategoricalAccumulator:
         self.null += nulls
         self.count += len(codes) - nulls
 
-    def add_arrow(self, column: Any) -> None:
+    def add_arrow(self, column: Any) -> bool:
         """Add a pyarrow (chunked) array of str, None for a missing value, when the window
-        settles (:meth:`settle`); what :meth:`add_items` does with its ``to_pylist()``."""
+        settles: what :meth:`add_items` does with its ``to_pylist()``. True when
+        :meth:`settle` is due (``_PENDING`` wait)."""
+        return self._later(column)
+
+    def add_codes_later(self, categories: Any, codes: list[int]) -> bool:
+        """Add a Categorical's ``codes`` when the window settles: what :meth:`add_codes`
+        does with them and the array :meth:`settle`'s ``resolve`` makes of ``categories``.
+        True when :meth:`settle` is due."""
+        return self._later((categories, codes))
+
+    def _later(self, item: Any) -> bool:
         pending = self.pending
         if pending is None:
-            self.pending = [column]
-        else:
-            pending.append(column)
-            if len(pending) >= self._PENDING:
-                self.settle()
+            self.pending = [item]
+            return False
+        pending.append(item)
+        return len(pending) >= self._PENDING
 
-    def settle(self) -> None:
-        """Count the Arrow columns :meth:`add_arrow` left for later."""
+    def settle(self, resolve: Callable[[Any, tuple[Any, Array] | None], tuple[Any, Array]]
+               ) -> None:
+        """Count what waits in ``pending``. ``resolve(categories, last)`` gives
+        ``(categories, object array of their labels)``: ``last``'s array for the same
+        labels (the slots of :meth:`add_codes` are kept per array)."""
         pending = self.pending
-        if pending:
-            self.pending = None
-            for column in pending:
-                self.add_items(column.to_pylist())
+        if not pending:
+            return
+        self.pending = None
+        for item in pending:
+            if type(item) is tuple:
+                categories, codes = item
+                resolved = self._resolved = resolve(categories, self._resolved)
+                self.add_codes(resolved[1], codes)
+            else:
+                self.add_items(item.to_pylist())
 
     def add_labels(self, tally: dict[str, int], n: int) -> None:
         """Add ``n`` str given as their counts (:func:`str_tally`): no nulls among them."""
@@ -528,8 +550,9 @@ class CategoricalAccumulator:
         self.count += len(items) - nulls
 
     def merge(self, other: CategoricalAccumulator) -> None:
-        self.settle()
-        other.settle()
+        """Add ``other``'s counts (both settled: nothing ``pending``)."""
+        if self.pending or other.pending:
+            raise ValueError("merge of a CategoricalAccumulator that has not settled")
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.count += other.count
         self.null += other.null

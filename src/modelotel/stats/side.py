@@ -45,7 +45,7 @@ from modelotel.stats.baseline import FeatureProfile
 from modelotel.stats.buffer import RowBuffer
 from modelotel.stats.checks import output_checks, scores_ok
 from modelotel.stats.containers import is_container, read_container
-from modelotel.stats.frames import FrameLayout, is_frame
+from modelotel.stats.frames import FrameLayout, category_array, is_frame
 from modelotel.stats.image import CHANNELS, HEIGHT, WIDTH, ImageTable, is_image_name, is_pil
 from modelotel.stats.read import FrameHint, extract
 from modelotel.stats.reasons import SKIP_TOKENIZER, add
@@ -339,9 +339,10 @@ class Side:
             if t is list:
                 acc.add_items(values)
             elif t is tuple:
-                acc.add_codes(*values)
-            else:
-                acc.add_arrow(values)
+                if acc.add_codes_later(*values):
+                    acc.settle(category_array)  # bounded: what waits holds memory
+            elif acc.add_arrow(values):
+                acc.settle(category_array)
 
     def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
         """A float64 batch of the plan's width (``rows x width``) beyond the row buffer."""
@@ -578,6 +579,7 @@ class Side:
         win, cat_win = closed
         self.total.merge(win)
         for tot, w in zip(self.cat_total, cat_win, strict=True):
+            w.settle(category_array)
             tot.merge(w)
         return summarize(self.output, self.plan, self.profiles, win, cat_win, self.total,
                          self.cat_total, self.bin_labels)
