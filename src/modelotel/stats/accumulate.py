@@ -365,8 +365,8 @@ class CategoricalAccumulator:
     ``counts`` is a list of Python ints, not an array: a call adds to a few of them, and
     numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
 
-    Arrow string columns given to :meth:`add_arrow` and Categorical codes given to
-    :meth:`add_codes_later` wait in ``pending`` until :meth:`settle` counts them (when the
+    Arrow string columns and Categorical codes given to :meth:`add_later` wait in
+    ``pending`` until :meth:`settle` counts them (when the
     window closes, off the calls' lock): reading an Arrow array into Python, or comparing a
     request's categories with the last ones, costs ~7-30 us of cold pyarrow code inside a
     call, a few warm ones at the window's end.
@@ -474,24 +474,17 @@ class CategoricalAccumulator:
         self.null += nulls
         self.count += len(codes) - nulls
 
-    def add_arrow(self, column: Any) -> bool:
-        """Add a pyarrow (chunked) array of str, None for a missing value, when the window
-        settles: what :meth:`add_items` does with its ``to_pylist()``. True when
-        :meth:`settle` is due (``_PENDING`` wait)."""
-        return self._later(column)
-
-    def add_codes_later(self, categories: Any, codes: list[int]) -> bool:
-        """Add a Categorical's ``codes`` when the window settles: what :meth:`add_codes`
-        does with them and the array :meth:`settle`'s ``resolve`` makes of ``categories``.
-        True when :meth:`settle` is due."""
-        return self._later((categories, codes))
-
-    def _later(self, item: Any) -> bool:
+    def add_later(self, values: Any) -> bool:
+        """Add a column's values when the window settles (:meth:`settle`): a pyarrow
+        (chunked) array of str, None for a missing value (what :meth:`add_items` does with
+        its ``to_pylist()``), or a Categorical's ``(categories, codes)`` (what
+        :meth:`add_codes` does with the codes and the array ``resolve`` makes of the
+        categories). True when :meth:`settle` is due (``_PENDING`` wait)."""
         pending = self.pending
         if pending is None:
-            self.pending = [item]
+            self.pending = [values]
             return False
-        pending.append(item)
+        pending.append(values)
         return len(pending) >= self._PENDING
 
     def settle(self, resolve: Callable[[Any, tuple[Any, Array] | None], tuple[Any, Array]]

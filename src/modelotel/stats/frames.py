@@ -403,9 +403,9 @@ def block_columns(
 ) -> tuple[np.ndarray[Any, Any], dict[str, Any]] | None:
     """The float64 block (rows x k, a view) and each other column's values of a frame
     laid out as ``layout`` (a string column's as a list, None for a missing value, or as
-    its pyarrow array, which :meth:`~.accumulate.CategoricalAccumulator.add_arrow` takes; a
+    its pyarrow array, which :meth:`~.accumulate.CategoricalAccumulator.add_later` takes; a
     categorical's as its categories' Index and its list of codes, -1 for a missing value,
-    which :meth:`~.accumulate.CategoricalAccumulator.add_codes_later` takes), while that
+    which :meth:`~.accumulate.CategoricalAccumulator.add_later` takes), while that
     is the last layout read from a frame's blocks (``hint.layout``): what :func:`from_frame`
     and the schema's alignment make of it, without the table. None for any other frame (the
     general reader takes it).
@@ -416,7 +416,8 @@ def block_columns(
     if hint.layout is not layout:
         return None
     try:
-        if _frame_labels(x, hint) != layout.labels:
+        labels = _frame_labels(x, hint)
+        if labels is not layout.labels and labels != layout.labels:
             return None
         blocks = x._mgr.blocks
         specs = layout.specs
@@ -455,7 +456,7 @@ def block_columns(
                 else:
                     # the pyarrow array itself: immutable (pandas swaps in a new one when
                     # the column is set), its values read when the window settles
-                    # (CategoricalAccumulator.add_arrow). Reading them here would run
+                    # (CategoricalAccumulator.add_later). Reading them here would run
                     # ~15-30 us of cold pyarrow code inside the call. Its length is the
                     # frame's: pandas keeps its blocks the same length.
                     cols[name] = pa
@@ -503,7 +504,8 @@ def _single_block(x: Any, width: int) -> Any:
         v = block.values
         if type(v) is not np.ndarray or v.ndim != 2 or v.shape[0] != width:
             return None
-        if block.mgr_locs.indexer != slice(0, width, 1):
+        # (_mgr_locs: mgr_locs is a property of cold Python code)
+        if block._mgr_locs.indexer != slice(0, width, 1):
             return None
         return v.T
     except Exception:  # noqa: BLE001 - another pandas: to_numpy()

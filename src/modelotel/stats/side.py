@@ -338,11 +338,8 @@ class Side:
             t = type(values)
             if t is list:
                 acc.add_items(values)
-            elif t is tuple:
-                if acc.add_codes_later(*values):
-                    acc.settle(category_array)  # bounded: what waits holds memory
-            elif acc.add_arrow(values):
-                acc.settle(category_array)
+            elif acc.add_later(values):
+                acc.settle(category_array)  # bounded: what waits holds the caller's memory
 
     def _add_big(self, X: Array, rows: int, rep: Report | None) -> Report | None:
         """A float64 batch of the plan's width (``rows x width``) beyond the row buffer."""
