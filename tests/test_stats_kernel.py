@@ -472,6 +472,28 @@ def test_put_records_writes_what_numpy_reads_or_declines(rows: list[dict[str, An
 
 @needs_kernel
 @settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.text(max_size=4), min_size=1, max_size=4, unique=True),
+       other=st.text(max_size=4))
+def test_put_records_matches_keys_by_their_characters(keys: list[str], other: str) -> None:
+    # each request's record is parsed anew: its keys are other str objects than the plan's
+    # (any width of characters: ASCII, Latin-1, BMP, beyond); equal characters match, and
+    # a key of other characters (of the same length or not) declines the record
+    import json
+
+    assert kernel.put_records is not None
+    plan = tuple(keys)
+    parsed = json.loads(json.dumps({k: float(i) for i, k in enumerate(keys)}))
+    dst = np.zeros(len(keys))
+    assert kernel.put_records(memoryview(dst).cast("B"), 0, plan, parsed) == 1
+    assert dst.tolist() == [float(i) for i in range(len(keys))]
+    swapped = dict(parsed)
+    swapped[other] = swapped.pop(keys[-1])
+    want = 1 if other == keys[-1] else 0
+    assert kernel.put_records(memoryview(dst).cast("B"), 0, plan, swapped) == want
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
 @given(values=st.lists(_VALUES, min_size=1, max_size=6), one=st.booleans())
 def test_put_scores_writes_and_checks_like_python_or_declines(
     values: list[Any], one: bool
