@@ -392,8 +392,9 @@ class CategoricalAccumulator:
         #: the categories array :meth:`add_codes` last took, and the slot of each of its
         #: codes looked up so far (None: not yet); frames that share a dtype share it
         self._slots: tuple[Array, list[int | None]] | None = None
-        #: the categories (an Index) :meth:`settle` last resolved, and their array
-        self._resolved: tuple[Any, Array] | None = None
+        #: what :meth:`settle`'s ``resolve`` made of the last categories (an Index): a
+        #: tuple whose second item is their array
+        self._resolved: tuple[Any, ...] | None = None
         self.pending: list[Any] | None = None
 
     def empty_like(self) -> CategoricalAccumulator:
@@ -487,11 +488,11 @@ class CategoricalAccumulator:
         pending.append(values)
         return len(pending) >= self._PENDING
 
-    def settle(self, resolve: Callable[[Any, tuple[Any, Array] | None], tuple[Any, Array]]
-               ) -> None:
-        """Count what waits in ``pending``. ``resolve(categories, last)`` gives
-        ``(categories, object array of their labels)``: ``last``'s array for the same
-        labels (the slots of :meth:`add_codes` are kept per array)."""
+    def settle(self, resolve: Callable[[Any, Any], tuple[Any, ...]]) -> None:
+        """Count what waits in ``pending``. ``resolve(categories, last)`` gives a tuple whose
+        second item is the object array of the categories' labels, given what it gave for
+        the last ones (``last``, or None): that array again for the same labels (the slots
+        of :meth:`add_codes` are kept per array)."""
         pending = self.pending
         if not pending:
             return

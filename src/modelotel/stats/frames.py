@@ -111,8 +111,8 @@ class FrameHint:
     the frames share the index object.
     """
 
-    __slots__ = ("blocks", "categories", "chunk", "columns", "frame_type", "labels",
-                 "layout", "numeric")
+    __slots__ = ("blocks", "categories", "columns", "frame_type", "labels", "layout",
+                 "numeric")
 
     def __init__(self) -> None:
         #: the type of the last frame read (pandas' DataFrame: an identity test per call)
@@ -120,9 +120,6 @@ class FrameHint:
         self.numeric: bool | None = None
         self.columns: object = None
         self.labels: tuple[str, ...] = ()
-        #: the labels' pyarrow array when ``columns`` keeps them in one chunk (else None):
-        #: what each frame's labels are compared with (:func:`_same_labels`)
-        self.chunk: object = None
         #: False once a frame's blocks could not be read (:func:`_from_blocks`): don't retry
         self.blocks = True
         #: column -> (its last CategoricalDtype, its categories Index, their labels as an
@@ -152,26 +149,18 @@ def _frame_labels(x: Any, hint: FrameHint | None) -> tuple[str, ...]:
         cols = x._mgr.axes[0]
     except Exception:  # noqa: BLE001 - pandas internals, read defensively: the public way
         cols = x.columns
-    if hint is not None and (
-        cols is hint.columns or _same_labels(cols, hint.columns, hint.chunk)
-    ):
-        # (hint.chunk stays: the labels of the index it was taken from are these)
-        hint.columns = cols
-        return hint.labels
-    labels = tuple(str(c) for c in cols.tolist())
+    stored = None
     if hint is not None:
-        hint.columns, hint.labels, hint.chunk = cols, labels, _one_chunk(cols)
+        if cols is hint.columns:
+            return hint.labels
+        stored = _stored_labels(cols)
+        if stored is not None and stored == hint.labels:
+            hint.columns = cols
+            return hint.labels
+    labels = stored if stored is not None else tuple(str(c) for c in cols.tolist())
+    if hint is not None:
+        hint.columns, hint.labels = cols, labels
     return labels
-
-
-def _one_chunk(index: Any) -> Any:
-    """The pyarrow array of an index that keeps its labels in one chunk; None for any other
-    index (numpy-backed, several chunks, another pandas)."""
-    try:
-        held = index._data._pa_array
-        return held.chunk(0) if held.num_chunks == 1 else None
-    except Exception:  # noqa: BLE001 - pandas internals, read defensively
-        return None
 
 
 def _numeric_layout(x: Any) -> tuple[str, list[int]]:
@@ -197,37 +186,41 @@ _MASKED_DTYPES = frozenset(
 )
 
 
-def _same_labels(a: Any, b: Any, b_chunk: Any = None) -> bool:
-    """Whether two column indexes hold the same labels, compared where they are stored
-    (``b_chunk``: ``b``'s labels as one pyarrow array, :func:`_one_chunk`, when known).
+def _stored_labels(index: Any) -> tuple[str, ...] | None:
+    """The labels of an index as a tuple of str, read where pandas stores them: a pyarrow
+    array (pandas' str dtype from 3.0, a private attribute read defensively) or an object
+    array. None when a label is anything but a str (1 == 1.0 and True == 1, but their labels
+    are "1", "1.0", "True"; a missing one) or they are stored otherwise.
 
-    Each request's frame has a column index of its own; converting it to Python labels
-    (``tolist()``) costs ~130 us inside a call (pandas' and pyarrow's code is cold there),
-    comparing it with the last one ~6-8 us: pyarrow's ``equals`` on the string columns
-    (pandas' default from 3.0, a private attribute read defensively), numpy's ``tolist()``
-    for an object index. Anything else is not known to be the same (the caller converts).
+    Each request's frame has a column index of its own; pandas' ``tolist()`` costs ~130 us
+    inside a call (its and pyarrow's code is cold there), this ~5 us. It holds the GIL, as
+    an array's ``to_pylist`` does; a chunked array's ``equals`` releases it, and a call then
+    waits for the GIL behind whichever thread took it (~100 us behind a busy export thread).
     """
+    try:
+        held = index._data  # (_values: a property of cold Python code, ~1-2 us)
+        if type(held) is np.ndarray:
+            if held.dtype != np.dtype(object):
+                return None
+            labels = tuple(held.tolist())
+            for v in labels:  # (a loop, not all(): a generator is one more cold frame)
+                if type(v) is not str:
+                    return None
+            return labels
+        arrow = held._pa_array
+        labels = tuple(arrow.chunk(0).to_pylist() if arrow.num_chunks == 1
+                       else arrow.to_pylist())
+        return None if None in labels else labels
+    except Exception:  # noqa: BLE001 - another pandas: the public way
+        return None
+
+
+def _same_labels(a: Any, b: Any) -> bool:
+    """Whether two indexes hold the same labels, all str (:func:`_stored_labels`)."""
     if b is None:
         return False
-    try:
-        va, vb = a._data, b._data  # (_values: a property of cold Python code, ~1-2 us)
-        if type(va) is np.ndarray and type(vb) is np.ndarray:
-            if va.dtype != np.dtype(object) or vb.dtype != np.dtype(object):
-                return False
-            la = va.tolist()
-            # (str only: 1 == 1.0 and True == 1, but their labels are "1", "1.0", "True")
-            return la == vb.tolist() and all(type(v) is str for v in la)
-        pa, pb = va._pa_array, vb._pa_array
-        if type(pa) is not type(pb):
-            return False
-        if b_chunk is not None and pa.num_chunks == 1:
-            # an array's equals holds the GIL; a chunked array's releases it, and the call
-            # then waits for the GIL behind whichever thread took it (~100 us behind a busy
-            # export thread, against ~0.5 us for the comparison)
-            return bool(pa.chunk(0).equals(b_chunk))
-        return bool(pa.equals(pb))
-    except Exception:  # noqa: BLE001 - another pandas: the public way
-        return False
+    labels = _stored_labels(a)
+    return labels is not None and labels == _stored_labels(b)
 
 
 def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table | None:
@@ -410,16 +403,26 @@ def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[An
     return cats
 
 
-def category_array(
-    index: Any, known: tuple[Any, np.ndarray[Any, Any]] | None
-) -> tuple[Any, np.ndarray[Any, Any]]:
-    """``(index, its labels as an object array)`` for a Categorical's categories ``index``:
-    the ``known`` pair's array when ``index`` holds the same labels, so that what was keyed
-    on that array (the counts' slot of each code) carries over to each request's frame,
-    whose Categorical has a dtype, and categories, of its own."""
-    if known is not None and (known[0] is index or _same_labels(index, known[0])):
-        return index, known[1]
-    return index, np.asarray(index.to_numpy(), dtype=object)
+#: what :func:`category_array` resolves a Categorical's categories to
+Resolved = tuple[Any, np.ndarray[Any, Any], tuple[str, ...] | None]
+
+
+def category_array(index: Any, known: Resolved | None) -> Resolved:
+    """``(index, its labels as an object array, its labels as str or None)`` for a
+    Categorical's categories ``index``: the ``known`` array when ``index`` holds the same
+    labels, so that what was keyed on that array (the counts' slot of each code) carries
+    over to each request's frame, whose Categorical has a dtype, and categories, of its
+    own. (It runs under the calls' lock when the waiting columns reach their cap: it holds
+    the GIL, :func:`_stored_labels`.)"""
+    if known is not None:
+        if known[0] is index:
+            return known
+        labels = _stored_labels(index)
+        if labels is not None and labels == known[2]:
+            return index, known[1], labels
+    else:
+        labels = _stored_labels(index)
+    return index, np.asarray(index.to_numpy(), dtype=object), labels
 
 
 def block_columns(
