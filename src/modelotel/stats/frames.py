@@ -193,7 +193,7 @@ def _stored_labels(index: Any) -> tuple[str, ...] | None:
     are "1", "1.0", "True"; a missing one) or they are stored otherwise.
 
     Each request's frame has a column index of its own; pandas' ``tolist()`` costs ~130 us
-    inside a call (its and pyarrow's code is cold there), this ~5 us. It holds the GIL, as
+    inside a call (its and pyarrow's code is cold there), this ~5-10 us. It holds the GIL, as
     an array's ``to_pylist`` does; a chunked array's ``equals`` releases it, and a call then
     waits for the GIL behind whichever thread took it (~100 us behind a busy export thread).
     """
