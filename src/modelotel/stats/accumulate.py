@@ -366,18 +366,19 @@ class CategoricalAccumulator:
     numpy's scalar indexing costs ~7 us inside a call (cold code) where a list's costs ~0.5.
 
     Arrow string columns and Categorical codes given to :meth:`add_later` wait in
-    ``pending`` until :meth:`settle` counts them (when the
-    window closes, off the calls' lock): reading an Arrow array into Python, or comparing a
-    request's categories with the last ones, costs ~7-30 us of cold pyarrow code inside a
-    call, a few warm ones at the window's end.
+    ``pending`` until :meth:`settle` counts them (when the window closes, off the calls'
+    lock): reading an Arrow array into Python, or comparing a request's categories with the
+    last ones, costs ~7-30 us of cold pyarrow code inside a call, a few warm ones at the
+    window's end.
     """
 
     __slots__ = ("_code", "_resolved", "_slots", "categories", "count", "counts",
                  "known_other", "null", "pending")
 
     _CACHE = 4096  # distinct values remembered per column: bounded memory
-    #: Arrow columns kept for the window's end at most: the calls' lock counts them when
-    #: more come (each holds its array's buffers, those of the frame it was cut from too)
+    #: columns (Arrow arrays, Categorical codes) kept for the window's end at most: the
+    #: calls' lock counts them when more come (an Arrow array holds its buffers, those of
+    #: the frame it was cut from too)
     _PENDING = 1024
 
     def __init__(
