@@ -122,9 +122,9 @@ class FrameHint:
         self.labels: tuple[str, ...] = ()
         #: False once a frame's blocks could not be read (:func:`_from_blocks`): don't retry
         self.blocks = True
-        #: column -> (its last CategoricalDtype, its categories Index, their labels as an
-        #: object array)
-        self.categories: dict[str, tuple[object, object, np.ndarray[Any, Any]]] = {}
+        #: column -> (its last CategoricalDtype, what :func:`category_array` made of its
+        #: categories)
+        self.categories: dict[str, tuple[object, Resolved]] = {}
         #: how the last frame read from its blocks was laid out (:func:`block_columns`),
         #: None when it was not (or not in a way that can be checked per call)
         self.layout: FrameLayout | None = None
@@ -213,14 +213,6 @@ def _stored_labels(index: Any) -> tuple[str, ...] | None:
         return None if None in labels else labels
     except Exception:  # noqa: BLE001 - another pandas: the public way
         return None
-
-
-def _same_labels(a: Any, b: Any) -> bool:
-    """Whether two indexes hold the same labels, all str (:func:`_stored_labels`)."""
-    if b is None:
-        return False
-    labels = _stored_labels(a)
-    return labels is not None and labels == _stored_labels(b)
 
 
 def from_frame(x: Any, hint: FrameHint | None, skipped: dict[str, int]) -> Table | None:
@@ -380,27 +372,12 @@ def _from_blocks(
     return table
 
 
-def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[Any, Any]:
-    """The categories of Categorical ``v`` (column ``name``) as an object array; frames that
-    share a dtype share its categories' Index, so the hint's last one is reused."""
-    known = hint.categories.get(name) if hint is not None else None
-    # the dtype first: a private attribute read in ~0.3 us inside a call, where the public
-    # categories (two properties of pandas' cold Python code) cost ~15 us
-    dtype = getattr(v, "_dtype", None)
-    if known is not None and dtype is not None and known[0] is dtype:
-        return known[2]
-    index = getattr(dtype, "_categories", None)
-    if index is None:
-        index = v.categories
-    if known is not None and (known[1] is index or _same_labels(index, known[1])):
-        # each request's Categorical has a dtype of its own: the same categories keep the
-        # array (and the counts' slot of each code, keyed on it) of the last one
-        cats = known[2]
-    else:
-        cats = np.asarray(index.to_numpy(), dtype=object)
-    if hint is not None:
-        hint.categories[name] = (dtype, index, cats)
-    return cats
+def _categories_index(v: Any) -> Any:
+    """Categorical ``v``'s categories (an Index, its dtype's), read from the dtype: a private
+    attribute read in ~0.3 us inside a call, where the public ``categories`` (two properties
+    of pandas' cold Python code) costs ~15 us."""
+    index = getattr(getattr(v, "_dtype", None), "_categories", None)
+    return v.categories if index is None else index
 
 
 #: what :func:`category_array` resolves a Categorical's categories to
@@ -423,6 +400,20 @@ def category_array(index: Any, known: Resolved | None) -> Resolved:
     else:
         labels = _stored_labels(index)
     return index, np.asarray(index.to_numpy(), dtype=object), labels
+
+
+def _category_labels(v: Any, name: str, hint: FrameHint | None) -> np.ndarray[Any, Any]:
+    """The categories of Categorical ``v`` (column ``name``) as an object array: the hint's
+    last one while the frames share the dtype, or hold the same categories
+    (:func:`category_array`)."""
+    known = hint.categories.get(name) if hint is not None else None
+    dtype = getattr(v, "_dtype", None)
+    if known is not None and dtype is not None and known[0] is dtype:
+        return known[1][1]
+    resolved = category_array(_categories_index(v), None if known is None else known[1])
+    if hint is not None:
+        hint.categories[name] = (dtype, resolved)
+    return resolved[1]
 
 
 def block_columns(
@@ -468,9 +459,7 @@ def block_columns(
                 # its categories' Index (immutable, its dtype's), made an array of labels
                 # when the window settles (category_array): comparing it with the last
                 # frame's runs ~7 us of cold pyarrow code inside the call
-                index = getattr(getattr(v, "_dtype", None), "_categories", None)
-                if index is None:
-                    index = v.categories
+                index = _categories_index(v)
                 # (the private codes array: .codes makes a read-only view per call, and
                 # ._codes is a property of pandas' cold Python code)
                 codes = getattr(v, "_ndarray", None)
