@@ -9,7 +9,8 @@ Example:
     >>> exp.endpoint
     'http://127.0.0.1:4318/v1/traces'
 
-The exporters themselves are the stock ``opentelemetry-exporter-otlp`` ones; they read their
+The exporters themselves are the stock ``opentelemetry-exporter-otlp`` ones (the span
+exporters with the encoder of :mod:`modelotel._span_encoding` in place); they read their
 own ``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, timeout, compression,
 certificates, temporality) and modelotel passes an argument only when the caller of
 ``configure()`` gave one (argument > environment > the exporter's default).
@@ -38,7 +39,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from modelotel import _accounting, _safety
+from modelotel import _accounting, _safety, _span_encoding
 from modelotel import attributes as A  # noqa: N812 - the project's alias for names
 
 _logger = logging.getLogger("modelotel")
@@ -112,9 +113,7 @@ def build_exporter(
         if endpoint is not None:
             kwargs["endpoint"] = endpoint
         if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            return OTLPSpanExporter(**kwargs)
+            return _span_encoding.grpc_span_exporter(**kwargs)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -125,11 +124,7 @@ def build_exporter(
     if endpoint is not None:
         kwargs["endpoint"] = f"{endpoint.rstrip('/')}/{_HTTP_PATH[signal]}"
     if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HTTPSpanExporter,
-        )
-
-        return HTTPSpanExporter(**kwargs)
+        return _span_encoding.http_span_exporter(**kwargs)
     if signal == "metrics":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HTTPMetricExporter,
