@@ -34,7 +34,10 @@ Cases (each with and without a training baseline, payloads sampled at 1%): numpy
 with a categorical column, a 1-row DataFrame built from a JSON-like record (19 floats and a
 str field), a str, a list of 32 str. Every call gets an input of its own, built as a request
 handler builds it (records and texts parsed from JSON, frames made of those) outside the
-timed call; the loop cycles through 16 such inputs.
+timed call; the loop cycles through 16 such inputs. A reference row, "span with the 5 span
+attributes", times S's span carrying the attributes that every prediction span carries
+(model name and version, prediction id, input rows and features) and nothing else of
+modelotel: the part of a case's figure that the span alone accounts for.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 BARE = "bare function"
 SPAN = "S: bare span"
+#: a reference row, not modelotel: S's span with the five attributes of a prediction span
+REFERENCE = "span with the 5 span attributes"
+REFERENCE_VARIANT = "no modelotel"
 
 # --------------------------------------------------------------------------- collector
 
@@ -251,6 +257,20 @@ def build_variants(
 
     variants.append((SPAN, spanned, make0))
     labels: list[str] = []
+    if only is None or REFERENCE in only:
+        # what the span modelotel makes costs by itself: S's span with the five attributes
+        # every prediction span carries (docs: the telemetry contract), nothing else
+        def attributed(x: Any) -> Any:
+            with tracer.start_as_current_span("p", attributes={
+                "ml.model.name": "reference", "ml.model.version": "1",
+                "ml.prediction.id": f"{random.getrandbits(64):016x}",
+                "ml.input.rows": 1, "ml.input.features": N_FEATURES,
+            }):
+                return f0(x)
+
+        variants.append((f"{REFERENCE} | bare function", f0, make0))
+        variants.append((f"{REFERENCE} | {REFERENCE_VARIANT}", attributed, make0))
+        labels.append(f"{REFERENCE} | {REFERENCE_VARIANT}")
     for i, (case, (make, f, train)) in enumerate(cases.items()):
         if only is not None and case not in only:
             continue

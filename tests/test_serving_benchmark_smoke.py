@@ -35,6 +35,7 @@ def test_serving_benchmark_quick_reports_every_case_finite(tmp_path: Path) -> No
     ).stdout
     results = json.loads(out_json.read_text())
     labels = [f"{case} | {b}" for case in CASES for b in ("baseline", "no baseline")]
+    labels.append("span with the 5 span attributes | no modelotel")  # the reference row
     for section, keys in (("paced", ("added_p50_us", "added_p99_us", "p50_ratio", "p99_ratio")),
                           ("loop", ("calls_per_s", "ratio", "cpu_ratio")),
                           ("loop_1pct", ("calls_per_s", "ratio", "cpu_ratio"))):
