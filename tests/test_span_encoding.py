@@ -141,6 +141,16 @@ def test_a_key_with_changing_values_stops_being_cached() -> None:
     assert got == stock(spans)
 
 
+def test_long_str_values_are_encoded_per_span_not_kept() -> None:
+    cache = enc_mod.PairCache()
+    long = "x" * (enc_mod.MAX_CACHED_STR + 1)
+    short = "x" * enc_mod.MAX_CACHED_STR
+    for _ in range(2):
+        assert cache.attributes({"arguments": long}) == enc_mod.pair_bytes("arguments", long)
+        assert cache.attributes({"name": short}) == enc_mod.pair_bytes("name", short)
+    assert list(cache._bytes) == [("name", str, short)]
+
+
 def test_the_number_of_cached_keys_is_bounded() -> None:
     cache = enc_mod.PairCache()
     for i in range(enc_mod.MAX_KEYS + 100):

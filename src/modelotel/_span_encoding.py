@@ -66,6 +66,9 @@ _IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 MAX_KEYS = 512
 #: distinct values cached per key; a key with more is an id and is encoded per span
 MAX_VALUES = 64
+#: longer str values are encoded per span (the cache stays under ~MAX_KEYS * MAX_VALUES *
+#: this many characters: a model's names and versions are short)
+MAX_CACHED_STR = 128
 
 #: Span.attributes is field 9, length-delimited: tag (9 << 3) | 2
 _ATTRIBUTE_TAG = b"\x4a"
@@ -140,10 +143,10 @@ def pair_bytes(key: str, value: Any) -> bytes:
 class PairCache:
     """Wire bytes of Span.attributes entries by (key, type, value), bounded.
 
-    Only str, int and bool values are cached: a float's equality would let ``-0.0`` take the
-    bytes of ``0.0``. A key enters while fewer than :data:`MAX_KEYS` are known; once it has
-    had :data:`MAX_VALUES` distinct values, it is marked as changing and its pairs are
-    encoded per span (a cached pair costs one dict lookup, ~0.15 µs).
+    Only int, bool and short str values are cached: a float's equality would let ``-0.0``
+    take the bytes of ``0.0``. A key enters while fewer than :data:`MAX_KEYS` are known;
+    once it has had :data:`MAX_VALUES` distinct values, it is marked as changing and its
+    pairs are encoded per span (a cached pair costs one dict lookup, ~0.15 µs).
     """
 
     def __init__(self) -> None:
@@ -174,7 +177,8 @@ class PairCache:
     def _miss(self, key: str, value: Any) -> bytes:
         b = pair_bytes(key, value)
         t = type(value)
-        if (t is str or t is int or t is bool) and key not in self._changing:
+        if ((t is int or t is bool or (t is str and len(value) <= MAX_CACHED_STR))
+                and key not in self._changing):
             n = self._values.get(key)
             if n is None and len(self._values) >= MAX_KEYS:
                 return b
@@ -184,8 +188,6 @@ class PairCache:
             self._values[key] = (n or 0) + 1
             self._bytes[(key, t, value)] = b
         return b
-
-
 
 
 #: Span.status is field 15: the bytes of a status without description, by code
