@@ -306,6 +306,42 @@ def test_http_export_leaves_an_oversized_request_to_the_stock_check() -> None:
     assert rx.traces == []
 
 
+def test_http_export_falls_back_to_the_stock_export_when_its_parts_differ(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class OnceIncompatible:
+        """Raises at the first export, as a client of another SDK version would at the
+        subclass's call; the stock export's own call then goes through."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+            self.calls = 0
+
+        def export(self, data: bytes) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                raise TypeError("export() missing 1 required positional argument")
+            return self.real.export(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    with OTLPHTTPReceiver() as rx:
+        exporter = enc_mod.http_span_exporter(endpoint=rx.url + "/v1/traces", timeout=5)
+        exporter._client = OnceIncompatible(exporter._client)
+        batch = _batch()
+        try:
+            with caplog.at_level(logging.WARNING, logger="modelotel"):
+                assert exporter.export(batch) is SpanExportResult.SUCCESS
+            assert exporter._modelotel_encode is None  # the stock export from now on
+            assert exporter.export(batch) is SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+    assert "does not take modelotel's span encoder" in caplog.text
+    assert len(rx.traces) == 2  # the failed attempt sent nothing; each batch once
+    assert all(got == stock(batch) for got in rx.traces)
+
+
 def test_http_export_after_shutdown_is_the_stock_refusal() -> None:
     exporter = enc_mod.http_span_exporter(endpoint="http://127.0.0.1:1/v1/traces")
     exporter.shutdown()

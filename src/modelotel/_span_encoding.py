@@ -367,7 +367,9 @@ def _http_class() -> type:
         replace, so this ``export`` does the same steps with the checked encoder: encode,
         leave a request over the size limit to the stock path (which reports it), send with
         the exporter's own client (retries, timeout, compression, headers), and record the
-        outcome in the exporter's own metrics.
+        outcome in the exporter's own metrics. If those parts are not what this SDK version
+        was written against (an attribute missing at construction, a call that raises), the
+        stock ``export`` takes over for good.
         """
 
         def __init__(self, **kwargs: Any) -> None:
@@ -385,14 +387,21 @@ def _http_class() -> type:
             limit = self._max_request_size
             if limit and limit > 0 and len(data) > limit:
                 return super().export(spans)
-            with self._metrics.export_operation(len(spans)) as result:
-                sent = self._client.export(data)
-                if not sent.success:
-                    result.error = sent.error
-                    code = getattr(sent, "status_code", None)
-                    if code is not None:
-                        result.error_attrs = {"http.response.status_code": code}
-                    return SpanExportResult.FAILURE
+            try:
+                with self._metrics.export_operation(len(spans)) as result:
+                    sent = self._client.export(data)  # it catches the transport's errors
+                    if not sent.success:
+                        result.error = sent.error
+                        code = getattr(sent, "status_code", None)
+                        if code is not None:
+                            result.error_attrs = {"http.response.status_code": code}
+                        return SpanExportResult.FAILURE
+            except Exception:  # parts of another SDK version than this was written against
+                self._modelotel_encode = None
+                _logger.warning("modelotel: this OTLP/HTTP span exporter does not take "
+                                "modelotel's span encoder; its own is used from now on",
+                                exc_info=True)
+                return super().export(spans)
             return SpanExportResult.SUCCESS
 
     return HTTPSpanExporter
