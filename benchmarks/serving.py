@@ -392,8 +392,13 @@ def loop(
         counts[label] = max(16, int(n * min_time / max(wall, 1e-9)))
     wall_us: dict[str, list[float]] = {label: [] for label, _, _ in variants}
     cpu_us: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    order = list(variants)
     for _ in range(repeats):
-        for label, call, _ in variants:
+        # a new order each time: in a fixed one, a cycle of the variants can last a whole
+        # number of metric intervals, and the same variants then meet a collection (up to
+        # ~200 ms of the metric thread) in every repeat, which their median cannot shed
+        random.shuffle(order)
+        for label, call, _ in order:
             n = counts[label]
             wall, cpu = _loop_once(call, pools[label], n)
             wall_us[label].append(wall / n * 1e6)
