@@ -351,6 +351,11 @@ def _flush() -> None:
             flush()
 
 
+#: repeats of each loop variant, of which the median is taken: a metric collection (every
+#: 2 s here) makes about one run in seven last 2-3 times as long, and of 7 repeats the
+#: median is an ordinary run unless four of them meet one
+LOOP_REPEATS = 7
+
 #: inputs a loop cycles through: each call's input is another object than the last call's,
 #: as in a server, and building them stays out of the timed loop
 POOL = 16
@@ -525,7 +530,7 @@ def run_sections(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             results["paced"] = paced(variants, labels, 30 if args.quick else args.rounds,
                                      args.pause_ms / 1e3)
         if "loop" in sections:
-            results["loop"] = loop(variants, labels, 2 if args.quick else 5,
+            results["loop"] = loop(variants, labels, 2 if args.quick else LOOP_REPEATS,
                                    0.02 if args.quick else 0.25)
         if "batch" in sections:
             results["batch"] = batch(args.quick, 1 if args.quick else 5)
