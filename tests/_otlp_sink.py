@@ -140,9 +140,13 @@ _ROUTES: dict[str, tuple[type[Any], type[Any], str]] = {
 
 
 class OTLPHTTPReceiver(_Store):
-    """An OTLP/HTTP (protobuf) receiver on 127.0.0.1; ``url`` is its base endpoint."""
+    """An OTLP/HTTP (protobuf) receiver on 127.0.0.1; ``url`` is its base endpoint.
 
-    def __init__(self) -> None:
+    ``refuse_with``: an HTTP status it answers every export with, keeping nothing (400 is
+    one that exporters do not retry).
+    """
+
+    def __init__(self, refuse_with: int | None = None) -> None:
         super().__init__()
         store = self
 
@@ -157,8 +161,8 @@ class OTLPHTTPReceiver(_Store):
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
                 route = _ROUTES.get(self.path)
-                if route is None:
-                    self.send_response(404)
+                if route is None or refuse_with is not None:
+                    self.send_response(404 if refuse_with is None else refuse_with)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -261,38 +258,17 @@ def test_a_receiver_gets_the_stock_encoders_request(protocol: str) -> None:
         assert got == stock(batch)
 
 
-@pytest.fixture
-def refusing() -> Iterator[str]:
-    """An OTLP/HTTP endpoint that answers 400 (not retryable) to every export."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(400)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_http_export_reports_a_refused_batch_as_a_failure(refusing: str) -> None:
-    exporter = _exporters.build_exporter("traces", "http/protobuf", refusing, timeout=5)
-    try:
-        batch = _batch()
-        assert exporter.export(batch) is SpanExportResult.FAILURE  # the checked batch
-        assert exporter.export(batch) is SpanExportResult.FAILURE  # encoded from the cache
-        assert exporter._modelotel_encode.checked
-    finally:
-        exporter.shutdown()
+def test_http_export_reports_a_refused_batch_as_a_failure() -> None:
+    with OTLPHTTPReceiver(refuse_with=400) as rx:  # 400: not retried
+        exporter = _exporters.build_exporter("traces", "http/protobuf", rx.url, timeout=5)
+        try:
+            batch = _batch()
+            assert exporter.export(batch) is SpanExportResult.FAILURE  # the checked batch
+            assert exporter.export(batch) is SpanExportResult.FAILURE  # encoded from the cache
+            assert exporter._modelotel_encode.checked
+        finally:
+            exporter.shutdown()
+    assert rx.traces == []
 
 
 def test_http_export_leaves_an_oversized_request_to_the_stock_check() -> None:
