@@ -3,16 +3,18 @@
 The stock encoder (``opentelemetry-exporter-otlp-proto-common``) builds two protobuf messages
 for every attribute of every span, ~1.4 µs per attribute on the export thread. A model's
 spans repeat most of theirs from call to call (model name and version, input rows and
-features): here each (key, value) pair of a str, int or bool is encoded to its wire bytes
-once, and a span's attributes are merged into it in one parse. Five attributes take ~1.2 µs
-instead of ~7 (measured with upb protobuf 7.36); a span without attributes costs what it
-did. A key whose values keep changing (``ml.prediction.id``) stops being cached after
-:data:`MAX_VALUES` of them and is encoded per span, by hand for a str.
+features): here each (key, value) pair of an int, a bool or a short str is encoded to its
+wire bytes once, and a span's attributes are merged into it in one parse. Five attributes
+take ~1.8 µs instead of ~7 (measured with upb protobuf 7.36). A key whose values keep
+changing (``ml.prediction.id``) stops being cached after :data:`MAX_VALUES` of them and is
+encoded per span, by hand for a str. Spans are built in place in the request, with only
+their non-default fields: 10.1 -> 6.1 µs for a span without attributes, 20.4 -> 9.3 µs
+with modelotel's five.
 
-The request equals the stock encoder's ``encode_spans`` (protobuf message equality): the
-tests compare the two over generated spans of every shape, and the exporters below compare
-them on their first batch and use the stock encoder for good if they differ (a newer SDK
-that encodes a field we do not know).
+The request equals the stock encoder's ``encode_spans``: the tests compare the two, message
+and bytes, over generated spans of every shape, and the exporters below compare them
+(message equality) on their first batch and use the stock encoder for good if they differ
+(a newer SDK that encodes a field this module does not know).
 
 :func:`http_span_exporter` and :func:`grpc_span_exporter` return the stock OTLP span
 exporters with this encoder in place; everything else (endpoint, headers, retries,
