@@ -162,16 +162,8 @@ class Profiler:
                         ib, ob = inp.buffer, out.buffer
                         if 0 < rows <= ib.max_batch and 0 < n_out <= ob.max_batch:
                             with self.lock:
-                                # (RowBuffer.reserve inline: two calls of cold code fewer)
-                                at_x, at_y = ib.n, ob.n
-                                if at_x + rows > ib.rows:
-                                    ib.flush()
-                                    at_x = 0
-                                if at_y + n_out > ob.rows:
-                                    ob.flush()
-                                    at_y = 0
-                                ok = stage(ib.bytes, at_x * ib.row_bytes, x, ob.bytes,
-                                           at_y * ob.row_bytes, y, out.check_lo, out.check_hi)
+                                ok = stage(ib.bytes, ib.reserve(rows), x, ob.bytes,
+                                           ob.reserve(n_out), y, out.check_lo, out.check_hi)
                                 # None: not native float64 / float32, nothing written
                                 # (the general path)
                                 if ok is not None:
